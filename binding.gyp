@@ -1,0 +1,32 @@
+{
+  "targets": [
+    {
+      "target_name": "husk",
+      "sources": [
+        "native/addon.cc",
+        "native/child.cc",
+        "native/steps.cc",
+        "native/util.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+    },
+    {
+      "target_name": "probe",
+      "type": "executable",
+      "sources": ["test/probe/probe.c"],
+      "cflags": ["-O2", "-Wall", "-Wno-unused-result"],
+      "ldflags": ["-static"]
+    },
+    {
+      "target_name": "recvtty",
+      "type": "executable",
+      "sources": ["test/tools/recvtty.c"],
+      "cflags": ["-O2", "-Wall"],
+      "ldflags": ["-static"]
+    }
+  ]
+}
