@@ -5,7 +5,14 @@
       "sources": [
         "native/addon.cc",
         "native/child.cc",
-        "native/steps.cc",
+        "native/namespaces.cc",
+        "native/mounts.cc",
+        "native/devices.cc",
+        "native/process.cc",
+        "native/caps.cc",
+        "native/terminal.cc",
+        "native/seccomp.cc",
+        "native/exec.cc",
         "native/util.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -1,0 +1,129 @@
+// The children's side of the plan: the step loop, and the clone of the container's init.
+//
+// husk (Node) clones "stage 1" with no new namespaces. Stage 1 runs the steps that must
+// happen before the container's namespaces exist: joining namespaces given by path (setns
+// of a pid namespace only affects children, so the init has to be cloned after it) and
+// creating a user namespace whose id maps the parent writes. At CloneInit, stage 1 clones
+// the init with the new namespaces, tells the parent its pid and exits. The init waits for
+// the parent (which puts it in its cgroups), then runs the rest of the plan up to execve.
+#include "child.h"
+
+#include <csignal>
+#include <initializer_list>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "util.h"
+
+namespace husk {
+
+long waitContinue(Child &c) {
+  SyncMessage msg;
+  int fd;
+  long r = receiveMessage(c.sock, &msg, &fd);
+  if (fd >= 0) close(fd);
+  if (r < 0) return r;
+  if (r == 0) return -EPIPE;
+  if (msg.type != static_cast<uint32_t>(Msg::Continue)) return -EPROTO;
+  return 0;
+}
+
+[[noreturn]] static void fail(Child &c, long err) {
+  sendMessage(c.sock, Msg::StepFailed, c.current, -err);
+  _exit(1);
+}
+
+// Raw clone: fork-like (no CLONE_VM, the child runs on its copy of our stack).
+static long cloneRaw(unsigned long flags) {
+  return check(syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0));
+}
+
+static long doCloneInit(Child &c, const Step &s) {
+  long pid = cloneRaw(s.flags);
+  if (pid < 0) return pid;
+  if (pid == 0) {
+    // The init of a pid namespace ignores every signal it has no handler for, even from
+    // the host. Until execve replaces them, handlers make the usual stop signals end it
+    // (as they end runc's init), so `kill` works on a created container too.
+    struct sigaction dying{};
+    dying.sa_handler = [](int sig) { _exit(128 + sig); };
+    for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM}) sigaction(sig, &dying, nullptr);
+    // Wait until the parent has placed us (cgroups), then go on.
+    long r = waitContinue(c);
+    if (r < 0) fail(c, r);
+    runChild(c, c.current + 1);
+  }
+  return pid;
+}
+
+static long doNotify(Child &c, const Step &s) {
+  long r = sendMessage(c.sock, static_cast<Msg>(s.a), c.current, 0);
+  if (r < 0) return r;
+  return waitContinue(c);
+}
+
+static long dispatch(Child &c, const Step &s) {
+  switch (s.op) {
+    case Op::CloneInit: return doCloneInit(c, s);
+    case Op::Notify: return doNotify(c, s);
+    case Op::Setsid: return check(setsid());
+    case Op::Prctl: return doPrctl(c, s);
+    case Op::Setns: return doSetns(c, s);
+    case Op::Unshare: return doUnshare(c, s);
+    case Op::OpenRoot: return doOpenRoot(c, s);
+    case Op::Mkdir: return doMkdir(c, s);
+    case Op::Mount: return doMount(c, s);
+    case Op::RemountReadonly: return doRemountReadonly(c, s);
+    case Op::MaskPath: return doMaskPath(c, s);
+    case Op::Mknod: return doMknod(c, s);
+    case Op::Symlink: return doSymlink(c, s);
+    case Op::PivotRoot: return doPivotRoot(c, s);
+    case Op::MoveRoot: return doMoveRoot(c, s);
+    case Op::Chdir: return check(chdir(s.path));
+    case Op::WriteFile: return doWriteFile(c, s);
+    case Op::Sethostname: return doSethostname(c, s);
+    case Op::Setdomainname: return doSetdomainname(c, s);
+    case Op::Setrlimit: return doSetrlimit(c, s);
+    case Op::Umask: return umask(static_cast<mode_t>(s.a)), 0;
+    case Op::Setgroups: return doSetgroups(c, s);
+    case Op::Setresgid: return doSetresgid(c, s);
+    case Op::Setresuid: return doSetresuid(c, s);
+    case Op::DropBounding: return doDropBounding(c, s);
+    case Op::Capset: return doCapset(c, s);
+    case Op::Console: return doConsole(c, s);
+    case Op::Dup2: return check(dup3(static_cast<int>(s.a), static_cast<int>(s.b), 0));
+    case Op::CloseFds: return doCloseFds(c, s);
+    case Op::OpenExecFifo: return doOpenExecFifo(c, s);
+    case Op::OpenExec: return doOpenExec(c, s);
+    case Op::FindExecutable: return doFindExecutable(c, s);
+    case Op::Seccomp: return doSeccomp(c, s);
+    case Op::WaitExecFifo: return doWaitExecFifo(c, s);
+    case Op::Exec: return doExec(c, s);
+  }
+  return -ENOSYS;
+}
+
+[[noreturn]] void runChild(Child &c, size_t first) {
+  const Plan &plan = *c.plan;
+  for (size_t i = first; i < plan.count; i++) {
+    c.current = static_cast<int>(i);
+    const Step &s = plan.steps[i];
+    long r = dispatch(c, s);
+    if (r < 0 && -r == s.okErrno) r = 0;
+    if (r < 0) fail(c, r);
+    if (plan.trace) sendMessage(c.sock, Msg::StepDone, c.current, r);
+    if (s.op == Op::CloneInit) {
+      // Stage 1 is done: the parent knows the init by the pid it returns.
+      sendMessage(c.sock, Msg::InitPid, c.current, r);
+      _exit(0);
+    }
+  }
+  // A plan ends with Exec; running off its end is a bug in the plan.
+  c.current = static_cast<int>(plan.count);
+  fail(c, -EINVAL);
+}
+
+}  // namespace husk

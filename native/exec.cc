@@ -1,0 +1,92 @@
+// The end of the plan: closing inherited fds, the exec fifo that `start` opens, and execve.
+//
+// Every fd above 3 + --preserve-fds is marked close-on-exec, so nothing of husk's (Node's
+// own fds, the sync socket, the host's /proc) reaches the container (CVE-2024-21626).
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "util.h"
+
+namespace husk {
+
+long doCloseFds(Child &, const Step &s) {
+  // Node marks its stdio close-on-exec and may have made it non-blocking; the container's
+  // process gets them as any program expects them: open across exec, blocking.
+  for (int fd = 0; fd < 3; fd++) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  }
+  for (int fd = 0; fd < static_cast<int>(s.a); fd++) fcntl(fd, F_SETFD, 0);
+  return check(syscall(SYS_close_range, static_cast<unsigned>(s.a), ~0U, CLOSE_RANGE_CLOEXEC));
+}
+
+// The fifo is opened now, while its path (in husk's state dir) is reachable; after
+// pivot_root it is reopened for writing through the host's /proc.
+long doOpenExecFifo(Child &c, const Step &s) {
+  long r = check(open(s.path, O_PATH | O_CLOEXEC));
+  if (r < 0) return r;
+  c.fifoFd = static_cast<int>(r);
+  r = check(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (r < 0) return r;
+  c.procFd = static_cast<int>(r);
+  return c.fifoFd;
+}
+
+// Not O_CLOEXEC: execveat of a script needs the fd to still be open when its interpreter runs.
+long doOpenExec(Child &c, const Step &s) {
+  long r = check(open(s.path, O_PATH));
+  if (r >= 0) c.execFd = static_cast<int>(r);
+  return r;
+}
+
+long doFindExecutable(Child &c, const Step &s) {
+  long firstError = -ENOENT;
+  for (int i = 0; s.candidates[i]; i++) {
+    struct stat st;
+    if (stat(s.candidates[i], &st) < 0) {
+      if (errno != ENOENT && errno != ENOTDIR && firstError == -ENOENT) firstError = -errno;
+      continue;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      if (firstError == -ENOENT) firstError = -EACCES;
+      continue;
+    }
+    if (access(s.candidates[i], X_OK) < 0) {
+      if (firstError == -ENOENT) firstError = -errno;
+      continue;
+    }
+    c.execPath = s.candidates[i];
+    return i;
+  }
+  return firstError;
+}
+
+// Tells the parent we are ready (create returns), then blocks in open() until `start`
+// opens the other end for reading.
+long doWaitExecFifo(Child &c, const Step &) {
+  long r = sendMessage(c.sock, Msg::Ready, c.current, 0);
+  if (r < 0) return r;
+  char path[64];
+  appendNumber(appendString(path, path + sizeof path, "thread-self/fd/"), path + sizeof path, c.fifoFd);
+  UniqueFd fifo(static_cast<int>(check(openat(c.procFd, path, O_WRONLY | O_CLOEXEC))));
+  if (!fifo) return -errno;
+  if (write(fifo.get(), "0", 1) < 0) return -errno;
+  close(c.fifoFd);
+  close(c.procFd);
+  c.fifoFd = c.procFd = -1;
+  return 0;
+}
+
+long doExec(Child &c, const Step &s) {
+  if (c.execFd >= 0) {
+    return check(syscall(SYS_execveat, c.execFd, "", s.argv, s.envp, AT_EMPTY_PATH));
+  }
+  if (!c.execPath) return -ENOENT;
+  return check(execve(c.execPath, s.argv, s.envp));
+}
+
+}  // namespace husk

@@ -1,0 +1,179 @@
+// The container's filesystem: resolving paths inside the rootfs, mounts, masked and
+// read-only paths, and the switch to the new root.
+//
+// Before pivot_root every target is a path inside the rootfs, which the container's image
+// controls: a symlink in it could point anywhere on the host (CVE-2021-30465). So targets
+// are resolved with openat2(RESOLVE_IN_ROOT), which treats the rootfs as "/" for every
+// symlink and "..", and the mount is made on the resolved fd through /proc/thread-self/fd.
+#include <climits>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "util.h"
+
+namespace husk {
+
+static long openat2InRoot(int rootFd, const char *path, int flags) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return check(syscall(SYS_openat2, rootFd, path, &how, sizeof how));
+}
+
+// Opens `path` (relative to the rootfs) as an O_PATH fd, creating what is missing when
+// `create` asks for it: directories along the way, and a directory (1) or an empty file (2)
+// at the end. Each component is created in the directory that openat2 resolved inside the
+// rootfs, so nothing is ever created outside it.
+long openInRoot(Child &c, const char *path, int create, int *fd) {
+  while (*path == '/') path++;
+  if (!*path) path = ".";
+  long r = openat2InRoot(c.rootFd, path, O_PATH);
+  if (r >= 0 || r != -ENOENT || !create) {
+    *fd = static_cast<int>(r);
+    return r < 0 ? r : 0;
+  }
+  char prefix[PATH_MAX];
+  char name[NAME_MAX + 1];
+  UniqueFd parent(static_cast<int>(check(dup(c.rootFd))));
+  if (!parent) return -errno;
+  size_t len = strlen(path);
+  if (len >= sizeof prefix) return -ENAMETOOLONG;
+  size_t start = 0;
+  while (start < len) {
+    size_t end = start;
+    while (end < len && path[end] != '/') end++;
+    size_t n = end - start;
+    if (n == 0) { start = end + 1; continue; }
+    if (n > NAME_MAX) return -ENAMETOOLONG;
+    memcpy(name, path + start, n);
+    name[n] = 0;
+    memcpy(prefix, path, end);
+    prefix[end] = 0;
+    bool last = end >= len;
+    r = openat2InRoot(c.rootFd, prefix, O_PATH);
+    if (r == -ENOENT) {
+      long made;
+      if (last && create == 2) {
+        made = check(openat(parent.get(), name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (made >= 0) close(static_cast<int>(made));
+      } else {
+        made = check(mkdirat(parent.get(), name, 0755));
+      }
+      if (made < 0 && made != -EEXIST) return made;
+      r = openat2InRoot(c.rootFd, prefix, O_PATH);
+    }
+    if (r < 0) return r;
+    parent.reset(static_cast<int>(r));
+    start = end + 1;
+  }
+  *fd = parent.release();
+  return 0;
+}
+
+// "/proc/thread-self/fd/N": the path through which a syscall that takes a path reaches fd N.
+static const char *fdPath(char *buf, size_t size, int fd) {
+  char *p = appendString(buf, buf + size, "/proc/thread-self/fd/");
+  appendNumber(p, buf + size, fd);
+  return buf;
+}
+
+long doOpenRoot(Child &c, const Step &s) {
+  long r = check(open(s.path, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (r >= 0) c.rootFd = static_cast<int>(r);
+  return r;
+}
+
+long doMkdir(Child &c, const Step &s) {
+  int f = -1;
+  long r = openInRoot(c, s.path, 1, &f);
+  if (r >= 0) close(f);
+  return r;
+}
+
+long doMount(Child &c, const Step &s) {
+  const char *target = s.path;
+  char buf[64];
+  UniqueFd fd;
+  if (s.inRoot) {
+    int f = -1;
+    long r = openInRoot(c, s.path, s.create, &f);
+    if (r < 0) return r;
+    fd.reset(f);
+    target = fdPath(buf, sizeof buf, f);
+  }
+  return check(mount(s.source, target, s.fstype, s.flags, s.data));
+}
+
+// The per-mount flags a bind remount must repeat, or it would clear them.
+static unsigned long keptFlags(const char *path) {
+  struct statvfs st;
+  if (statvfs(path, &st) < 0) return 0;
+  unsigned long flags = 0;
+  if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+  if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
+  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  return flags;
+}
+
+long doRemountReadonly(Child &c, const Step &s) {
+  const char *target = s.path;
+  char buf[64];
+  UniqueFd fd;
+  if (s.inRoot) {
+    int f = -1;
+    long r = openInRoot(c, s.path, 0, &f);
+    if (r < 0) return r;
+    fd.reset(f);
+    target = fdPath(buf, sizeof buf, f);
+  }
+  unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | keptFlags(target) | s.flags;
+  return check(mount(nullptr, target, nullptr, flags, nullptr));
+}
+
+// After pivot_root: a directory gets a read-only tmpfs over it, anything else /dev/null.
+long doMaskPath(Child &, const Step &s) {
+  struct stat st;
+  if (stat(s.path, &st) < 0) return -errno;
+  if (S_ISDIR(st.st_mode)) return check(mount("tmpfs", s.path, "tmpfs", MS_RDONLY, nullptr));
+  return check(mount("/dev/null", s.path, nullptr, MS_BIND, nullptr));
+}
+
+// pivot_root(".", ".") stacks the old root on top of the new one at "/"; unmounting "."
+// then removes the old root without needing a directory for it inside the rootfs. The old
+// root is made a slave first so that the unmount does not propagate to the host.
+long doPivotRoot(Child &c, const Step &s) {
+  UniqueFd oldRoot(static_cast<int>(check(open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC))));
+  if (!oldRoot) return -errno;
+  UniqueFd newRoot(static_cast<int>(check(open(s.path, O_DIRECTORY | O_RDONLY | O_CLOEXEC))));
+  if (!newRoot) return -errno;
+  if (fchdir(newRoot.get()) < 0) return -errno;
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return -errno;
+  if (fchdir(oldRoot.get()) < 0) return -errno;
+  if (mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) return -errno;
+  if (umount2(".", MNT_DETACH) < 0) return -errno;
+  if (chdir("/") < 0) return -errno;
+  if (c.rootFd >= 0) { close(c.rootFd); c.rootFd = -1; }
+  return 0;
+}
+
+// --no-pivot: for a rootfs on a ramfs, where pivot_root is not possible.
+long doMoveRoot(Child &c, const Step &s) {
+  if (chdir(s.path) < 0) return -errno;
+  if (mount(s.path, "/", nullptr, MS_MOVE, nullptr) < 0) return -errno;
+  if (chroot(".") < 0) return -errno;
+  if (chdir("/") < 0) return -errno;
+  if (c.rootFd >= 0) { close(c.rootFd); c.rootFd = -1; }
+  return 0;
+}
+
+}  // namespace husk

@@ -1,0 +1,23 @@
+// Joining and creating namespaces.
+#include <fcntl.h>
+#include <sched.h>
+
+#include "child.h"
+#include "util.h"
+
+namespace husk {
+
+// Joins the namespace at s.path (a /proc/PID/ns/X file or a bind mount of one). Joining a
+// pid namespace only moves the children we clone afterwards, which is why the init is
+// cloned after every Setns (see child.cc).
+long doSetns(Child &, const Step &s) {
+  UniqueFd fd(static_cast<int>(check(open(s.path, O_RDONLY | O_CLOEXEC))));
+  if (!fd) return -errno;
+  return check(setns(fd.get(), static_cast<int>(s.flags)));
+}
+
+long doUnshare(Child &, const Step &s) {
+  return check(unshare(static_cast<int>(s.flags)));
+}
+
+}  // namespace husk

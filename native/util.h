@@ -1,0 +1,43 @@
+// Small helpers shared by the parent side (addon.cc) and the children (child.cc and the
+// step files). Everything here is safe to call in a child after clone(): raw system calls,
+// no allocation, no locks.
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <unistd.h>
+
+#include "sync.h"
+
+namespace husk {
+
+// A system call result: >= 0 on success, -errno on failure.
+inline long check(long r) { return r < 0 ? -errno : r; }
+
+// Owns an fd and closes it when it goes out of scope (crun's cleanup_close).
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(const UniqueFd &) = delete;
+  UniqueFd &operator=(const UniqueFd &) = delete;
+  int get() const { return fd_; }
+  int release() { int fd = fd_; fd_ = -1; return fd; }
+  void reset(int fd = -1) { if (fd_ >= 0) ::close(fd_); fd_ = fd; }
+  explicit operator bool() const { return fd_ >= 0; }
+ private:
+  int fd_;
+};
+
+// Messages on the sync socket (sync.h). Both return 0 or -errno.
+long sendMessage(int sock, Msg type, int32_t step, int64_t value, int fd = -1);
+// Reads one message; *fd receives an attached fd or -1. Returns 1, 0 at end-of-file, or -errno.
+long receiveMessage(int sock, SyncMessage *msg, int *fd);
+
+// Writes the decimal digits of n into buf (no allocation); returns the end of the text.
+char *appendNumber(char *buf, char *end, long long n);
+// Copies a C string into [buf, end) and returns the end of the text (always NUL-terminated).
+char *appendString(char *buf, char *end, const char *s);
+
+}  // namespace husk

@@ -1,0 +1,335 @@
+// config.json -> the plan the addon's children execute (native/plan.h), one named step per
+// kernel operation, in the order runc performs them. Each step carries two texts: `trace`,
+// the system call as `husk --trace` prints it, and `what`, the words an error message uses.
+//
+// Pure policy: it reads the host only through the `host` seam, so it is unit-tested without
+// root.
+import * as path from 'path';
+import { constants as osConstants } from 'os';
+import { HuskError } from '../errors';
+import type { NativeStep } from '../native';
+import type { Spec, Mount } from '../spec/types';
+import { capabilityMask } from './capabilities';
+import { CLONE, MS, PR, S_IFBLK, S_IFCHR, S_IFIFO, flagNames } from './constants';
+import { parseMountOptions } from './mountOptions';
+import { JOIN_ORDER, NAMESPACES } from './namespaces';
+import { RLIMITS } from './rlimits';
+import { Msg } from '../native/sync';
+
+export interface PlanStep extends NativeStep {
+  /** The system call, as `--trace` prints it: mount("proc", "/proc", "proc", MS_NOSUID, NULL). */
+  trace: string;
+  /** For error messages: mount "proc" on "/proc". */
+  what: string;
+}
+
+/** What the plan needs to know about the host; the real one is in hostInfo.ts. */
+export interface HostView {
+  /** Is this host path a directory (true), something else (false), or missing (undefined)? */
+  isDirectory(p: string): boolean | undefined;
+  /** The mount point that contains a host path (for making the rootfs's parent private). */
+  mountPointOf(p: string): string;
+  /** cgroup v1 hierarchies mounted on the host: mount point name, super options. Empty on v2. */
+  cgroupV1: { name: string; options: string; cgroupPath: string }[];
+  /** True when /sys/fs/cgroup is a cgroup2 mount (unified hierarchy). */
+  cgroupV2Unified: boolean;
+  /** Reads a small file of the rootfs (for /etc/passwd), or undefined. Never follows a symlink. */
+  readRootfsFile(rootfs: string, p: string): string | undefined;
+}
+
+export interface PlanOptions {
+  rootfs: string;
+  bundle: string;
+  /** The exec fifo `start` opens; absent for processes that run at once (hooks, exec). */
+  execFifo?: string;
+  noPivot?: boolean;
+  /** Number of fds beyond stdio passed into the container (--preserve-fds and LISTEN_FDS). */
+  preserveFds?: number;
+  trace?: boolean;
+}
+
+export interface Plan {
+  steps: PlanStep[];
+  trace: boolean;
+  /** Whether the plan pauses for createRuntime/createContainer/prestart hooks. */
+  pausesForHooks: boolean;
+}
+
+const q = (s: string | null | undefined) => (s === null || s === undefined ? 'NULL' : JSON.stringify(s));
+const ENOENT = osConstants.errno.ENOENT;
+const EEXIST = osConstants.errno.EEXIST;
+
+export const DEFAULT_DEVICES = [
+  { path: '/dev/null', major: 1, minor: 3 },
+  { path: '/dev/zero', major: 1, minor: 5 },
+  { path: '/dev/full', major: 1, minor: 7 },
+  { path: '/dev/random', major: 1, minor: 8 },
+  { path: '/dev/urandom', major: 1, minor: 9 },
+  { path: '/dev/tty', major: 5, minor: 0 },
+];
+
+const DEV_SYMLINKS: [string, string][] = [
+  ['/proc/self/fd', '/dev/fd'],
+  ['/proc/self/fd/0', '/dev/stdin'],
+  ['/proc/self/fd/1', '/dev/stdout'],
+  ['/proc/self/fd/2', '/dev/stderr'],
+  ['pts/ptmx', '/dev/ptmx'],
+];
+
+class Builder {
+  readonly steps: PlanStep[] = [];
+  add(step: PlanStep) {
+    this.steps.push(step);
+  }
+}
+
+function mountStep(source: string | null, target: string, fstype: string | null, flags: number, data: string | null,
+  opts: { inRoot?: boolean; create?: 0 | 1 | 2; okErrno?: number; shown?: string } = {}): PlanStep {
+  const shownTarget = opts.shown ?? target;
+  const isRemount = (flags & MS.MS_REMOUNT) !== 0;
+  const isPropagation = (flags & (MS.MS_PRIVATE | MS.MS_SLAVE | MS.MS_SHARED | MS.MS_UNBINDABLE)) !== 0;
+  const what = isRemount ? `remount ${q(shownTarget)} with ${flagNames(flags, MS)}`
+    : isPropagation ? `set propagation of ${q(shownTarget)} to ${flagNames(flags, MS)}`
+      : `mount ${q(source ?? fstype)} on ${q(shownTarget)}`;
+  return {
+    op: 'mount', source, path: target, fstype, flags, data: data || null,
+    inRoot: opts.inRoot, create: opts.create, okErrno: opts.okErrno,
+    trace: `mount(${q(source)}, ${q(shownTarget)}, ${q(fstype)}, ${flagNames(flags, MS)}, ${data ? q(data) : 'NULL'})`,
+    what,
+  };
+}
+
+/** The candidates to try for process.args[0], in order: runc looks it up in the process's PATH. */
+export function executableCandidates(arg0: string, env: string[]): string[] {
+  if (arg0.includes('/')) return [arg0];
+  const pathVar = env.filter((e) => e.startsWith('PATH=')).pop();
+  if (!pathVar) return [];
+  return pathVar.slice(5).split(':').map((dir) => path.posix.join(dir || '.', arg0));
+}
+
+/** The environment the process gets: config.json's, with HOME added as runc does. */
+export function processEnv(spec: Spec, rootfs: string, host: HostView): string[] {
+  const env = [...(spec.process?.env ?? [])];
+  if (!env.some((e) => e.startsWith('HOME='))) {
+    const uid = spec.process?.user?.uid ?? 0;
+    let home = '/';
+    const passwd = host.readRootfsFile(rootfs, '/etc/passwd');
+    for (const line of passwd?.split('\n') ?? []) {
+      const f = line.split(':');
+      if (f.length >= 7 && Number(f[2]) === uid && f[5]) {
+        home = f[5];
+        break;
+      }
+    }
+    env.push(`HOME=${home}`);
+  }
+  return env;
+}
+
+function cloneStep(flags: number): PlanStep {
+  return {
+    op: 'cloneInit', flags,
+    trace: `clone(${flagNames(flags, CLONE)})`,
+    what: 'clone the container init',
+  };
+}
+
+/** Mounts for a "cgroup" entry: cgroup2 on a unified host; on a v1/hybrid host, runc's
+ * layout: a writable tmpfs holding one mount per v1 hierarchy (fresh ones in a new cgroup
+ * namespace, binds of our own cgroup otherwise) with the entry's flags. Like runc, the
+ * hybrid host's cgroup2 "unified" mount is not repeated inside. */
+function cgroupMounts(b: Builder, m: Mount, flags: number, newCgroupNs: boolean, host: HostView) {
+  const dest = m.destination;
+  if (host.cgroupV2Unified || host.cgroupV1.length === 0) {
+    b.add(mountStep('cgroup', dest, 'cgroup2', flags, null, { inRoot: true, create: 1 }));
+    return;
+  }
+  b.add(mountStep('tmpfs', dest, 'tmpfs', MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC | MS.MS_RELATIME, 'mode=755', { inRoot: true, create: 1 }));
+  for (const h of host.cgroupV1) {
+    if (h.name === 'unified') continue;
+    const target = path.posix.join(dest, h.name);
+    if (newCgroupNs) {
+      b.add(mountStep('cgroup', target, 'cgroup', flags, h.options, { inRoot: true, create: 1 }));
+    } else {
+      const source = path.posix.join('/sys/fs/cgroup', h.name, h.cgroupPath);
+      b.add(mountStep(source, target, null, MS.MS_BIND | MS.MS_REC, null, { inRoot: true, create: 1 }));
+      b.add(mountStep(null, target, null, MS.MS_BIND | MS.MS_REMOUNT | flags, null, { inRoot: true }));
+    }
+  }
+}
+
+function configMount(b: Builder, m: Mount, index: number, spec: Spec, opts: PlanOptions, host: HostView, newCgroupNs: boolean) {
+  const where = `mounts[${index}]`;
+  const dest = m.destination.startsWith('/') ? m.destination : '/' + m.destination;
+  const parsed = parseMountOptions(m.options);
+  const isBind = m.type === 'bind' || (parsed.flags & MS.MS_BIND) !== 0;
+  if (m.type === 'cgroup') {
+    cgroupMounts(b, { ...m, destination: dest }, parsed.flags, newCgroupNs, host);
+    return;
+  }
+  if (isBind) {
+    if (!m.source) throw new HuskError(`config.json: ${where}: a bind mount needs a source`);
+    const source = path.isAbsolute(m.source) ? m.source : path.join(opts.bundle, m.source);
+    const isDir = host.isDirectory(source);
+    if (isDir === undefined) throw new HuskError(`config.json: ${where}: bind source ${q(source)} does not exist`);
+    const bindFlags = MS.MS_BIND | (parsed.flags & MS.MS_REC);
+    b.add(mountStep(source, dest, null, bindFlags, null, { inRoot: true, create: isDir ? 1 : 2 }));
+    const rest = parsed.flags & ~(MS.MS_BIND | MS.MS_REC | MS.MS_REMOUNT);
+    if (rest) b.add(mountStep(null, dest, null, MS.MS_BIND | MS.MS_REMOUNT | rest, null, { inRoot: true }));
+  } else {
+    b.add(mountStep(m.source ?? m.type ?? 'none', dest, m.type ?? null, parsed.flags, parsed.data, { inRoot: true, create: 1 }));
+  }
+  for (const p of parsed.propagation) b.add(mountStep(null, dest, null, p, null, { inRoot: true }));
+}
+
+export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
+  const process = spec.process;
+  if (!process) throw new HuskError('config.json: process is required to create a container');
+  const linux = spec.linux ?? {};
+  const b = new Builder();
+  const namespaces = linux.namespaces ?? [];
+  const isNew = (type: string) => namespaces.some((n) => n.type === type && !n.path);
+
+  // Stage 1: join the namespaces given by path (the user namespace first), then clone the
+  // init with the new ones. A new cgroup namespace is made by the init itself, after the
+  // parent has put it into its cgroups, so that its cgroup becomes the namespace's root.
+  for (const type of JOIN_ORDER) {
+    const ns = namespaces.find((n) => n.type === type && n.path);
+    if (!ns) continue;
+    const kind = NAMESPACES[type];
+    b.add({ op: 'setns', path: ns.path, flags: kind.flag, trace: `setns(open(${q(ns.path)}), ${kind.flagName})`, what: `join ${type} namespace ${q(ns.path)}` });
+  }
+  let cloneFlags = 0;
+  for (const n of namespaces) if (!n.path && n.type !== 'cgroup') cloneFlags |= NAMESPACES[n.type].flag;
+  b.add(cloneStep(cloneFlags));
+
+  // The init. Non-dumpable until execve: no other process may ptrace it or open its
+  // /proc/PID/exe while it still holds host resources (CVE-2019-5736).
+  b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make the init non-dumpable' });
+  b.add({ op: 'setsid', trace: 'setsid()', what: 'start a new session' });
+  if (isNew('cgroup')) b.add({ op: 'unshare', flags: CLONE.CLONE_NEWCGROUP, trace: 'unshare(CLONE_NEWCGROUP)', what: 'create the cgroup namespace' });
+  if (process.oomScoreAdj !== undefined) {
+    b.add({ op: 'writeFile', path: '/proc/self/oom_score_adj', source: String(process.oomScoreAdj), trace: `write("/proc/self/oom_score_adj", "${process.oomScoreAdj}")`, what: 'set oom_score_adj' });
+  }
+
+  // The root filesystem, prepared while the host's paths are still reachable.
+  const hasMountNs = namespaces.some((n) => n.type === 'mount');
+  if (!hasMountNs) throw new HuskError('config.json: linux.namespaces must include a mount namespace');
+  const rootPropagation = linux.rootfsPropagation ? parseMountOptions([linux.rootfsPropagation]).propagation[0] : undefined;
+  b.add(mountStep(null, '/', null, MS.MS_SLAVE | MS.MS_REC, null));
+  const parentMount = host.mountPointOf(path.dirname(opts.rootfs));
+  b.add(mountStep(null, parentMount, null, MS.MS_PRIVATE, null));
+  b.add(mountStep(opts.rootfs, opts.rootfs, null, MS.MS_BIND | MS.MS_REC, null));
+  b.add({ op: 'openRoot', path: opts.rootfs, trace: `open(${q(opts.rootfs)}, O_PATH|O_DIRECTORY)`, what: `open rootfs ${q(opts.rootfs)}` });
+
+  const mounts = spec.mounts ?? [];
+  mounts.forEach((m, i) => configMount(b, m, i, spec, opts, host, isNew('cgroup')));
+
+  // /dev: unless the host's /dev is bound in, make the standard nodes and links.
+  const devIsBind = mounts.some((m) => path.posix.normalize(m.destination) === '/dev' && (m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind')));
+  if (!devIsBind) {
+    const configured = linux.devices ?? [];
+    const devices = [
+      ...DEFAULT_DEVICES.filter((d) => !configured.some((c) => c.path === d.path)).map((d) => ({ ...d, type: 'c', fileMode: 0o666, uid: 0, gid: 0 })),
+      ...configured,
+    ];
+    for (const d of devices) {
+      const kind = d.type === 'b' ? S_IFBLK : d.type === 'p' ? S_IFIFO : S_IFCHR;
+      const mode = kind | ((d.fileMode ?? 0o666) & 0o7777);
+      b.add({
+        op: 'mknod', path: d.path, inRoot: true, okErrno: EEXIST,
+        a: mode, b: d.major ?? 0, c: d.minor ?? 0, d: d.uid ?? 0, e: d.gid ?? 0,
+        trace: `mknod(${q(d.path)}, ${d.type === 'b' ? 'S_IFBLK' : d.type === 'p' ? 'S_IFIFO' : 'S_IFCHR'}|0${((d.fileMode ?? 0o666) & 0o7777).toString(8)}, makedev(${d.major ?? 0}, ${d.minor ?? 0}))`,
+        what: `create device ${q(d.path)}`,
+      });
+    }
+    for (const [target, link] of DEV_SYMLINKS) {
+      if (configured.some((c) => c.path === link)) continue;
+      b.add({ op: 'symlink', source: target, path: link, inRoot: true, okErrno: EEXIST, trace: `symlink(${q(target)}, ${q(link)})`, what: `create symlink ${q(link)}` });
+    }
+  }
+
+  const cwd = process.cwd || '/';
+  b.add({ op: 'mkdir', path: cwd, inRoot: true, trace: `mkdir(${q(cwd)})`, what: `create working directory ${q(cwd)}` });
+  if (opts.execFifo) {
+    b.add({ op: 'openExecFifo', path: opts.execFifo, trace: `open(${q(opts.execFifo)}, O_PATH)`, what: `open exec fifo ${q(opts.execFifo)}` });
+  }
+  const hooks = spec.hooks ?? {};
+  const pausesForHooks = Boolean(hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length);
+  if (pausesForHooks) {
+    b.add({ op: 'notify', a: Msg.Hooks, trace: 'notify(parent, hooks) and wait', what: 'run createRuntime and createContainer hooks' });
+  }
+
+  // The switch to the new root.
+  if (opts.noPivot) {
+    b.add({ op: 'moveRoot', path: opts.rootfs, trace: `mount(${q(opts.rootfs)}, "/", NULL, MS_MOVE, NULL); chroot(".")`, what: `move rootfs ${q(opts.rootfs)} to /` });
+  } else {
+    b.add({ op: 'pivotRoot', path: opts.rootfs, trace: `pivot_root(".", ".") in ${q(opts.rootfs)}; umount2(".", MNT_DETACH)`, what: `pivot_root to ${q(opts.rootfs)}` });
+  }
+  if (rootPropagation !== undefined) b.add(mountStep(null, '/', null, rootPropagation, null));
+
+  if (process.terminal) {
+    const uid = process.user?.uid ?? 0;
+    const gid = process.user?.gid ?? 0;
+    const rows = process.consoleSize?.height ?? 0;
+    const cols = process.consoleSize?.width ?? 0;
+    b.add({ op: 'console', path: '/dev/console', a: rows, b: cols, c: uid, d: gid, trace: `open("/dev/ptmx"); ioctl(TIOCGPTPEER); mount(pts, "/dev/console", MS_BIND); ioctl(0, TIOCSCTTY)`, what: 'set up the terminal' });
+  }
+  if (spec.hostname !== undefined) b.add({ op: 'sethostname', source: spec.hostname, trace: `sethostname(${q(spec.hostname)})`, what: `set hostname ${q(spec.hostname)}` });
+  if (spec.domainname !== undefined) b.add({ op: 'setdomainname', source: spec.domainname, trace: `setdomainname(${q(spec.domainname)})`, what: `set domainname ${q(spec.domainname)}` });
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
+    const file = '/proc/sys/' + key.replace(/\./g, '/');
+    b.add({ op: 'writeFile', path: file, source: value, trace: `write(${q(file)}, ${q(value)})`, what: `set sysctl ${key}` });
+  }
+  for (const p of linux.readonlyPaths ?? []) {
+    b.add(mountStep(p, p, null, MS.MS_BIND | MS.MS_REC, null, { okErrno: ENOENT }));
+    b.add({ op: 'remountReadonly', path: p, flags: MS.MS_REC, okErrno: ENOENT, trace: `mount(NULL, ${q(p)}, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY|MS_REC, NULL)`, what: `make ${q(p)} read-only` });
+  }
+  for (const p of linux.maskedPaths ?? []) {
+    b.add({ op: 'maskPath', path: p, okErrno: ENOENT, trace: `mount("/dev/null" or "tmpfs", ${q(p)}, ..., MS_BIND or MS_RDONLY)`, what: `mask ${q(p)}` });
+  }
+  if (spec.root?.readonly) {
+    b.add({ op: 'remountReadonly', path: '/', trace: 'mount(NULL, "/", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)', what: 'remount the rootfs read-only' });
+  }
+
+  // The process: limits, privileges, identity.
+  for (const r of process.rlimits ?? []) {
+    const resource = RLIMITS[r.type];
+    if (resource === undefined) throw new HuskError(`config.json: process.rlimits: unknown type ${q(r.type)}`);
+    b.add({ op: 'setrlimit', a: resource, b: BigInt(r.soft), c: BigInt(r.hard), trace: `prlimit64(0, ${r.type}, {${r.soft}, ${r.hard}})`, what: `set ${r.type}` });
+  }
+  if (process.noNewPrivileges) b.add({ op: 'prctl', a: PR.PR_SET_NO_NEW_PRIVS, b: 1, trace: 'prctl(PR_SET_NO_NEW_PRIVS, 1)', what: 'set no_new_privs' });
+  if (process.user?.umask !== undefined) b.add({ op: 'umask', a: process.user.umask, trace: `umask(0${process.user.umask.toString(8)})`, what: 'set umask' });
+  const preserve = opts.preserveFds ?? 0;
+  b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
+
+  const caps = process.capabilities;
+  if (caps) {
+    const bounding = capabilityMask(caps.bounding, 'process.capabilities.bounding');
+    b.add({ op: 'dropBounding', a: bounding, trace: `prctl(PR_CAPBSET_DROP, ...) keeping 0x${bounding.toString(16)}`, what: 'drop capabilities from the bounding set' });
+    b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 1, trace: 'prctl(PR_SET_KEEPCAPS, 1)', what: 'keep capabilities across setuid' });
+  }
+  const user = process.user ?? { uid: 0, gid: 0 };
+  const groups = user.additionalGids ?? [];
+  b.add({ op: 'setgroups', groups, trace: `setgroups(${groups.length}, [${groups.join(', ')}])`, what: 'set supplementary groups' });
+  b.add({ op: 'setresgid', a: user.gid, trace: `setresgid(${user.gid}, ${user.gid}, ${user.gid})`, what: `set gid ${user.gid}` });
+  b.add({ op: 'setresuid', a: user.uid, trace: `setresuid(${user.uid}, ${user.uid}, ${user.uid})`, what: `set uid ${user.uid}` });
+  b.add({ op: 'chdir', path: cwd, trace: `chdir(${q(cwd)})`, what: `change to working directory ${q(cwd)}` });
+  if (caps) {
+    b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 0, trace: 'prctl(PR_SET_KEEPCAPS, 0)', what: 'stop keeping capabilities' });
+    const mask = (names: string[] | undefined, field: string) => capabilityMask(names, `process.capabilities.${field}`);
+    const eff = mask(caps.effective, 'effective');
+    const perm = mask(caps.permitted, 'permitted');
+    const inh = mask(caps.inheritable, 'inheritable');
+    const amb = mask(caps.ambient, 'ambient');
+    b.add({ op: 'capset', a: eff, b: perm, c: inh, d: amb, trace: `capset(effective=0x${eff.toString(16)}, permitted=0x${perm.toString(16)}, inheritable=0x${inh.toString(16)}); ambient=0x${amb.toString(16)}`, what: 'set capabilities' });
+  }
+  const env = processEnv(spec, opts.rootfs, host);
+  const candidates = executableCandidates(process.args[0], env);
+  b.add({ op: 'findExecutable', candidates, trace: `access(${candidates.map(q).join(' | ')}, X_OK)`, what: `exec: ${q(process.args[0])}` });
+  if (opts.execFifo) {
+    b.add({ op: 'waitExecFifo', trace: `open(${q(opts.execFifo)}, O_WRONLY) blocks until start`, what: 'wait for start on the exec fifo' });
+  }
+  b.add({ op: 'exec', argv: process.args, envp: env, trace: `execve(${q(process.args[0])}, [${process.args.map(q).join(', ')}], [${env.length} vars])`, what: `exec ${q(process.args[0])}` });
+  return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks };
+}

@@ -1,0 +1,70 @@
+// The one place the addon (build/Release/husk.node, from native/) is loaded, with its types.
+// Loaded on first use, so commands that never touch it do not pay for it.
+import * as path from 'path';
+
+/** One step of the plan; see native/plan.h for what each op reads. */
+export interface NativeStep {
+  op: string;
+  path?: string;
+  source?: string | null;
+  fstype?: string | null;
+  data?: string | null;
+  flags?: number;
+  a?: number | bigint;
+  b?: number | bigint;
+  c?: number | bigint;
+  d?: number | bigint;
+  e?: number | bigint;
+  inRoot?: boolean;
+  create?: 0 | 1 | 2;
+  okErrno?: number;
+  argv?: string[];
+  envp?: string[];
+  candidates?: string[];
+  groups?: number[];
+  filter?: Buffer;
+}
+
+export interface SyncMessage {
+  type: number;
+  step: number;
+  value: number;
+  /** An fd that came with the message (SCM_RIGHTS), or -1. */
+  fd: number;
+}
+
+export interface ExitStatus {
+  pid: number;
+  code: number | null;
+  signal: number | null;
+}
+
+export interface Native {
+  spawn(plan: { steps: NativeStep[]; trace: boolean }): { pid: number; fd: number };
+  receive(fd: number): SyncMessage | null;
+  send(fd: number, type: number): void;
+  waitpid(pid: number, nohang?: boolean): ExitStatus | null;
+  waitpidAsync(pid: number): Promise<ExitStatus>;
+  flock(fd: number, operation: 'ex' | 'sh' | 'un', nonblock?: boolean): boolean;
+  mkfifo(path: string, mode: number): void;
+  setSubreaper(): void;
+  sendFd(socketPath: string, fd: number, name?: string): void;
+  setWindowSize(fd: number, rows: number, cols: number): void;
+}
+
+let loaded: Native | undefined;
+
+function load(): Native {
+  if (!loaded) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    loaded = require(path.join(__dirname, '..', '..', 'build', 'Release', 'husk.node')) as Native;
+  }
+  return loaded;
+}
+
+/** The addon, loaded on first property access. */
+export const native: Native = new Proxy({} as Native, {
+  get(_target, name: keyof Native) {
+    return load()[name];
+  },
+});

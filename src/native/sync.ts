@@ -1,0 +1,11 @@
+// The sync socket's message types: the mirror of native/sync.h (read the table there).
+export const Msg = {
+  StepDone: 1,
+  StepFailed: 2,
+  InitPid: 3,
+  Hooks: 4,
+  UserMaps: 5,
+  Console: 6,
+  Ready: 7,
+  Continue: 100,
+} as const;

@@ -1,0 +1,173 @@
+// The plan built from config.json: which steps, in which order, with which arguments.
+// Pure policy, no root: the host is a fake HostView.
+import { describe, expect, it } from 'vitest';
+import { buildPlan, executableCandidates, type HostView, type PlanStep } from '../../src/linux/plan';
+import { parseMountOptions } from '../../src/linux/mountOptions';
+import { MS } from '../../src/linux/constants';
+
+const host = (over: Partial<HostView> = {}): HostView => ({
+  isDirectory: (p) => (p.endsWith('.txt') ? false : p.startsWith('/missing') ? undefined : true),
+  mountPointOf: () => '/',
+  cgroupV1: [
+    { name: 'cpu', options: 'cpu', cgroupPath: '/' },
+    { name: 'systemd', options: 'none,name=systemd', cgroupPath: '/' },
+    { name: 'unified', options: '', cgroupPath: '/' },
+  ],
+  cgroupV2Unified: false,
+  readRootfsFile: () => 'root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n',
+  ...over,
+});
+
+function spec(over: any = {}): any {
+  return {
+    ociVersion: '1.2.0',
+    root: { path: 'rootfs' },
+    process: { args: ['/probe', 'report'], env: ['PATH=/usr/bin:/bin'], cwd: '/', user: { uid: 0, gid: 0 }, ...(over.process ?? {}) },
+    hostname: 'web',
+    mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+    linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'network' }, { type: 'uts' }, { type: 'ipc' }], ...(over.linux ?? {}) },
+    ...Object.fromEntries(Object.entries(over).filter(([k]) => k !== 'process' && k !== 'linux')),
+  };
+}
+
+const opts = { rootfs: '/b/rootfs', bundle: '/b', execFifo: '/run/husk/x/exec.fifo' };
+const ops = (steps: PlanStep[]) => steps.map((s) => s.op);
+
+describe('buildPlan', () => {
+  it('clones the init with every new namespace but cgroup, then runs the setup in runc order', () => {
+    const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'cgroup' }] } }), opts, host());
+    const clone = plan.steps.find((s) => s.op === 'cloneInit')!;
+    expect(clone.trace).toBe('clone(CLONE_NEWNS|CLONE_NEWPID)');
+    expect(plan.steps.findIndex((s) => s.op === 'unshare')).toBeGreaterThan(plan.steps.indexOf(clone));
+    const order = ops(plan.steps);
+    const at = (op: string) => order.indexOf(op);
+    expect(at('openRoot')).toBeLessThan(plan.steps.findIndex((s) => s.op === 'mount' && s.inRoot));
+    expect(at('openExecFifo')).toBeLessThan(at('pivotRoot'));
+    expect(at('pivotRoot')).toBeLessThan(at('sethostname'));
+    expect(at('closeFds')).toBeLessThan(at('setresuid'));
+    expect(at('findExecutable')).toBeLessThan(at('waitExecFifo'));
+    expect(order[order.length - 1]).toBe('exec');
+    expect(order[order.length - 2]).toBe('waitExecFifo');
+  });
+
+  it('joins namespaces given by path before the clone, the user namespace first and mount last', () => {
+    const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }, { type: 'network', path: '/var/run/netns/x' }, { type: 'user', path: '/proc/1/ns/user' }, { type: 'pid' }] } }), opts, host());
+    const setns = plan.steps.filter((s) => s.op === 'setns');
+    expect(setns.map((s) => s.path)).toEqual(['/proc/1/ns/user', '/var/run/netns/x']);
+    expect(plan.steps.findIndex((s) => s.op === 'cloneInit')).toBe(2);
+    expect(plan.steps[2].trace).toBe('clone(CLONE_NEWNS|CLONE_NEWPID)');
+  });
+
+  it('resolves every config mount inside the rootfs and creates its target', () => {
+    const plan = buildPlan(spec(), opts, host());
+    const proc = plan.steps.find((s) => s.op === 'mount' && s.fstype === 'proc')!;
+    expect(proc).toMatchObject({ path: '/proc', inRoot: true, create: 1, source: 'proc' });
+    expect(proc.what).toBe('mount "proc" on "/proc"');
+  });
+
+  it('bind mounts: the source decides file or directory, options become a remount, propagation a third call', () => {
+    const plan = buildPlan(spec({ mounts: [{ destination: '/etc/hosts', type: 'bind', source: '/x/hosts.txt', options: ['rbind', 'ro', 'nosuid', 'rprivate'] }] }), opts, host());
+    const mounts = plan.steps.filter((s) => s.op === 'mount' && s.path === '/etc/hosts');
+    expect(mounts.map((m) => m.flags)).toEqual([
+      MS.MS_BIND | MS.MS_REC,
+      MS.MS_BIND | MS.MS_REMOUNT | MS.MS_RDONLY | MS.MS_NOSUID,
+      MS.MS_PRIVATE | MS.MS_REC,
+    ]);
+    expect(mounts[0].create).toBe(2);
+  });
+
+  it('a relative bind source is relative to the bundle; a missing one is an error naming the mount', () => {
+    const plan = buildPlan(spec({ mounts: [{ destination: '/data', type: 'bind', source: 'data', options: ['bind'] }] }), opts, host());
+    expect(plan.steps.find((s) => s.path === '/data')!.source).toBe('/b/data');
+    expect(() => buildPlan(spec({ mounts: [{ destination: '/d', type: 'bind', source: '/missing/x' }] }), opts, host()))
+      .toThrow('config.json: mounts[0]: bind source "/missing/x" does not exist');
+  });
+
+  it('cgroup mounts on a hybrid host: a tmpfs with one bind per v1 hierarchy, or fresh mounts in a new cgroup namespace', () => {
+    const m = [{ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid'] }];
+    const plain = buildPlan(spec({ mounts: m }), opts, host()).steps.filter((s) => s.path?.startsWith('/sys/fs/cgroup'));
+    expect(plain.map((s) => [s.path, s.source])).toEqual([
+      ['/sys/fs/cgroup', 'tmpfs'],
+      ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu/'],
+      ['/sys/fs/cgroup/cpu', null],
+      ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/systemd/'],
+      ['/sys/fs/cgroup/systemd', null],
+    ]);
+    const withNs = buildPlan(spec({ mounts: m, linux: { namespaces: [{ type: 'mount' }, { type: 'cgroup' }] } }), opts, host()).steps.filter((s) => s.path?.startsWith('/sys/fs/cgroup/'));
+    expect(withNs.map((s) => [s.fstype, s.data])).toEqual([['cgroup', 'cpu'], ['cgroup', 'none,name=systemd']]);
+    const v2 = buildPlan(spec({ mounts: m }), opts, host({ cgroupV2Unified: true })).steps.filter((s) => s.path?.startsWith('/sys/fs/cgroup'));
+    expect(v2.map((s) => s.fstype)).toEqual(['cgroup2']);
+  });
+
+  it('makes the default devices and /dev links unless /dev is bound from the host', () => {
+    const plan = buildPlan(spec(), opts, host());
+    expect(plan.steps.filter((s) => s.op === 'mknod').map((s) => s.path)).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
+    expect(plan.steps.find((s) => s.op === 'symlink' && s.path === '/dev/ptmx')!.source).toBe('pts/ptmx');
+    const bound = buildPlan(spec({ mounts: [{ destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] }] }), opts, host());
+    expect(bound.steps.some((s) => s.op === 'mknod')).toBe(false);
+  });
+
+  it('masked and read-only paths skip what does not exist (ENOENT)', () => {
+    const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }], maskedPaths: ['/proc/kcore'], readonlyPaths: ['/proc/sys'] } }), opts, host());
+    expect(plan.steps.find((s) => s.op === 'maskPath')!.okErrno).toBe(2);
+    expect(plan.steps.filter((s) => s.path === '/proc/sys').map((s) => s.op)).toEqual(['mount', 'remountReadonly']);
+  });
+
+  it('capabilities: bounding before setuid with keep-caps around it, the sets after', () => {
+    const caps = ['CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+    const plan = buildPlan(spec({ process: { user: { uid: 1000, gid: 1000, additionalGids: [5] }, capabilities: { bounding: caps, effective: caps, permitted: caps } } }), opts, host());
+    const order = ops(plan.steps);
+    expect(order.indexOf('dropBounding')).toBeLessThan(order.indexOf('setresuid'));
+    expect(order.indexOf('capset')).toBeGreaterThan(order.indexOf('setresuid'));
+    const capset = plan.steps.find((s) => s.op === 'capset')!;
+    expect(capset.a).toBe((1n << 5n) | (1n << 10n));
+    expect(plan.steps.find((s) => s.op === 'setgroups')!.groups).toEqual([5]);
+    expect(() => buildPlan(spec({ process: { capabilities: { bounding: ['CAP_NOPE'] } } }), opts, host())).toThrow('unknown capability "CAP_NOPE"');
+  });
+
+  it('adds HOME from the rootfs /etc/passwd when the env has none, as runc does', () => {
+    const plan = buildPlan(spec({ process: { user: { uid: 1000, gid: 1000 } } }), opts, host());
+    expect(plan.steps.find((s) => s.op === 'exec')!.envp).toContain('HOME=/home/bob');
+  });
+
+  it('--preserve-fds keeps fds 3..3+N-1 open', () => {
+    const plan = buildPlan(spec(), { ...opts, preserveFds: 2 }, host());
+    expect(plan.steps.find((s) => s.op === 'closeFds')!.a).toBe(5);
+  });
+
+  it('no exec fifo (hooks, exec): no fifo steps', () => {
+    const plan = buildPlan(spec(), { rootfs: '/b/rootfs', bundle: '/b' }, host());
+    expect(ops(plan.steps)).not.toContain('waitExecFifo');
+  });
+
+  it('pauses for hooks only when there are createRuntime, createContainer or prestart hooks', () => {
+    expect(buildPlan(spec(), opts, host()).pausesForHooks).toBe(false);
+    const plan = buildPlan(spec({ hooks: { createRuntime: [{ path: '/bin/true' }] } }), opts, host());
+    expect(plan.pausesForHooks).toBe(true);
+    expect(ops(plan.steps).indexOf('notify')).toBeLessThan(ops(plan.steps).indexOf('pivotRoot'));
+  });
+
+  it('--no-pivot moves the rootfs instead of pivot_root', () => {
+    expect(ops(buildPlan(spec(), { ...opts, noPivot: true }, host()).steps)).toContain('moveRoot');
+  });
+});
+
+describe('executableCandidates', () => {
+  it('a path is tried as it is; a name is looked up in the process PATH, in order', () => {
+    expect(executableCandidates('/bin/sh', [])).toEqual(['/bin/sh']);
+    expect(executableCandidates('./run', [])).toEqual(['./run']);
+    expect(executableCandidates('sh', ['PATH=/usr/bin:/bin'])).toEqual(['/usr/bin/sh', '/bin/sh']);
+    expect(executableCandidates('sh', [])).toEqual([]);
+  });
+});
+
+describe('parseMountOptions', () => {
+  it('splits flags, propagation and filesystem data', () => {
+    expect(parseMountOptions(['nosuid', 'noexec', 'rw', 'mode=755', 'size=65536k', 'rslave'])).toEqual({
+      flags: MS.MS_NOSUID | MS.MS_NOEXEC,
+      propagation: [MS.MS_SLAVE | MS.MS_REC],
+      data: 'mode=755,size=65536k',
+    });
+    expect(parseMountOptions(['ro', 'rw']).flags).toBe(0);
+  });
+});
