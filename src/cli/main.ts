@@ -1,0 +1,156 @@
+// husk's command line: runc's global flags and verbs. Each verb lives in its own file and
+// is loaded only when called, so that `husk state` does not pay for what `husk run` needs.
+// This is the only place that prints errors: once, as `husk: <verb> <id>: <what>: <why>`.
+import { Command, Option } from 'commander';
+import { HuskError, reason } from '../errors';
+
+export interface GlobalOptions {
+  root: string;
+  log?: string;
+  logFormat: 'text' | 'json';
+  debug: boolean;
+  systemdCgroup: boolean;
+  trace: boolean;
+}
+
+const program = new Command('husk');
+program
+  .description('a Linux container runtime (OCI), runc-compatible')
+  .option('--root <dir>', 'directory for the state of containers', '/run/husk')
+  .option('--log <file>', 'write the log to this file (errors are also printed on stderr)')
+  .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
+  .option('--debug', 'log debug messages', false)
+  .option('--systemd-cgroup', 'treat cgroupsPath as systemd slice:prefix:name', false)
+  .option('--rootless <value>', 'accepted for runc compatibility (auto, true, false)')
+  .option('--criu <path>', 'accepted for runc compatibility; checkpointing is not supported')
+  .option('--trace', 'print every kernel step husk takes, with its arguments and result, on stderr', false)
+  .version(versionText(), '-v, --version', 'print the version')
+  .enablePositionalOptions()
+  .showHelpAfterError(false)
+  .configureOutput({ outputError: (str) => process.stderr.write(`husk: ${str.replace(/^error: /, '')}`) });
+
+function versionText(): string {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const pkg = require('../../package.json');
+  const { OCI_VERSION } = require('../spec/defaults');
+  return `husk version ${pkg.version}\nspec: ${OCI_VERSION}\nnode: ${process.version}`;
+}
+
+function globals(): GlobalOptions {
+  return program.opts() as GlobalOptions;
+}
+
+/** Sets up logging and tracing from the global flags, runs a verb, and exits with its code. */
+function action(verb: string, fn: (...args: any[]) => Promise<number | void> | number | void) {
+  return async (...args: any[]) => {
+    const g = globals();
+    const { configureLog, log } = require('../runtime/log');
+    configureLog({ file: g.log, format: g.logFormat, debug: g.debug });
+    if (g.trace) require('../runtime/trace').enableTrace();
+    const id = typeof args[0] === 'string' ? args[0] : '';
+    try {
+      const code = await fn(...args);
+      process.exit(typeof code === 'number' ? code : 0);
+    } catch (err) {
+      const prefix = id ? `${verb} ${id}` : verb;
+      log.error(`${prefix}: ${reason(err)}`);
+      if (g.debug && !(err instanceof HuskError) && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+      process.exit(1);
+    }
+  };
+}
+
+const parseCount = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new HuskError(`--preserve-fds: ${JSON.stringify(value)} is not a non-negative integer`);
+  return n;
+};
+
+function createOptions(cmd: Command): Command {
+  return cmd
+    .option('-b, --bundle <dir>', 'path to the bundle (default: current directory)', '.')
+    .option('--pid-file <file>', 'write the init process\'s pid to this file')
+    .option('--console-socket <path>', 'unix socket that receives the pty master of the container\'s terminal')
+    .option('--no-pivot', 'do not use pivot_root (for a rootfs on a ramfs)')
+    .option('--no-new-keyring', 'do not create a new session keyring')
+    .option('--preserve-fds <n>', 'pass this many extra fds (from 3 on) into the container', parseCount, 0);
+}
+
+createOptions(program.command('create <id>').description('create a container; its process waits for start'))
+  .action(action('create', async (id: string, opts: any) => {
+    require('../native').native.setSubreaper();
+    await require('../runtime/container').create({
+      root: globals().root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
+      noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds, detach: true,
+    });
+  }));
+
+createOptions(program.command('run <id>').description('create and start a container, and wait for it (unless --detach)'))
+  .option('-d, --detach', 'return once the container has started', false)
+  .option('--keep', 'do not delete the container after it exits', false)
+  .action(action('run', async (id: string, opts: any) => {
+    return require('../runtime/container').run({
+      root: globals().root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
+      noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds,
+      detach: opts.detach, keep: opts.keep,
+    });
+  }));
+
+program.command('start <id>').description('start a created container')
+  .action(action('start', async (id: string) => {
+    require('../native').native.setSubreaper();
+    await require('../runtime/container').start(globals().root, id);
+  }));
+
+program.command('state <id>').description('print the state of a container as JSON')
+  .action(action('state', (id: string) => {
+    const { marshalRuncState } = require('../runtime/store');
+    // Like runc: two-space indent and no final newline.
+    process.stdout.write(marshalRuncState(require('../runtime/container').state(globals().root, id), '  '));
+  }));
+
+program.command('kill <id> [signal]').description('send a signal (default SIGTERM) to the container\'s init')
+  .option('-a, --all', 'send it to every process in the container', false)
+  .action(action('kill', (id: string, signal: string | undefined, opts: any) => {
+    const { parseSignal } = require('../linux/signals');
+    require('../runtime/container').kill(globals().root, id, parseSignal(signal ?? 'SIGTERM'), opts.all);
+  }));
+
+program.command('delete <id>').description('delete a stopped container (any container with --force)')
+  .option('-f, --force', 'kill the container first if it still runs', false)
+  .action(action('delete', async (id: string, opts: any) => {
+    require('../native').native.setSubreaper();
+    const container = require('../runtime/container');
+    // runc: deleting a container that does not exist with --force is not an error.
+    if (opts.force && !container.exists(globals().root, id)) return;
+    await container.remove(globals().root, id, opts.force);
+  }));
+
+program.command('list').description('list containers')
+  .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
+  .option('-q, --quiet', 'print only the ids', false)
+  .action(action('list', (opts: any) => {
+    require('./list').list(globals().root, opts.format, opts.quiet);
+  }));
+
+program.command('ps <id> [psArgs...]').description('list the processes in a container')
+  .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(action('ps', (id: string, psArgs: string[], opts: any) => {
+    require('./ps').ps(globals().root, id, opts.format, psArgs);
+  }));
+
+program.command('spec').description('write a default config.json into the bundle')
+  .option('-b, --bundle <dir>', 'bundle directory', '.')
+  .option('--rootless', 'a config for running as a non-root user', false)
+  .action(action('spec', (opts: any) => {
+    require('./spec').spec(opts.bundle, opts.rootless);
+  }));
+
+program.command('demo').description('run the embedded demo container: the probe reports the isolation it sees')
+  .option('--json', 'print the probe\'s report as JSON', false)
+  .action(action('demo', async (opts: any) => require('./demo').demo(globals(), opts.json)));
+
+program.parseAsync(process.argv).catch((err) => {
+  process.stderr.write(`husk: ${reason(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,24 @@
+// husk ps: the container's pids as JSON, or the host's `ps` output limited to them.
+import { spawnSync } from 'child_process';
+import { HuskError } from '../errors';
+import { ps as containerPids } from '../runtime/container';
+
+export function ps(root: string, id: string, format: 'table' | 'json', psArgs: string[]) {
+  const pids = containerPids(root, id);
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify(pids) + '\n');
+    return;
+  }
+  const out = spawnSync('ps', psArgs.length ? psArgs : ['-ef'], { encoding: 'utf8' });
+  if (out.error) throw new HuskError(`ps: ${out.error.message}`);
+  if (out.status !== 0) throw new HuskError(`ps ${psArgs.join(' ')}: ${out.stderr.trim()}`);
+  const lines = out.stdout.split('\n');
+  const header = lines[0];
+  const pidColumn = header.trim().split(/\s+/).indexOf('PID');
+  if (pidColumn < 0) throw new HuskError('ps: its output has no PID column');
+  process.stdout.write(header + '\n');
+  for (const line of lines.slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (pids.includes(Number(fields[pidColumn]))) process.stdout.write(line + '\n');
+  }
+}

@@ -1,0 +1,141 @@
+// OCI hooks. Each gets the container's state as JSON on stdin. prestart, createRuntime,
+// poststart and poststop run in husk's (the runtime's) namespaces; createContainer and
+// startContainer run in the container's namespaces: their program is opened here, then a
+// small plan joins the init's namespaces and execs it there (src/linux/plan.ts style).
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { HuskError } from '../errors';
+import type { Hook } from '../spec/types';
+import { JOIN_ORDER, NAMESPACES } from '../linux/namespaces';
+import type { Plan, PlanStep } from '../linux/plan';
+import { native } from '../native';
+import { launch } from './launch';
+import { trace, tracing } from './trace';
+
+export type HookKind = 'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
+
+export interface HookState {
+  ociVersion: string;
+  id: string;
+  status: string;
+  pid?: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+}
+
+/** Where to run container-namespace hooks: the init's pid and its namespace types. */
+export interface ContainerNamespaces {
+  pid: number;
+  types: string[];
+}
+
+const MAX_OUTPUT = 4096;
+
+function describe(kind: HookKind, index: number, hook: Hook) {
+  return `${kind} hook ${index} (${JSON.stringify(hook.path)})`;
+}
+
+function outcome(kind: HookKind, index: number, hook: Hook, code: number | null, signal: string | number | null, timedOut: boolean, output: string): HuskError | undefined {
+  const name = describe(kind, index, hook);
+  const tail = output.trim() ? `: ${output.trim().split('\n').slice(-3).join(' / ').slice(0, 400)}` : '';
+  if (timedOut) return new HuskError(`${name}: timed out after ${hook.timeout}s`);
+  if (signal) return new HuskError(`${name}: killed by signal ${signal}${tail}`);
+  if (code !== 0) return new HuskError(`${name}: exit status ${code}${tail}`);
+  return undefined;
+}
+
+function runInRuntime(kind: HookKind, index: number, hook: Hook, input: string): Promise<HuskError | undefined> {
+  return new Promise((resolve) => {
+    const [argv0, ...args] = hook.args && hook.args.length ? hook.args : [hook.path];
+    const env: Record<string, string> = {};
+    for (const e of hook.env ?? []) {
+      const i = e.indexOf('=');
+      if (i > 0) env[e.slice(0, i)] = e.slice(i + 1);
+    }
+    let output = '';
+    let timedOut = false;
+    const child = spawn(hook.path, args, { argv0, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const collect = (b: Buffer) => {
+      output = (output + b.toString()).slice(-MAX_OUTPUT);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
+    const timer = hook.timeout ? setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, hook.timeout * 1000) : undefined;
+    child.on('error', (err) => {
+      if (timer) clearTimeout(timer);
+      resolve(new HuskError(`${describe(kind, index, hook)}: ${err.message}`));
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve(outcome(kind, index, hook, code, signal, timedOut, output));
+    });
+  });
+}
+
+async function runInContainer(kind: HookKind, index: number, hook: Hook, input: string, ns: ContainerNamespaces): Promise<HuskError | undefined> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'husk-hook-'));
+  const stdinFile = path.join(dir, 'stdin');
+  const outFile = path.join(dir, 'output');
+  fs.writeFileSync(stdinFile, input);
+  const stdinFd = fs.openSync(stdinFile, 'r');
+  const outFd = fs.openSync(outFile, 'w');
+  try {
+    const steps: PlanStep[] = [
+      { op: 'openExec', path: hook.path, trace: `open(${JSON.stringify(hook.path)}, O_PATH)`, what: `${describe(kind, index, hook)}: open` },
+    ];
+    for (const type of JOIN_ORDER) {
+      if (!ns.types.includes(type) || type === 'user') continue;
+      const file = `/proc/${ns.pid}/ns/${NAMESPACES[type].file}`;
+      steps.push({ op: 'setns', path: file, flags: NAMESPACES[type].flag, trace: `setns(open(${JSON.stringify(file)}), ${NAMESPACES[type].flagName})`, what: `${describe(kind, index, hook)}: join ${type} namespace` });
+    }
+    steps.push(
+      { op: 'cloneInit', flags: 0, trace: 'clone()', what: `${describe(kind, index, hook)}: clone` },
+      { op: 'dup2', a: stdinFd, b: 0, trace: `dup2(${stdinFd}, 0)`, what: `${describe(kind, index, hook)}: stdin` },
+      { op: 'dup2', a: outFd, b: 1, trace: `dup2(${outFd}, 1)`, what: `${describe(kind, index, hook)}: stdout` },
+      { op: 'dup2', a: outFd, b: 2, trace: `dup2(${outFd}, 2)`, what: `${describe(kind, index, hook)}: stderr` },
+      { op: 'closeFds', a: 3, trace: 'close_range(3, ~0, CLOSE_RANGE_CLOEXEC)', what: `${describe(kind, index, hook)}: close fds` },
+      { op: 'exec', argv: hook.args && hook.args.length ? hook.args : [hook.path], envp: hook.env ?? [], trace: `execveat(${JSON.stringify(hook.path)})`, what: `${describe(kind, index, hook)}: exec` },
+    );
+    const plan: Plan = { steps, trace: tracing(), pausesForHooks: false };
+    const { pid, sock } = await launch(plan);
+    fs.closeSync(sock);
+    let timedOut = false;
+    const timer = hook.timeout ? setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }, hook.timeout * 1000) : undefined;
+    const status = await native.waitpidAsync(pid);
+    if (timer) clearTimeout(timer);
+    return outcome(kind, index, hook, status.code, status.signal, timedOut, fs.readFileSync(outFile, 'utf8'));
+  } finally {
+    fs.closeSync(stdinFd);
+    fs.closeSync(outFd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs the hooks of one kind in order. The first failure stops them and is returned as
+ * the error (the caller decides whether it is fatal: it is for prestart, createRuntime,
+ * createContainer and startContainer; a warning for poststart and poststop).
+ */
+export async function runHooks(kind: HookKind, hooks: Hook[] | undefined, state: HookState, ns?: ContainerNamespaces): Promise<HuskError | undefined> {
+  const input = JSON.stringify(state);
+  for (const [index, hook] of (hooks ?? []).entries()) {
+    trace('husk', `hook ${kind}[${index}] ${hook.path} ${ns ? 'in the container namespaces' : ''}`.trimEnd());
+    const err = ns ? await runInContainer(kind, index, hook, input, ns) : await runInRuntime(kind, index, hook, input);
+    if (err) return err;
+  }
+  return undefined;
+}

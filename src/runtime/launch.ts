@@ -1,0 +1,109 @@
+// Runs a plan (src/linux/plan.ts) through the addon and answers the children over the sync
+// socket (native/sync.h): it prints traced steps, learns the init's pid, lets the caller
+// place it and run hooks, and receives the terminal. A failed step becomes one HuskError
+// naming the step, and the half-made process is killed and reaped.
+import * as fs from 'fs';
+import { constants as osConstants } from 'os';
+import { HuskError } from '../errors';
+import type { Plan } from '../linux/plan';
+import { native } from '../native';
+import { Msg } from '../native/sync';
+import { errnoMessage, errnoName } from './errno';
+import { trace } from './trace';
+
+export interface LaunchCallbacks {
+  /** The init exists and waits: put it into its cgroups, record it. */
+  onInitPid?(pid: number): void | Promise<void>;
+  /** The init paused before pivot_root: run createRuntime and createContainer hooks. */
+  onHooks?(pid: number): void | Promise<void>;
+  /** The pty master of the container's terminal. */
+  onConsole?(fd: number): void;
+}
+
+export interface Launched {
+  pid: number;
+  /** Our end of the sync socket; still open when the plan waits on the exec fifo. */
+  sock: number;
+}
+
+function stepError(plan: Plan, index: number, errno: number): HuskError {
+  const step = plan.steps[index];
+  const name = errnoName(errno);
+  if (!step) return new HuskError(`container init failed: ${errnoMessage(errno)}`, { code: name });
+  if (step.op === 'findExecutable') {
+    const arg0 = step.what.replace(/^exec: /, '');
+    const bare = !JSON.parse(arg0).includes('/');
+    const why = bare && errno === osConstants.errno.ENOENT ? 'executable file not found in $PATH' : errnoMessage(errno);
+    return new HuskError(`${step.what}: ${why}`, { code: name, step: step.op });
+  }
+  return new HuskError(`${step.what}: ${errnoMessage(errno)}`, { code: name, step: step.op });
+}
+
+export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}): Promise<Launched> {
+  const { pid: stage1, fd: sock } = native.spawn({ steps: plan.steps, trace: plan.trace });
+  trace('husk', `clone() = ${stage1}  (stage 1)`);
+  let initPid = 0;
+  // Kills and reaps whatever the failed launch made, then closes the socket.
+  const cleanup = () => {
+    if (initPid > 0) {
+      try {
+        process.kill(initPid, 'SIGKILL');
+        native.waitpid(initPid);
+      } catch {
+        // already gone, or not our child (without a subreaper it is reaped elsewhere)
+      }
+    }
+    try {
+      native.waitpid(stage1, true);
+    } catch {
+      // already reaped
+    }
+    fs.closeSync(sock);
+  };
+  try {
+    for (;;) {
+      const msg = native.receive(sock);
+      if (msg === null) {
+        if (initPid === 0) {
+          const status = native.waitpid(stage1);
+          throw new HuskError(`container setup ended early (stage 1 ${status?.signal ? 'killed by signal ' + status.signal : 'exited ' + status?.code})`);
+        }
+        return { pid: initPid, sock };
+      }
+      const who = initPid ? 'init' : 'stage1';
+      switch (msg.type) {
+        case Msg.StepDone: {
+          const step = plan.steps[msg.step];
+          trace(who, `${step ? step.trace : 'step ' + msg.step} = ${msg.value}`);
+          break;
+        }
+        case Msg.StepFailed: {
+          const step = plan.steps[msg.step];
+          trace(who, `${step ? step.trace : 'step ' + msg.step} = -1 ${errnoName(msg.value)} (${errnoMessage(msg.value)})`);
+          throw stepError(plan, msg.step, msg.value);
+        }
+        case Msg.InitPid:
+          initPid = msg.value;
+          native.waitpid(stage1);
+          if (callbacks.onInitPid) await callbacks.onInitPid(initPid);
+          native.send(sock, Msg.Continue);
+          break;
+        case Msg.Hooks:
+          if (callbacks.onHooks) await callbacks.onHooks(initPid);
+          native.send(sock, Msg.Continue);
+          break;
+        case Msg.Console:
+          if (callbacks.onConsole) callbacks.onConsole(msg.fd);
+          else fs.closeSync(msg.fd);
+          break;
+        case Msg.Ready:
+          return { pid: initPid, sock };
+        default:
+          throw new HuskError(`container init sent an unknown message ${msg.type}`);
+      }
+    }
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}
