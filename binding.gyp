@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/child.cc",
         "native/namespaces.cc",
+        "native/network.cc",
         "native/mounts.cc",
         "native/devices.cc",
         "native/process.cc",

@@ -66,7 +66,7 @@ struct PlanStorage {
 
 const struct { const char *name; Op op; } kOps[] = {
   {"cloneInit", Op::CloneInit}, {"notify", Op::Notify}, {"setsid", Op::Setsid}, {"prctl", Op::Prctl},
-  {"setns", Op::Setns}, {"unshare", Op::Unshare}, {"openRoot", Op::OpenRoot}, {"mkdir", Op::Mkdir}, {"mount", Op::Mount},
+  {"setns", Op::Setns}, {"unshare", Op::Unshare}, {"linkUp", Op::LinkUp}, {"openRoot", Op::OpenRoot}, {"mkdir", Op::Mkdir}, {"mount", Op::Mount},
   {"remountReadonly", Op::RemountReadonly}, {"maskPath", Op::MaskPath}, {"mknod", Op::Mknod},
   {"symlink", Op::Symlink}, {"pivotRoot", Op::PivotRoot}, {"moveRoot", Op::MoveRoot}, {"chdir", Op::Chdir},
   {"writeFile", Op::WriteFile}, {"sethostname", Op::Sethostname}, {"setdomainname", Op::Setdomainname},
@@ -334,6 +334,17 @@ Napi::Value SendFd(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// pipe() -> [readFd, writeFd], both close-on-exec.
+Napi::Value Pipe(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) throw errnoError(env, errno, "pipe2");
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, fds[0]));
+  out.Set(1u, Napi::Number::New(env, fds[1]));
+  return out;
+}
+
 // setWindowSize(fd, rows, cols): TIOCSWINSZ on a pty master.
 Napi::Value SetWindowSize(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -355,6 +366,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mkfifo", Napi::Function::New(env, Mkfifo));
   exports.Set("setSubreaper", Napi::Function::New(env, SetSubreaper));
   exports.Set("sendFd", Napi::Function::New(env, SendFd));
+  exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;
 }

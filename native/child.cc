@@ -73,6 +73,7 @@ static long dispatch(Child &c, const Step &s) {
     case Op::Prctl: return doPrctl(c, s);
     case Op::Setns: return doSetns(c, s);
     case Op::Unshare: return doUnshare(c, s);
+    case Op::LinkUp: return doLinkUp(c, s);
     case Op::OpenRoot: return doOpenRoot(c, s);
     case Op::Mkdir: return doMkdir(c, s);
     case Op::Mount: return doMount(c, s);

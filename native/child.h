@@ -27,6 +27,8 @@ long waitContinue(Child &c);
 // namespaces.cc
 long doSetns(Child &c, const Step &s);
 long doUnshare(Child &c, const Step &s);
+// network.cc
+long doLinkUp(Child &c, const Step &s);
 // mounts.cc
 long openInRoot(Child &c, const char *path, int create, int *fd);
 long doOpenRoot(Child &c, const Step &s);

@@ -83,6 +83,9 @@ long doWaitExecFifo(Child &c, const Step &) {
 
 long doExec(Child &c, const Step &s) {
   if (c.execFd >= 0) {
+    // A script's interpreter reads it through /dev/fd/N: that fd must survive the exec,
+    // even though CloseFds marked everything close-on-exec.
+    if (fcntl(c.execFd, F_SETFD, 0) < 0) return -errno;
     return check(syscall(SYS_execveat, c.execFd, "", s.argv, s.envp, AT_EMPTY_PATH));
   }
   if (!c.execPath) return -ENOENT;

@@ -25,6 +25,7 @@ enum class Op : uint32_t {
   // Namespaces.
   Setns,         // path: a namespace file; flags: its CLONE_NEW* type.
   Unshare,       // flags: CLONE_NEW* flags.
+  LinkUp,        // path: a network interface ("lo") to bring up.
   // Filesystem, before and after pivot_root.
   OpenRoot,      // path: the rootfs; later steps with inRoot resolve their path inside it.
   Mkdir,         // path (inRoot): create the directory and any missing parents.

@@ -43,6 +43,8 @@ export interface PlanOptions {
   /** The exec fifo `start` opens; absent for processes that run at once (hooks, exec). */
   execFifo?: string;
   noPivot?: boolean;
+  /** fds (in husk) to become the process's stdin, stdout and stderr; husk's own by default. */
+  stdio?: [number, number, number];
   /** Number of fds beyond stdio passed into the container (--preserve-fds and LISTEN_FDS). */
   preserveFds?: number;
   trace?: boolean;
@@ -176,6 +178,11 @@ function configMount(b: Builder, m: Mount, index: number, spec: Spec, opts: Plan
     b.add(mountStep(source, dest, null, bindFlags, null, { inRoot: true, create: isDir ? 1 : 2 }));
     const rest = parsed.flags & ~(MS.MS_BIND | MS.MS_REC | MS.MS_REMOUNT);
     if (rest) b.add(mountStep(null, dest, null, MS.MS_BIND | MS.MS_REMOUNT | rest, null, { inRoot: true }));
+  } else if (m.type === 'tmpfs' && parsed.flags & MS.MS_RDONLY) {
+    // As runc: a read-only tmpfs is mounted writable and made read-only per mount, so its
+    // superblock stays writable (what tmpcopyup and later binds of it expect).
+    b.add(mountStep(m.source ?? 'tmpfs', dest, 'tmpfs', parsed.flags & ~MS.MS_RDONLY, parsed.data, { inRoot: true, create: 1 }));
+    b.add(mountStep(null, dest, null, MS.MS_BIND | MS.MS_REMOUNT | parsed.flags, null, { inRoot: true }));
   } else {
     b.add(mountStep(m.source ?? m.type ?? 'none', dest, m.type ?? null, parsed.flags, parsed.data, { inRoot: true, create: 1 }));
   }
@@ -208,6 +215,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make the init non-dumpable' });
   b.add({ op: 'setsid', trace: 'setsid()', what: 'start a new session' });
   if (isNew('cgroup')) b.add({ op: 'unshare', flags: CLONE.CLONE_NEWCGROUP, trace: 'unshare(CLONE_NEWCGROUP)', what: 'create the cgroup namespace' });
+  if (isNew('network')) b.add({ op: 'linkUp', path: 'lo', trace: 'ioctl(SIOCSIFFLAGS, "lo", IFF_UP)', what: 'bring up the loopback interface' });
   if (process.oomScoreAdj !== undefined) {
     b.add({ op: 'writeFile', path: '/proc/self/oom_score_adj', source: String(process.oomScoreAdj), trace: `write("/proc/self/oom_score_adj", "${process.oomScoreAdj}")`, what: 'set oom_score_adj' });
   }
@@ -300,6 +308,9 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   }
   if (process.noNewPrivileges) b.add({ op: 'prctl', a: PR.PR_SET_NO_NEW_PRIVS, b: 1, trace: 'prctl(PR_SET_NO_NEW_PRIVS, 1)', what: 'set no_new_privs' });
   if (process.user?.umask !== undefined) b.add({ op: 'umask', a: process.user.umask, trace: `umask(0${process.user.umask.toString(8)})`, what: 'set umask' });
+  for (const [target, fd] of (opts.stdio ?? []).entries()) {
+    b.add({ op: 'dup2', a: fd, b: target, trace: `dup2(${fd}, ${target})`, what: `set up fd ${target}` });
+  }
   const preserve = opts.preserveFds ?? 0;
   b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
 

@@ -50,6 +50,7 @@ export interface Native {
   setSubreaper(): void;
   sendFd(socketPath: string, fd: number, name?: string): void;
   setWindowSize(fd: number, rows: number, cols: number): void;
+  pipe(): [number, number];
 }
 
 let loaded: Native | undefined;

@@ -3,7 +3,7 @@
 // record, derives the live status and checks the transition in one place (state.ts).
 import * as fs from 'fs';
 import * as path from 'path';
-import { HuskError } from '../errors';
+import { HuskError, reason } from '../errors';
 import type { Spec } from '../spec/types';
 import { OCI_VERSION } from '../spec/defaults';
 import { loadConfig } from '../spec/validate';
@@ -29,6 +29,9 @@ export interface CreateOptions {
   noPivot?: boolean;
   noNewKeyring?: boolean;
   preserveFds?: number;
+  /** Give the process pipes for stdio and return husk's ends (run in the foreground relays
+   * them, as runc does); otherwise it inherits husk's stdio. Not with a terminal. */
+  relayStdio?: boolean;
   /** `run` in the foreground keeps the terminal to relay it; create needs a console socket. */
   detach: boolean;
 }
@@ -37,6 +40,8 @@ export interface Created {
   record: ContainerRecord;
   /** The pty master when husk itself relays the terminal (run without --console-socket). */
   consoleFd?: number;
+  /** husk's ends of the stdio pipes (stdin's write end, stdout's and stderr's read ends). */
+  stdioPipes?: [number, number, number];
 }
 
 function hookState(record: ContainerRecord, status: Status, pid?: number): HookState {
@@ -93,12 +98,29 @@ export async function create(o: CreateOptions): Promise<Created> {
   if (processSpec.terminal && o.detach && !o.consoleSocket) {
     throw new HuskError('cannot allocate a terminal for a detached container without --console-socket');
   }
+  if (processSpec.terminal && !o.detach && !o.consoleSocket) {
+    // husk relays the container's pty to its own terminal, which it must have.
+    try {
+      fs.closeSync(fs.openSync('/dev/tty', 'r+'));
+    } catch (err) {
+      throw new HuskError(`process.terminal is true but husk has no terminal to relay it to: open /dev/tty: ${reason(err)}`);
+    }
+  }
   if (!processSpec.terminal && o.consoleSocket) {
     throw new HuskError('--console-socket given, but config.json does not ask for a terminal (process.terminal)');
   }
   const listen = listenFds();
   if (listen) processSpec.env = [...(processSpec.env ?? []), `LISTEN_FDS=${listen}`, 'LISTEN_PID=1'];
 
+  // [child end, husk's end] for stdin, stdout, stderr.
+  let pipes: [number, number][] | undefined;
+  if (o.relayStdio && !processSpec.terminal) {
+    pipes = [0, 1, 2].map((fd) => {
+      const [r, w] = native.pipe();
+      return fd === 0 ? [r, w] : [w, r];
+    });
+  }
+  const closePipes = (side: 0 | 1) => pipes?.forEach((p) => fs.closeSync(p[side]));
   const store = new Store(o.root);
   const record: ContainerRecord = store.newRecord({ id: o.id, bundle, rootfs, config: spec });
   store.create(record);
@@ -109,7 +131,7 @@ export async function create(o: CreateOptions): Promise<Created> {
     native.mkfifo(execFifo, 0o622);
     trace('husk', `mkfifo(${JSON.stringify(execFifo)}, 0622) = 0`);
     const plan = buildPlan(spec, {
-      rootfs, bundle, execFifo, noPivot: o.noPivot, preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
+      rootfs, bundle, execFifo, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
     }, hostView());
     const launched = await launch(plan, {
       onInitPid(pid) {
@@ -141,9 +163,12 @@ export async function create(o: CreateOptions): Promise<Created> {
     record.status = 'created';
     store.write(record);
     if (o.pidFile) writeAtomically(path.resolve(o.pidFile), String(record.pid));
-    return { record, consoleFd };
+    closePipes(0);
+    return { record, consoleFd, stdioPipes: pipes && [pipes[0][1], pipes[1][1], pipes[2][1]] };
   } catch (err) {
     if (consoleFd !== undefined) fs.closeSync(consoleFd);
+    closePipes(0);
+    closePipes(1);
     store.remove(o.id);
     throw err;
   } finally {
@@ -200,22 +225,21 @@ export async function start(root: string, id: string): Promise<void> {
   }
 }
 
-/** The pids of every process in the container: those in its init's pid namespace. */
+/** The pids of every process in the container: those in its init's mount namespace (every
+ * container has its own; a pid namespace it may share with the host). Until husk manages
+ * cgroups, this is what `ps` and `kill --all` use. */
 export function containerPids(record: ContainerRecord): number[] {
-  const own = `/proc/${record.pid}/ns/pid`;
   let ns: string;
   try {
-    ns = fs.readlinkSync(own);
+    ns = fs.readlinkSync(`/proc/${record.pid}/ns/mnt`);
   } catch {
     return [];
   }
-  const hasPidNs = (record.config.linux?.namespaces ?? []).some((n) => n.type === 'pid');
-  if (!hasPidNs) return [record.pid];
   const pids: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(entry)) continue;
     try {
-      if (fs.readlinkSync(`/proc/${entry}/ns/pid`) === ns) pids.push(Number(entry));
+      if (fs.readlinkSync(`/proc/${entry}/ns/mnt`) === ns) pids.push(Number(entry));
     } catch {
       // exited meanwhile
     }
@@ -321,20 +345,24 @@ export interface RunOptions extends Omit<CreateOptions, 'detach'> {
 /** runc run: create, start, and in the foreground wait for the process and delete it. */
 export async function run(o: RunOptions): Promise<number> {
   native.setSubreaper();
-  const { record, consoleFd } = await create({ ...o, detach: o.detach });
+  const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
+  // Signals that arrive while the container starts are held back and forwarded once its
+  // process runs (before that, they would end the init half-way).
+  const { forwardSignals, relayTerminal, relayStdio } = await import('./foreground');
+  const forwarding = o.detach ? undefined : forwardSignals(record.pid, consoleFd);
   try {
     await start(o.root, o.id);
   } catch (err) {
+    forwarding?.stop();
     await remove(o.root, o.id, true).catch(() => undefined);
     throw err;
   }
-  if (o.detach) return 0;
-  const { forwardSignals, relayTerminal } = await import('./foreground');
-  const stopForwarding = forwardSignals(record.pid, consoleFd);
-  const relayed = consoleFd !== undefined ? relayTerminal(consoleFd) : Promise.resolve();
+  if (!forwarding) return 0;
+  forwarding.release();
+  const relayed = consoleFd !== undefined ? relayTerminal(consoleFd) : stdioPipes ? relayStdio(stdioPipes) : undefined;
   const status = await native.waitpidAsync(record.pid);
-  await relayed;
-  stopForwarding();
+  await relayed?.drained(2000);
+  forwarding.stop();
   if (!o.keep) await remove(o.root, o.id, true);
   return status.code ?? 128 + (status.signal ?? 0);
 }

@@ -11,16 +11,24 @@ const FORWARDED: NodeJS.Signals[] = [
   'SIGTTIN', 'SIGTTOU', 'SIGVTALRM', 'SIGPROF', 'SIGIO', 'SIGPWR', 'SIGSYS', 'SIGTRAP', 'SIGPIPE', 'SIGXCPU', 'SIGXFSZ', 'SIGURG',
 ];
 
-export function forwardSignals(pid: number, consoleFd?: number): () => void {
+export interface Forwarding {
+  /** The container's process runs: forward what was held back, and from now on at once. */
+  release(): void;
+  stop(): void;
+}
+
+export function forwardSignals(pid: number, consoleFd?: number): Forwarding {
   const handlers = new Map<NodeJS.Signals, () => void>();
+  let held: NodeJS.Signals[] | undefined = [];
+  const send = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // the container is gone; its exit status comes next
+    }
+  };
   for (const sig of FORWARDED) {
-    const handler = () => {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // the container is gone; its exit status comes next
-      }
-    };
+    const handler = () => (held ? held.push(sig) : send(sig));
     handlers.set(sig, handler);
     process.on(sig, handler);
   }
@@ -36,14 +44,64 @@ export function forwardSignals(pid: number, consoleFd?: number): () => void {
     handlers.set('SIGWINCH', resize);
     process.on('SIGWINCH', resize);
   }
-  return () => {
-    for (const [sig, handler] of handlers) process.off(sig, handler);
+  return {
+    release() {
+      const pending = held ?? [];
+      held = undefined;
+      for (const sig of pending) send(sig);
+    },
+    stop() {
+      for (const [sig, handler] of handlers) process.off(sig, handler);
+    },
   };
 }
 
+/** A relay of the container's output; drained() waits for its end, at most `ms` after the
+ * container's exit (a process that escaped the container may hold the other end open). */
+export interface Relay {
+  drained(ms: number): Promise<void>;
+}
+
+function relay(done: Promise<void>, stop: () => void): Relay {
+  return {
+    drained(ms) {
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      });
+      return Promise.race([done, limit]).then(() => {
+        if (timer) clearTimeout(timer);
+        stop();
+      });
+    },
+  };
+}
+
+/** Copies stdin into the process's stdin pipe (closing it at end of input) and its stdout
+ * and stderr pipes to ours, as `runc run` does in the foreground without a terminal. */
+export function relayStdio([stdinW, stdoutR, stderrR]: [number, number, number]): Relay {
+  const input = fs.createWriteStream('', { fd: stdinW });
+  input.on('error', () => undefined);
+  process.stdin.on('error', () => undefined);
+  process.stdin.pipe(input);
+  const copy = (fd: number, to: NodeJS.WriteStream) => new Promise<void>((resolve) => {
+    const out = fs.createReadStream('', { fd });
+    out.on('data', (chunk) => to.write(chunk));
+    out.on('error', () => resolve());
+    out.on('close', () => resolve());
+  });
+  const done = Promise.all([copy(stdoutR, process.stdout), copy(stderrR, process.stderr)]).then(() => undefined);
+  return relay(done, () => {
+    process.stdin.unpipe(input);
+    process.stdin.pause();
+    input.destroy();
+  });
+}
+
 /** Copies the pty master to stdout and stdin to the master until the container hangs up. */
-export function relayTerminal(master: number): Promise<void> {
-  return new Promise((resolve) => {
+export function relayTerminal(master: number): Relay {
+  let finish = () => undefined as void;
+  const done = new Promise<void>((resolve) => {
     const stdin = process.stdin;
     const wasRaw = stdin.isTTY ? stdin.isRaw : false;
     if (stdin.isTTY) stdin.setRawMode(true);
@@ -60,7 +118,7 @@ export function relayTerminal(master: number): Promise<void> {
     stdin.on('data', input);
     const output = new tty.ReadStream(master);
     output.on('data', (chunk: Buffer) => process.stdout.write(chunk));
-    const done = () => {
+    finish = () => {
       stdin.off('data', input);
       if (stdin.isTTY) stdin.setRawMode(wasRaw);
       stdin.pause();
@@ -68,8 +126,9 @@ export function relayTerminal(master: number): Promise<void> {
       resolve();
     };
     // EIO: the last holder of the slave (the container) closed it.
-    output.on('error', done);
-    output.on('end', done);
-    output.on('close', done);
+    output.on('error', finish);
+    output.on('end', finish);
+    output.on('close', finish);
   });
+  return relay(done, () => finish());
 }
