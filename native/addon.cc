@@ -65,7 +65,7 @@ struct PlanStorage {
 };
 
 const struct { const char *name; Op op; } kOps[] = {
-  {"cloneInit", Op::CloneInit}, {"notify", Op::Notify}, {"setsid", Op::Setsid}, {"prctl", Op::Prctl},
+  {"cloneInit", Op::CloneInit}, {"notify", Op::Notify}, {"setsid", Op::Setsid}, {"prctl", Op::Prctl}, {"joinSessionKeyring", Op::JoinSessionKeyring},
   {"setns", Op::Setns}, {"unshare", Op::Unshare}, {"linkUp", Op::LinkUp}, {"openRoot", Op::OpenRoot}, {"mkdir", Op::Mkdir}, {"mount", Op::Mount},
   {"remountReadonly", Op::RemountReadonly}, {"maskPath", Op::MaskPath}, {"mknod", Op::Mknod},
   {"symlink", Op::Symlink}, {"pivotRoot", Op::PivotRoot}, {"moveRoot", Op::MoveRoot}, {"chdir", Op::Chdir},

@@ -71,6 +71,7 @@ static long dispatch(Child &c, const Step &s) {
     case Op::Notify: return doNotify(c, s);
     case Op::Setsid: return check(setsid());
     case Op::Prctl: return doPrctl(c, s);
+    case Op::JoinSessionKeyring: return doJoinSessionKeyring(c, s);
     case Op::Setns: return doSetns(c, s);
     case Op::Unshare: return doUnshare(c, s);
     case Op::LinkUp: return doLinkUp(c, s);

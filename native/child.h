@@ -43,6 +43,7 @@ long doMknod(Child &c, const Step &s);
 long doSymlink(Child &c, const Step &s);
 // process.cc
 long doPrctl(Child &c, const Step &s);
+long doJoinSessionKeyring(Child &c, const Step &s);
 long doWriteFile(Child &c, const Step &s);
 long doSethostname(Child &c, const Step &s);
 long doSetdomainname(Child &c, const Step &s);

@@ -22,6 +22,7 @@ enum class Op : uint32_t {
   Notify,        // a: message type. Tell the parent, wait for its Continue (hooks, id maps).
   Setsid,        // new session: the init leads it (and can take a controlling terminal).
   Prctl,         // a: option, b: argument (PR_SET_NO_NEW_PRIVS, PR_SET_KEEPCAPS, ...).
+  JoinSessionKeyring, // source: name. A new session keyring, so the host's keys stay out of reach.
   // Namespaces.
   Setns,         // path: a namespace file; flags: its CLONE_NEW* type.
   Unshare,       // flags: CLONE_NEW* flags.

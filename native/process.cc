@@ -19,6 +19,11 @@ long doPrctl(Child &, const Step &s) {
   return check(prctl(static_cast<int>(s.a), s.b, 0, 0, 0));
 }
 
+long doJoinSessionKeyring(Child &, const Step &s) {
+  constexpr long KEYCTL_JOIN_SESSION_KEYRING = 1;
+  return check(syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, s.source));
+}
+
 long doWriteFile(Child &, const Step &s) {
   UniqueFd fd(static_cast<int>(check(open(s.path, O_WRONLY | O_CLOEXEC))));
   if (!fd) return -errno;

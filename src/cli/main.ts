@@ -81,7 +81,7 @@ createOptions(program.command('create <id>').description('create a container; it
     require('../native').native.setSubreaper();
     await require('../runtime/container').create({
       root: globals().root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
-      noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds, detach: true,
+      noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds, systemdCgroup: globals().systemdCgroup, detach: true,
     });
   }));
 
@@ -92,7 +92,7 @@ createOptions(program.command('run <id>').description('create and start a contai
     return require('../runtime/container').run({
       root: globals().root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
       noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds,
-      detach: opts.detach, keep: opts.keep,
+      systemdCgroup: globals().systemdCgroup, detach: opts.detach, keep: opts.keep,
     });
   }));
 

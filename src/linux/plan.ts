@@ -45,6 +45,10 @@ export interface PlanOptions {
   noPivot?: boolean;
   /** fds (in husk) to become the process's stdin, stdout and stderr; husk's own by default. */
   stdio?: [number, number, number];
+  /** The container id: names its session keyring. */
+  id?: string;
+  /** --no-new-keyring: keep the caller's session keyring. */
+  noNewKeyring?: boolean;
   /** Number of fds beyond stdio passed into the container (--preserve-fds and LISTEN_FDS). */
   preserveFds?: number;
   trace?: boolean;
@@ -153,7 +157,7 @@ function cgroupMounts(b: Builder, m: Mount, flags: number, newCgroupNs: boolean,
     if (newCgroupNs) {
       b.add(mountStep('cgroup', target, 'cgroup', flags, h.options, { inRoot: true, create: 1 }));
     } else {
-      const source = path.posix.join('/sys/fs/cgroup', h.name, h.cgroupPath);
+      const source = path.posix.join('/sys/fs/cgroup', h.name, h.cgroupPath).replace(/(.)\/$/, '$1');
       b.add(mountStep(source, target, null, MS.MS_BIND | MS.MS_REC, null, { inRoot: true, create: 1 }));
       b.add(mountStep(null, target, null, MS.MS_BIND | MS.MS_REMOUNT | flags, null, { inRoot: true }));
     }
@@ -214,6 +218,9 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   // /proc/PID/exe while it still holds host resources (CVE-2019-5736).
   b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make the init non-dumpable' });
   b.add({ op: 'setsid', trace: 'setsid()', what: 'start a new session' });
+  if (!opts.noNewKeyring && opts.id) {
+    b.add({ op: 'joinSessionKeyring', source: opts.id, trace: `keyctl(KEYCTL_JOIN_SESSION_KEYRING, ${q(opts.id)})`, what: 'create a session keyring' });
+  }
   if (isNew('cgroup')) b.add({ op: 'unshare', flags: CLONE.CLONE_NEWCGROUP, trace: 'unshare(CLONE_NEWCGROUP)', what: 'create the cgroup namespace' });
   if (isNew('network')) b.add({ op: 'linkUp', path: 'lo', trace: 'ioctl(SIOCSIFFLAGS, "lo", IFF_UP)', what: 'bring up the loopback interface' });
   if (process.oomScoreAdj !== undefined) {

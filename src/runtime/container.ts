@@ -29,6 +29,8 @@ export interface CreateOptions {
   noPivot?: boolean;
   noNewKeyring?: boolean;
   preserveFds?: number;
+  /** --systemd-cgroup: cgroupsPath is "slice:prefix:name", for systemd to manage. */
+  systemdCgroup?: boolean;
   /** Give the process pipes for stdio and return husk's ends (run in the foreground relays
    * them, as runc does); otherwise it inherits husk's stdio. Not with a terminal. */
   relayStdio?: boolean;
@@ -94,6 +96,9 @@ export async function create(o: CreateOptions): Promise<Created> {
     throw new HuskError(`config.json: root.path ${JSON.stringify(spec.root!.path)}: rootfs ${rootfs} does not exist or is not a directory`);
   }
   checkResources(spec, log.warn);
+  if (o.systemdCgroup && spec.linux?.cgroupsPath) {
+    throw new HuskError(`--systemd-cgroup: cgroupsPath ${JSON.stringify(spec.linux.cgroupsPath)} needs systemd to manage the cgroup, which husk does not support yet`);
+  }
   const processSpec = spec.process!;
   if (processSpec.terminal && o.detach && !o.consoleSocket) {
     throw new HuskError('cannot allocate a terminal for a detached container without --console-socket');
@@ -131,7 +136,7 @@ export async function create(o: CreateOptions): Promise<Created> {
     native.mkfifo(execFifo, 0o622);
     trace('husk', `mkfifo(${JSON.stringify(execFifo)}, 0622) = 0`);
     const plan = buildPlan(spec, {
-      rootfs, bundle, execFifo, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
+      rootfs, bundle, execFifo, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
     }, hostView());
     const launched = await launch(plan, {
       onInitPid(pid) {

@@ -88,9 +88,9 @@ describe('buildPlan', () => {
     const plain = buildPlan(spec({ mounts: m }), opts, host()).steps.filter((s) => s.path?.startsWith('/sys/fs/cgroup'));
     expect(plain.map((s) => [s.path, s.source])).toEqual([
       ['/sys/fs/cgroup', 'tmpfs'],
-      ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu/'],
+      ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu'],
       ['/sys/fs/cgroup/cpu', null],
-      ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/systemd/'],
+      ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/systemd'],
       ['/sys/fs/cgroup/systemd', null],
     ]);
     const withNs = buildPlan(spec({ mounts: m, linux: { namespaces: [{ type: 'mount' }, { type: 'cgroup' }] } }), opts, host()).steps.filter((s) => s.path?.startsWith('/sys/fs/cgroup/'));
