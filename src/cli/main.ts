@@ -79,7 +79,7 @@ function createOptions(cmd: Command): Command {
 createOptions(program.command('create <id>').description('create a container; its process waits for start'))
   .action(action('create', async (id: string, opts: any) => {
     require('../native').native.setSubreaper();
-    await require('../runtime/container').create({
+    await require('../runtime/create').create({
       root: globals().root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
       noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds, systemdCgroup: globals().systemdCgroup, detach: true,
     });
@@ -89,7 +89,7 @@ createOptions(program.command('run <id>').description('create and start a contai
   .option('-d, --detach', 'return once the container has started', false)
   .option('--keep', 'do not delete the container after it exits', false)
   .action(action('run', async (id: string, opts: any) => {
-    return require('../runtime/container').run({
+    return require('../runtime/create').run({
       root: globals().root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
       noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds,
       systemdCgroup: globals().systemdCgroup, detach: opts.detach, keep: opts.keep,

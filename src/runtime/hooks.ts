@@ -13,6 +13,11 @@ import type { Plan, PlanStep } from '../linux/plan';
 import { native } from '../native';
 import { launch } from './launch';
 import { trace, tracing } from './trace';
+import { log } from './log';
+import { OCI_VERSION } from '../spec/defaults';
+import type { Spec } from '../spec/types';
+import type { ContainerStatus } from '../spec/types';
+import type { ContainerRecord } from './store';
 
 export type HookKind = 'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
 
@@ -138,4 +143,31 @@ export async function runHooks(kind: HookKind, hooks: Hook[] | undefined, state:
     if (err) return err;
   }
   return undefined;
+}
+
+export function hookState(record: ContainerRecord, status: ContainerStatus, pid?: number): HookState {
+  const state: HookState = { ociVersion: OCI_VERSION, id: record.id, status, bundle: record.bundle };
+  if (pid) state.pid = pid;
+  if (record.annotations && Object.keys(record.annotations).length) state.annotations = record.annotations;
+  return state;
+}
+
+/** Namespace types the container's init has (new or joined); hooks that run inside join them. */
+function namespaceTypes(spec: Spec): string[] {
+  return (spec.linux?.namespaces ?? []).map((n) => n.type).filter((t) => t in NAMESPACES);
+}
+
+export async function fatalHooks(kind: HookKind, spec: Spec, state: HookState, inContainer: boolean) {
+  const hooks = spec.hooks?.[kind];
+  if (!hooks?.length) return;
+  const ns = inContainer && state.pid ? { pid: state.pid, types: namespaceTypes(spec) } : undefined;
+  // Inside the container's pid namespace its init is pid 1, and that is what such a hook sees.
+  if (ns && spec.linux?.namespaces?.some((n) => n.type === 'pid' && !n.path)) state = { ...state, pid: 1 };
+  const err = await runHooks(kind, hooks, state, ns);
+  if (err) throw err;
+}
+
+export async function warningHooks(kind: HookKind, spec: Spec, state: HookState) {
+  const err = await runHooks(kind, spec.hooks?.[kind], state);
+  if (err) log.warn(err.message);
 }

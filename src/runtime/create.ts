@@ -1,0 +1,182 @@
+// create and run: config.json -> plan -> a container whose init waits on the exec fifo
+// (create), then start and wait for it (run). Only these verbs load the spec validator,
+// the planner and the addon's launch code.
+import * as fs from 'fs';
+import * as path from 'path';
+import { HuskError, reason } from '../errors';
+import { loadConfig } from '../spec/validate';
+import { buildPlan } from '../linux/plan';
+import { hostView } from '../linux/hostInfo';
+import { checkResources } from '../cgroups/support';
+import { native } from '../native';
+import { validateId } from './ids';
+import { Store, type ContainerRecord } from './store';
+import { fatalHooks, hookState } from './hooks';
+import { launch } from './launch';
+import { log } from './log';
+import { trace, tracing } from './trace';
+import { remove, start } from './container';
+
+export interface CreateOptions {
+  root: string;
+  id: string;
+  bundle?: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  preserveFds?: number;
+  /** --systemd-cgroup: cgroupsPath is "slice:prefix:name", for systemd to manage. */
+  systemdCgroup?: boolean;
+  /** Give the process pipes for stdio and return husk's ends (run in the foreground relays
+   * them, as runc does); otherwise it inherits husk's stdio. Not with a terminal. */
+  relayStdio?: boolean;
+  /** `run` in the foreground keeps the terminal to relay it; create needs a console socket. */
+  detach: boolean;
+}
+
+export interface Created {
+  record: ContainerRecord;
+  /** The pty master when husk itself relays the terminal (run without --console-socket). */
+  consoleFd?: number;
+  /** husk's ends of the stdio pipes (stdin's write end, stdout's and stderr's read ends). */
+  stdioPipes?: [number, number, number];
+}
+
+function writeAtomically(file: string, text: string) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+/** LISTEN_FDS passed to husk for itself (socket activation) go on to the container, as runc does. */
+function listenFds(): number {
+  const n = Number(process.env.LISTEN_FDS);
+  if (!Number.isInteger(n) || n <= 0) return 0;
+  if (process.env.LISTEN_PID && Number(process.env.LISTEN_PID) !== process.pid) return 0;
+  return n;
+}
+
+export async function create(o: CreateOptions): Promise<Created> {
+  validateId(o.id);
+  const bundle = path.resolve(o.bundle ?? '.');
+  const spec = loadConfig(bundle);
+  const rootfs = path.resolve(bundle, spec.root!.path);
+  if (!fs.statSync(rootfs, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new HuskError(`config.json: root.path ${JSON.stringify(spec.root!.path)}: rootfs ${rootfs} does not exist or is not a directory`);
+  }
+  checkResources(spec, log.warn);
+  if (o.systemdCgroup && spec.linux?.cgroupsPath) {
+    throw new HuskError(`--systemd-cgroup: cgroupsPath ${JSON.stringify(spec.linux.cgroupsPath)} needs systemd to manage the cgroup, which husk does not support yet`);
+  }
+  const processSpec = spec.process!;
+  if (processSpec.terminal && o.detach && !o.consoleSocket) {
+    throw new HuskError('cannot allocate a terminal for a detached container without --console-socket');
+  }
+  if (processSpec.terminal && !o.detach && !o.consoleSocket) {
+    // husk relays the container's pty to its own terminal, which it must have.
+    try {
+      fs.closeSync(fs.openSync('/dev/tty', 'r+'));
+    } catch (err) {
+      throw new HuskError(`process.terminal is true but husk has no terminal to relay it to: open /dev/tty: ${reason(err)}`);
+    }
+  }
+  if (!processSpec.terminal && o.consoleSocket) {
+    throw new HuskError('--console-socket given, but config.json does not ask for a terminal (process.terminal)');
+  }
+  const listen = listenFds();
+  if (listen) processSpec.env = [...(processSpec.env ?? []), `LISTEN_FDS=${listen}`, 'LISTEN_PID=1'];
+
+  // [child end, husk's end] for stdin, stdout, stderr.
+  let pipes: [number, number][] | undefined;
+  if (o.relayStdio && !processSpec.terminal) {
+    pipes = [0, 1, 2].map((fd) => {
+      const [r, w] = native.pipe();
+      return fd === 0 ? [r, w] : [w, r];
+    });
+  }
+  const closePipes = (side: 0 | 1) => pipes?.forEach((p) => fs.closeSync(p[side]));
+  const store = new Store(o.root);
+  const record: ContainerRecord = store.newRecord({ id: o.id, bundle, rootfs, config: spec });
+  store.create(record);
+  const unlock = store.lock(o.id);
+  let consoleFd: number | undefined;
+  try {
+    const execFifo = store.execFifoPath(o.id);
+    native.mkfifo(execFifo, 0o622);
+    trace('husk', `mkfifo(${JSON.stringify(execFifo)}, 0622) = 0`);
+    const plan = buildPlan(spec, {
+      rootfs, bundle, execFifo, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
+    }, hostView());
+    const launched = await launch(plan, {
+      onInitPid(pid) {
+        record.pid = pid;
+        record.initStartTime = store.startTimeOf(pid);
+        store.write(record);
+        trace('husk', `write ${store.statePath(o.id)} (status creating, pid ${pid})`);
+      },
+      async onHooks(pid) {
+        const state = hookState(record, 'creating', pid);
+        await fatalHooks('prestart', spec, state, false);
+        await fatalHooks('createRuntime', spec, state, false);
+        await fatalHooks('createContainer', spec, state, true);
+      },
+      onConsole(fd) {
+        if (o.consoleSocket) {
+          try {
+            native.sendFd(o.consoleSocket, fd, '/dev/ptmx');
+            trace('husk', `sendmsg(${JSON.stringify(o.consoleSocket)}, SCM_RIGHTS [pty master]) = 0`);
+          } finally {
+            fs.closeSync(fd);
+          }
+        } else {
+          consoleFd = fd;
+        }
+      },
+    });
+    fs.closeSync(launched.sock);
+    record.status = 'created';
+    store.write(record);
+    if (o.pidFile) writeAtomically(path.resolve(o.pidFile), String(record.pid));
+    closePipes(0);
+    return { record, consoleFd, stdioPipes: pipes && [pipes[0][1], pipes[1][1], pipes[2][1]] };
+  } catch (err) {
+    if (consoleFd !== undefined) fs.closeSync(consoleFd);
+    closePipes(0);
+    closePipes(1);
+    store.remove(o.id);
+    throw err;
+  } finally {
+    unlock();
+  }
+}
+
+export interface RunOptions extends Omit<CreateOptions, 'detach'> {
+  detach: boolean;
+  keep?: boolean;
+}
+
+/** runc run: create, start, and in the foreground wait for the process and delete it. */
+export async function run(o: RunOptions): Promise<number> {
+  native.setSubreaper();
+  const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
+  // Signals that arrive while the container starts are held back and forwarded once its
+  // process runs (before that, they would end the init half-way).
+  const { forwardSignals, relayTerminal, relayStdio } = await import('./foreground');
+  const forwarding = o.detach ? undefined : forwardSignals(record.pid, consoleFd);
+  try {
+    await start(o.root, o.id);
+  } catch (err) {
+    forwarding?.stop();
+    await remove(o.root, o.id, true).catch(() => undefined);
+    throw err;
+  }
+  if (!forwarding) return 0;
+  forwarding.release();
+  const relayed = consoleFd !== undefined ? relayTerminal(consoleFd) : stdioPipes ? relayStdio(stdioPipes) : undefined;
+  const status = await native.waitpidAsync(record.pid);
+  await relayed?.drained(2000);
+  forwarding.stop();
+  if (!o.keep) await remove(o.root, o.id, true);
+  return status.code ?? 128 + (status.signal ?? 0);
+}
