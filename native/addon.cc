@@ -70,7 +70,7 @@ const struct { const char *name; Op op; } kOps[] = {
   {"remountReadonly", Op::RemountReadonly}, {"maskPath", Op::MaskPath}, {"mknod", Op::Mknod},
   {"symlink", Op::Symlink}, {"pivotRoot", Op::PivotRoot}, {"moveRoot", Op::MoveRoot}, {"chdir", Op::Chdir},
   {"writeFile", Op::WriteFile}, {"sethostname", Op::Sethostname}, {"setdomainname", Op::Setdomainname},
-  {"setrlimit", Op::Setrlimit}, {"umask", Op::Umask}, {"setgroups", Op::Setgroups},
+  {"setrlimit", Op::Setrlimit}, {"umask", Op::Umask}, {"personality", Op::Personality}, {"setgroups", Op::Setgroups},
   {"setresgid", Op::Setresgid}, {"setresuid", Op::Setresuid}, {"dropBounding", Op::DropBounding},
   {"capset", Op::Capset}, {"console", Op::Console}, {"dup2", Op::Dup2}, {"closeFds", Op::CloseFds},
   {"openExecFifo", Op::OpenExecFifo}, {"openExec", Op::OpenExec}, {"findExecutable", Op::FindExecutable},

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <initializer_list>
 #include <sched.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -89,6 +90,7 @@ static long dispatch(Child &c, const Step &s) {
     case Op::Sethostname: return doSethostname(c, s);
     case Op::Setdomainname: return doSetdomainname(c, s);
     case Op::Setrlimit: return doSetrlimit(c, s);
+    case Op::Personality: return check(personality(static_cast<unsigned long>(s.a)));
     case Op::Umask: return umask(static_cast<mode_t>(s.a)), 0;
     case Op::Setgroups: return doSetgroups(c, s);
     case Op::Setresgid: return doSetresgid(c, s);

@@ -24,13 +24,12 @@ long doCloseFds(Child &, const Step &s) {
   return check(syscall(SYS_close_range, static_cast<unsigned>(s.a), ~0U, CLOSE_RANGE_CLOEXEC));
 }
 
-// The fifo is opened now, while its path (in husk's state dir) is reachable; after
-// pivot_root it is reopened for writing through the host's /proc.
+// The parent opened the fifo (O_PATH): husk's state dir may not be reachable by the
+// container's root (a user namespace). After pivot_root it is reopened for writing through
+// the host's /proc, which is also kept here.
 long doOpenExecFifo(Child &c, const Step &s) {
-  long r = check(open(s.path, O_PATH | O_CLOEXEC));
-  if (r < 0) return r;
-  c.fifoFd = static_cast<int>(r);
-  r = check(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  c.fifoFd = static_cast<int>(s.a);
+  long r = check(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (r < 0) return r;
   c.procFd = static_cast<int>(r);
   return c.fifoFd;

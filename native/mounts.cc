@@ -90,6 +90,20 @@ long doOpenRoot(Child &c, const Step &s) {
   return r;
 }
 
+// The per-mount flags a bind remount must repeat, or it would clear them.
+static unsigned long keptFlags(const char *path) {
+  struct statvfs st;
+  if (statvfs(path, &st) < 0) return 0;
+  unsigned long flags = 0;
+  if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+  if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
+  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  return flags;
+}
+
 long doMkdir(Child &c, const Step &s) {
   int f = -1;
   long r = openInRoot(c, s.path, 1, &f);
@@ -108,21 +122,13 @@ long doMount(Child &c, const Step &s) {
     fd.reset(f);
     target = fdPath(buf, sizeof buf, f);
   }
-  return check(mount(s.source, target, s.fstype, s.flags, s.data));
-}
-
-// The per-mount flags a bind remount must repeat, or it would clear them.
-static unsigned long keptFlags(const char *path) {
-  struct statvfs st;
-  if (statvfs(path, &st) < 0) return 0;
-  unsigned long flags = 0;
-  if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
-  if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
-  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
-  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
-  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
-  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
-  return flags;
+  long r = check(mount(s.source, target, s.fstype, s.flags, s.data));
+  // Inside a user namespace, a bind remount may not clear the nosuid/nodev/noexec/atime
+  // flags the mount was locked with; keep them and try again, as runc does.
+  if (r == -EPERM && (s.flags & MS_REMOUNT) && (s.flags & MS_BIND)) {
+    r = check(mount(s.source, target, s.fstype, s.flags | keptFlags(target), s.data));
+  }
+  return r;
 }
 
 long doRemountReadonly(Child &c, const Step &s) {

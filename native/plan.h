@@ -44,6 +44,7 @@ enum class Op : uint32_t {
   Setdomainname, // source.
   Setrlimit,     // a: resource, b: soft, c: hard.
   Umask,         // a: mask.
+  Personality,   // a: the execution domain and flags (PER_LINUX32, ...).
   Setgroups,     // groups, ngroups.
   Setresgid,     // a: gid.
   Setresuid,     // a: uid.
@@ -53,7 +54,7 @@ enum class Op : uint32_t {
                  // Sends the master to the parent, makes the slave stdio and the controlling tty.
   Dup2,          // a: old fd, b: new fd.
   CloseFds,      // a: first fd to close on exec; fds 3..a-1 are kept open (--preserve-fds).
-  OpenExecFifo,  // path: the exec fifo, kept as an O_PATH fd; also keeps the host's /proc.
+  OpenExecFifo,  // a: the exec fifo, an O_PATH fd the parent opened; also keeps the host's /proc.
   OpenExec,      // path: a program opened in the runtime's mount namespace, run later by Exec.
   FindExecutable,// candidates: absolute paths to try in order; remembers the first executable one.
   Seccomp,       // filter, filterLength, a: seccomp(2) flags.

@@ -16,7 +16,7 @@ export interface GlobalOptions {
 const program = new Command('husk');
 program
   .description('a Linux container runtime (OCI), runc-compatible')
-  .option('--root <dir>', 'directory for the state of containers', '/run/husk')
+  .option('--root <dir>', 'directory for the state of containers (default: /run/husk, or $XDG_RUNTIME_DIR/husk when not root)', defaultRoot())
   .option('--log <file>', 'write the log to this file (errors are also printed on stderr)')
   .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
   .option('--debug', 'log debug messages', false)
@@ -28,6 +28,13 @@ program
   .enablePositionalOptions()
   .showHelpAfterError(false)
   .configureOutput({ outputError: (str) => process.stderr.write(`husk: ${str.replace(/^error: /, '')}`) });
+
+/** runc's choice: /run/husk for root; for another user their runtime dir, or a private /tmp one. */
+function defaultRoot(): string {
+  const uid = process.geteuid?.() ?? 0;
+  if (uid === 0) return '/run/husk';
+  return process.env.XDG_RUNTIME_DIR ? `${process.env.XDG_RUNTIME_DIR}/husk` : `/tmp/husk-${uid}`;
+}
 
 function versionText(): string {
   // eslint-disable-next-line @typescript-eslint/no-var-requires

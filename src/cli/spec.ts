@@ -7,5 +7,5 @@ import { defaultSpec } from '../spec/defaults';
 export function spec(bundle: string, rootless: boolean) {
   const file = path.join(bundle, 'config.json');
   if (fs.existsSync(file)) throw new HuskError(`File ${file} exists. Remove it first`);
-  fs.writeFileSync(file, JSON.stringify(defaultSpec({ rootless }), null, '\t'));
+  fs.writeFileSync(file, JSON.stringify(defaultSpec({ rootless, hostUid: process.geteuid?.(), hostGid: process.getegid?.() }), null, '\t'));
 }

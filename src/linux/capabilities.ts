@@ -11,12 +11,20 @@ export const CAPABILITIES = [
   'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
 ];
 
-/** The bit mask of a capability list; unknown names are an error naming `where`. */
-export function capabilityMask(names: string[] | undefined, where: string): bigint {
+/**
+ * The bit mask of a capability list. Unknown names are an error naming `where`; names this
+ * kernel does not know (above `lastCap`, /proc/sys/kernel/cap_last_cap) are left out with a
+ * warning, as runc does.
+ */
+export function capabilityMask(names: string[] | undefined, where: string, lastCap = CAPABILITIES.length - 1, warn?: (msg: string) => void): bigint {
   let mask = 0n;
   for (const name of names ?? []) {
     const bit = CAPABILITIES.indexOf(name.toUpperCase());
     if (bit < 0) throw new HuskError(`${where}: unknown capability "${name}"`);
+    if (bit > lastCap) {
+      warn?.(`${where}: ${name} is not known to this kernel; leaving it out`);
+      continue;
+    }
     mask |= 1n << BigInt(bit);
   }
   return mask;

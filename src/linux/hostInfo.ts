@@ -76,6 +76,25 @@ export function hostView(): HostView {
       }
       return v1;
     },
+    euid: process.geteuid?.() ?? 0,
+    egid: process.getegid?.() ?? 0,
+    get lastCap() {
+      try {
+        return Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'));
+      } catch {
+        return 40;
+      }
+    },
+    get securityModules() {
+      const out: string[] = [];
+      try {
+        if (fs.readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').trim() === 'Y') out.push('apparmor');
+      } catch {
+        // no AppArmor
+      }
+      if (fs.existsSync('/sys/fs/selinux/enforce')) out.push('selinux');
+      return out;
+    },
     readRootfsFile(rootfs, p) {
       let dir = rootfs;
       const parts = p.split('/').filter(Boolean);

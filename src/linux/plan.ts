@@ -8,7 +8,8 @@ import * as path from 'path';
 import { constants as osConstants } from 'os';
 import { HuskError } from '../errors';
 import type { NativeStep } from '../native';
-import type { Spec, Mount } from '../spec/types';
+import type { IDMapping, Spec, Mount } from '../spec/types';
+import { idMapPlan, type IdMapPlan } from './idmap';
 import { capabilityMask } from './capabilities';
 import { CLONE, MS, PR, S_IFBLK, S_IFCHR, S_IFIFO, flagNames } from './constants';
 import { parseMountOptions } from './mountOptions';
@@ -35,13 +36,21 @@ export interface HostView {
   cgroupV2Unified: boolean;
   /** Reads a small file of the rootfs (for /etc/passwd), or undefined. Never follows a symlink. */
   readRootfsFile(rootfs: string, p: string): string | undefined;
+  /** husk's effective ids: as root it can write any id map and create devices. */
+  euid: number;
+  egid: number;
+  /** The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap). */
+  lastCap: number;
+  /** Linux security modules that are enabled: "apparmor", "selinux". */
+  securityModules: string[];
 }
 
 export interface PlanOptions {
   rootfs: string;
   bundle: string;
-  /** The exec fifo `start` opens; absent for processes that run at once (hooks, exec). */
-  execFifo?: string;
+  /** The exec fifo `start` opens (its path, and an O_PATH fd of it open in husk); absent for
+   * processes that run at once (hooks, exec). */
+  execFifo?: { path: string; fd: number };
   noPivot?: boolean;
   /** fds (in husk) to become the process's stdin, stdout and stderr; husk's own by default. */
   stdio?: [number, number, number];
@@ -59,6 +68,10 @@ export interface Plan {
   trace: boolean;
   /** Whether the plan pauses for createRuntime/createContainer/prestart hooks. */
   pausesForHooks: boolean;
+  /** A new user namespace: the maps the parent writes when stage 1 asks (UserMaps). */
+  userMaps?: { uid: IDMapping[]; gid: IDMapping[]; plan: IdMapPlan };
+  /** Warnings for the log (capabilities this kernel lacks, ...). */
+  warnings: string[];
 }
 
 const q = (s: string | null | undefined) => (s === null || s === undefined ? 'NULL' : JSON.stringify(s));
@@ -164,13 +177,27 @@ function cgroupMounts(b: Builder, m: Mount, flags: number, newCgroupNs: boolean,
   }
 }
 
-function configMount(b: Builder, m: Mount, index: number, spec: Spec, opts: PlanOptions, host: HostView, newCgroupNs: boolean) {
+/** What a mount's plan depends on besides the mount itself. */
+interface MountContext {
+  b: Builder;
+  opts: PlanOptions;
+  host: HostView;
+  isNew(type: string): boolean;
+}
+
+function configMount(ctx: MountContext, original: Mount, index: number) {
+  const { b, opts, host } = ctx;
   const where = `mounts[${index}]`;
+  let m = original;
+  // Inside a new user namespace, sysfs and mqueue can only be mounted fresh when the network
+  // and ipc namespaces are new too (owned by it); otherwise the host's are bound, as runc does.
+  if (ctx.isNew('user') && m.type === 'sysfs' && !ctx.isNew('network')) m = { ...m, type: 'bind', source: '/sys', options: ['rbind', ...(m.options ?? [])] };
+  if (ctx.isNew('user') && m.type === 'mqueue' && !ctx.isNew('ipc')) m = { ...m, type: 'bind', source: '/dev/mqueue', options: ['rbind', ...(m.options ?? [])] };
   const dest = m.destination.startsWith('/') ? m.destination : '/' + m.destination;
   const parsed = parseMountOptions(m.options);
   const isBind = m.type === 'bind' || (parsed.flags & MS.MS_BIND) !== 0;
   if (m.type === 'cgroup') {
-    cgroupMounts(b, { ...m, destination: dest }, parsed.flags, newCgroupNs, host);
+    cgroupMounts(b, { ...m, destination: dest }, parsed.flags, ctx.isNew('cgroup'), host);
     return;
   }
   if (isBind) {
@@ -210,8 +237,23 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     const kind = NAMESPACES[type];
     b.add({ op: 'setns', path: ns.path, flags: kind.flag, trace: `setns(open(${q(ns.path)}), ${kind.flagName})`, what: `join ${type} namespace ${q(ns.path)}` });
   }
+  // A new user namespace is made by stage 1 itself, so that the parent can write its id maps
+  // while stage 1 waits; the init, cloned after, is inside it and owns the other new ones.
+  let userMaps: Plan['userMaps'];
+  if (isNew('user')) {
+    const uid = linux.uidMappings ?? [];
+    const gid = linux.gidMappings ?? [];
+    userMaps = { uid, gid, plan: idMapPlan(uid, gid, host.euid, host.egid) };
+    b.add({ op: 'unshare', flags: CLONE.CLONE_NEWUSER, trace: 'unshare(CLONE_NEWUSER)', what: 'create the user namespace' });
+    b.add({ op: 'notify', a: Msg.UserMaps, trace: 'notify(parent, user maps) and wait', what: 'write the uid and gid maps' });
+    // Become root of the new namespace: files, mounts and ptys the init makes must belong to
+    // an id that exists there (the host's ids do not).
+    if (!userMaps.plan.denySetgroups) b.add({ op: 'setgroups', groups: [], trace: 'setgroups(0, [])', what: 'clear supplementary groups in the user namespace' });
+    b.add({ op: 'setresgid', a: 0, trace: 'setresgid(0, 0, 0)', what: 'become gid 0 in the user namespace' });
+    b.add({ op: 'setresuid', a: 0, trace: 'setresuid(0, 0, 0)', what: 'become uid 0 in the user namespace' });
+  }
   let cloneFlags = 0;
-  for (const n of namespaces) if (!n.path && n.type !== 'cgroup') cloneFlags |= NAMESPACES[n.type].flag;
+  for (const n of namespaces) if (!n.path && n.type !== 'cgroup' && n.type !== 'user') cloneFlags |= NAMESPACES[n.type].flag;
   b.add(cloneStep(cloneFlags));
 
   // The init. Non-dumpable until execve: no other process may ptrace it or open its
@@ -223,9 +265,8 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   }
   if (isNew('cgroup')) b.add({ op: 'unshare', flags: CLONE.CLONE_NEWCGROUP, trace: 'unshare(CLONE_NEWCGROUP)', what: 'create the cgroup namespace' });
   if (isNew('network')) b.add({ op: 'linkUp', path: 'lo', trace: 'ioctl(SIOCSIFFLAGS, "lo", IFF_UP)', what: 'bring up the loopback interface' });
-  if (process.oomScoreAdj !== undefined) {
-    b.add({ op: 'writeFile', path: '/proc/self/oom_score_adj', source: String(process.oomScoreAdj), trace: `write("/proc/self/oom_score_adj", "${process.oomScoreAdj}")`, what: 'set oom_score_adj' });
-  }
+  // (oomScoreAdj is written by the parent: lowering it needs a capability the init may not
+  // have inside a user namespace.)
 
   // The root filesystem, prepared while the host's paths are still reachable.
   const hasMountNs = namespaces.some((n) => n.type === 'mount');
@@ -238,7 +279,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   b.add({ op: 'openRoot', path: opts.rootfs, trace: `open(${q(opts.rootfs)}, O_PATH|O_DIRECTORY)`, what: `open rootfs ${q(opts.rootfs)}` });
 
   const mounts = spec.mounts ?? [];
-  mounts.forEach((m, i) => configMount(b, m, i, spec, opts, host, isNew('cgroup')));
+  mounts.forEach((m, i) => configMount({ b, opts, host, isNew }, m, i));
 
   // /dev: unless the host's /dev is bound in, make the standard nodes and links.
   const devIsBind = mounts.some((m) => path.posix.normalize(m.destination) === '/dev' && (m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind')));
@@ -248,7 +289,15 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
       ...DEFAULT_DEVICES.filter((d) => !configured.some((c) => c.path === d.path)).map((d) => ({ ...d, type: 'c', fileMode: 0o666, uid: 0, gid: 0 })),
       ...configured,
     ];
+    // mknod is not allowed inside a user namespace (nor to a non-root husk): there the
+    // host's device nodes are bound in instead.
+    const bindDevices = isNew('user') || host.euid !== 0;
     for (const d of devices) {
+      if (bindDevices) {
+        if (host.isDirectory(d.path) !== false) throw new HuskError(`config.json: linux.devices: ${q(d.path)} does not exist on the host, so it cannot be bound into a user namespace`);
+        b.add(mountStep(d.path, d.path, null, MS.MS_BIND, null, { inRoot: true, create: 2 }));
+        continue;
+      }
       const kind = d.type === 'b' ? S_IFBLK : d.type === 'p' ? S_IFIFO : S_IFCHR;
       const mode = kind | ((d.fileMode ?? 0o666) & 0o7777);
       b.add({
@@ -267,7 +316,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   const cwd = process.cwd || '/';
   b.add({ op: 'mkdir', path: cwd, inRoot: true, trace: `mkdir(${q(cwd)})`, what: `create working directory ${q(cwd)}` });
   if (opts.execFifo) {
-    b.add({ op: 'openExecFifo', path: opts.execFifo, trace: `open(${q(opts.execFifo)}, O_PATH)`, what: `open exec fifo ${q(opts.execFifo)}` });
+    b.add({ op: 'openExecFifo', a: opts.execFifo.fd, trace: `keep fd ${opts.execFifo.fd} (${q(opts.execFifo.path)}, O_PATH) and open("/proc", O_PATH)`, what: `open exec fifo ${q(opts.execFifo.path)}` });
   }
   const hooks = spec.hooks ?? {};
   const pausesForHooks = Boolean(hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length);
@@ -303,6 +352,26 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   for (const p of linux.maskedPaths ?? []) {
     b.add({ op: 'maskPath', path: p, okErrno: ENOENT, trace: `mount("/dev/null" or "tmpfs", ${q(p)}, ..., MS_BIND or MS_RDONLY)`, what: `mask ${q(p)}` });
   }
+  // Security modules: applied at execve through /proc/self/attr/exec; refused where the host
+  // does not have the module (a profile asked for is never dropped silently).
+  if (process.apparmorProfile) {
+    if (!host.securityModules.includes('apparmor')) throw new HuskError(`config.json: process.apparmorProfile ${q(process.apparmorProfile)}: AppArmor is not enabled on this host`);
+    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', source: `exec ${process.apparmorProfile}`, trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
+  }
+  if (process.selinuxLabel) {
+    if (!host.securityModules.includes('selinux')) throw new HuskError(`config.json: process.selinuxLabel ${q(process.selinuxLabel)}: SELinux is not enabled on this host`);
+    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
+  }
+  if (linux.mountLabel && !host.securityModules.includes('selinux')) {
+    throw new HuskError(`config.json: linux.mountLabel ${q(linux.mountLabel)}: SELinux is not enabled on this host`);
+  }
+  if (linux.personality) {
+    const domains: Record<string, number> = { LINUX: 0x0000, LINUX32: 0x0008 };
+    const value = domains[linux.personality.domain];
+    if (value === undefined) throw new HuskError(`config.json: linux.personality.domain ${q(linux.personality.domain)}: only LINUX and LINUX32 are supported`);
+    if (linux.personality.flags?.length) throw new HuskError(`config.json: linux.personality.flags: no personality flags are supported (got ${linux.personality.flags.join(', ')})`);
+    b.add({ op: 'personality', a: value, trace: `personality(${linux.personality.domain === 'LINUX32' ? 'PER_LINUX32' : 'PER_LINUX'})`, what: `set personality ${linux.personality.domain}` });
+  }
   if (spec.root?.readonly) {
     b.add({ op: 'remountReadonly', path: '/', trace: 'mount(NULL, "/", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)', what: 'remount the rootfs read-only' });
   }
@@ -322,20 +391,26 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
 
   const caps = process.capabilities;
+  const warnings: string[] = [];
+  const mask = (names: string[] | undefined, field: string) => capabilityMask(names, `process.capabilities.${field}`, host.lastCap, (w) => warnings.push(w));
   if (caps) {
-    const bounding = capabilityMask(caps.bounding, 'process.capabilities.bounding');
+    const bounding = mask(caps.bounding, 'bounding');
     b.add({ op: 'dropBounding', a: bounding, trace: `prctl(PR_CAPBSET_DROP, ...) keeping 0x${bounding.toString(16)}`, what: 'drop capabilities from the bounding set' });
     b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 1, trace: 'prctl(PR_SET_KEEPCAPS, 1)', what: 'keep capabilities across setuid' });
   }
   const user = process.user ?? { uid: 0, gid: 0 };
   const groups = user.additionalGids ?? [];
-  b.add({ op: 'setgroups', groups, trace: `setgroups(${groups.length}, [${groups.join(', ')}])`, what: 'set supplementary groups' });
+  if (userMaps?.plan.denySetgroups) {
+    // setgroups is denied in this user namespace (an unprivileged map): nothing to clear.
+    if (groups.length) throw new HuskError('config.json: process.user.additionalGids cannot be set: this user namespace denies setgroups (an unprivileged id map)');
+  } else {
+    b.add({ op: 'setgroups', groups, trace: `setgroups(${groups.length}, [${groups.join(', ')}])`, what: 'set supplementary groups' });
+  }
   b.add({ op: 'setresgid', a: user.gid, trace: `setresgid(${user.gid}, ${user.gid}, ${user.gid})`, what: `set gid ${user.gid}` });
   b.add({ op: 'setresuid', a: user.uid, trace: `setresuid(${user.uid}, ${user.uid}, ${user.uid})`, what: `set uid ${user.uid}` });
   b.add({ op: 'chdir', path: cwd, trace: `chdir(${q(cwd)})`, what: `change to working directory ${q(cwd)}` });
   if (caps) {
     b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 0, trace: 'prctl(PR_SET_KEEPCAPS, 0)', what: 'stop keeping capabilities' });
-    const mask = (names: string[] | undefined, field: string) => capabilityMask(names, `process.capabilities.${field}`);
     const eff = mask(caps.effective, 'effective');
     const perm = mask(caps.permitted, 'permitted');
     const inh = mask(caps.inheritable, 'inheritable');
@@ -346,8 +421,8 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   const candidates = executableCandidates(process.args[0], env);
   b.add({ op: 'findExecutable', candidates, trace: `access(${candidates.map(q).join(' | ')}, X_OK)`, what: `exec: ${q(process.args[0])}` });
   if (opts.execFifo) {
-    b.add({ op: 'waitExecFifo', trace: `open(${q(opts.execFifo)}, O_WRONLY) blocks until start`, what: 'wait for start on the exec fifo' });
+    b.add({ op: 'waitExecFifo', trace: `open(${q(opts.execFifo.path)}, O_WRONLY) blocks until start`, what: 'wait for start on the exec fifo' });
   }
   b.add({ op: 'exec', argv: process.args, envp: env, trace: `execve(${q(process.args[0])}, [${process.args.map(q).join(', ')}], [${env.length} vars])`, what: `exec ${q(process.args[0])}` });
-  return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks };
+  return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks, userMaps, warnings };
 }

@@ -17,6 +17,10 @@ import { log } from './log';
 import { trace, tracing } from './trace';
 import { remove, start } from './container';
 
+/** open(2)'s O_PATH and O_CLOEXEC, which fs.constants does not name. */
+const O_PATH = 0o10000000;
+const O_CLOEXEC = 0o2000000;
+
 export interface CreateOptions {
   root: string;
   id: string;
@@ -101,15 +105,24 @@ export async function create(o: CreateOptions): Promise<Created> {
   store.create(record);
   const unlock = store.lock(o.id);
   let consoleFd: number | undefined;
+  let fifoFd: number | undefined;
   try {
     const execFifo = store.execFifoPath(o.id);
     native.mkfifo(execFifo, 0o622);
     trace('husk', `mkfifo(${JSON.stringify(execFifo)}, 0622) = 0`);
+    fifoFd = fs.openSync(execFifo, O_PATH | O_CLOEXEC);
     const plan = buildPlan(spec, {
-      rootfs, bundle, execFifo, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
+      rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
     }, hostView());
+    for (const warning of plan.warnings) log.warn(warning);
     const launched = await launch(plan, {
       onInitPid(pid) {
+        if (processSpec.oomScoreAdj !== undefined) {
+          // Written from here: lowering it needs CAP_SYS_RESOURCE on the host, which an init
+          // inside a user namespace does not have.
+          trace('husk', `write("/proc/${pid}/oom_score_adj", "${processSpec.oomScoreAdj}")`);
+          fs.writeFileSync(`/proc/${pid}/oom_score_adj`, String(processSpec.oomScoreAdj));
+        }
         record.pid = pid;
         record.initStartTime = store.startTimeOf(pid);
         store.write(record);
@@ -147,6 +160,7 @@ export async function create(o: CreateOptions): Promise<Created> {
     store.remove(o.id);
     throw err;
   } finally {
+    if (fifoFd !== undefined) fs.closeSync(fifoFd);
     unlock();
   }
 }

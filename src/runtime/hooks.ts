@@ -108,7 +108,7 @@ async function runInContainer(kind: HookKind, index: number, hook: Hook, input: 
       { op: 'closeFds', a: 3, trace: 'close_range(3, ~0, CLOSE_RANGE_CLOEXEC)', what: `${describe(kind, index, hook)}: close fds` },
       { op: 'exec', argv: hook.args && hook.args.length ? hook.args : [hook.path], envp: hook.env ?? [], trace: `execveat(${JSON.stringify(hook.path)})`, what: `${describe(kind, index, hook)}: exec` },
     );
-    const plan: Plan = { steps, trace: tracing(), pausesForHooks: false };
+    const plan: Plan = { steps, trace: tracing(), pausesForHooks: false, warnings: [] };
     const { pid, sock } = await launch(plan);
     fs.closeSync(sock);
     let timedOut = false;

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import { constants as osConstants } from 'os';
 import { HuskError } from '../errors';
 import type { Plan } from '../linux/plan';
+import { writeIdMaps } from '../linux/idmap';
 import { native } from '../native';
 import { Msg } from '../native/sync';
 import { errnoMessage, errnoName } from './errno';
@@ -86,6 +87,11 @@ export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}): Promi
           initPid = msg.value;
           native.waitpid(stage1);
           if (callbacks.onInitPid) await callbacks.onInitPid(initPid);
+          native.send(sock, Msg.Continue);
+          break;
+        case Msg.UserMaps:
+          if (!plan.userMaps) throw new HuskError('container init asked for id maps, but the plan has no user namespace');
+          writeIdMaps(stage1, plan.userMaps.uid, plan.userMaps.gid, plan.userMaps.plan);
           native.send(sock, Msg.Continue);
           break;
         case Msg.Hooks:

@@ -6,7 +6,7 @@ import { parseMountOptions } from '../../src/linux/mountOptions';
 import { MS } from '../../src/linux/constants';
 
 const host = (over: Partial<HostView> = {}): HostView => ({
-  isDirectory: (p) => (p.endsWith('.txt') ? false : p.startsWith('/missing') ? undefined : true),
+  isDirectory: (p) => (p.endsWith('.txt') || p.startsWith('/dev/') ? false : p.startsWith('/missing') ? undefined : true),
   mountPointOf: () => '/',
   cgroupV1: [
     { name: 'cpu', options: 'cpu', cgroupPath: '/' },
@@ -15,6 +15,10 @@ const host = (over: Partial<HostView> = {}): HostView => ({
   ],
   cgroupV2Unified: false,
   readRootfsFile: () => 'root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n',
+  euid: 0,
+  egid: 0,
+  lastCap: 40,
+  securityModules: [],
   ...over,
 });
 
@@ -149,6 +153,69 @@ describe('buildPlan', () => {
 
   it('--no-pivot moves the rootfs instead of pivot_root', () => {
     expect(ops(buildPlan(spec(), { ...opts, noPivot: true }, host()).steps)).toContain('moveRoot');
+  });
+});
+
+describe('user namespaces', () => {
+  const userns = (over: any = {}) => spec({
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'user' }, { type: 'ipc' }],
+      uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+      gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+    },
+    ...over,
+  });
+
+  it('stage 1 makes the user namespace, waits for the maps, becomes its root, then clones the rest', () => {
+    const plan = buildPlan(userns(), opts, host());
+    const head = plan.steps.slice(0, 6).map((s) => s.trace);
+    expect(head).toEqual([
+      'unshare(CLONE_NEWUSER)',
+      'notify(parent, user maps) and wait',
+      'setgroups(0, [])',
+      'setresgid(0, 0, 0)',
+      'setresuid(0, 0, 0)',
+      'clone(CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWPID)',
+    ]);
+    expect(plan.userMaps).toMatchObject({ uid: [{ hostID: 100000 }], plan: { direct: true, denySetgroups: false } });
+  });
+
+  it('binds the host devices instead of mknod, and the host sysfs and mqueue where their namespaces are not new', () => {
+    const plan = buildPlan(userns({ mounts: [{ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['ro'] }, { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue' }] }), opts, host({ isDirectory: (p) => (p === '/sys' || p === '/dev/mqueue' ? true : p.startsWith('/dev/') ? false : true) }));
+    expect(plan.steps.some((s) => s.op === 'mknod')).toBe(false);
+    expect(plan.steps.find((s) => s.path === '/dev/null')).toMatchObject({ op: 'mount', source: '/dev/null', create: 2 });
+    expect(plan.steps.find((s) => s.path === '/sys')).toMatchObject({ source: '/sys', flags: MS.MS_BIND | MS.MS_REC });
+    expect(plan.steps.find((s) => s.path === '/dev/mqueue')).toMatchObject({ fstype: 'mqueue' });
+  });
+
+  it('an unprivileged husk maps only itself: setgroups is denied, so supplementary groups cannot be set', () => {
+    const self = spec({ linux: { namespaces: [{ type: 'mount' }, { type: 'user' }], uidMappings: [{ containerID: 0, hostID: 1000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 1000, size: 1 }] } });
+    const plan = buildPlan(self, opts, host({ euid: 1000, egid: 1000 }));
+    expect(plan.userMaps!.plan).toEqual({ direct: true, denySetgroups: true });
+    expect(plan.steps.some((s) => s.op === 'setgroups')).toBe(false);
+    self.process.user.additionalGids = [5];
+    expect(() => buildPlan(self, opts, host({ euid: 1000, egid: 1000 }))).toThrow('denies setgroups');
+  });
+});
+
+describe('security modules, personality and capabilities this kernel lacks', () => {
+  it('refuses an AppArmor profile or SELinux label on a host without the module, and applies them where it has it', () => {
+    expect(() => buildPlan(spec({ process: { apparmorProfile: 'docker-default' } }), opts, host())).toThrow('config.json: process.apparmorProfile "docker-default": AppArmor is not enabled on this host');
+    expect(() => buildPlan(spec({ process: { selinuxLabel: 'system_u:system_r:container_t:s0' } }), opts, host())).toThrow('SELinux is not enabled on this host');
+    const plan = buildPlan(spec({ process: { apparmorProfile: 'docker-default' } }), opts, host({ securityModules: ['apparmor'] }));
+    expect(plan.steps.find((s) => s.path === '/proc/self/attr/apparmor/exec')!.source).toBe('exec docker-default');
+  });
+
+  it('sets the LINUX32 personality and refuses unknown domains', () => {
+    const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }], personality: { domain: 'LINUX32' } } }), opts, host());
+    expect(plan.steps.find((s) => s.op === 'personality')!.a).toBe(8);
+    expect(() => buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }], personality: { domain: 'BSD' } } }), opts, host())).toThrow('only LINUX and LINUX32');
+  });
+
+  it('leaves out a capability the kernel does not know, with a warning', () => {
+    const plan = buildPlan(spec({ process: { capabilities: { bounding: ['CAP_KILL', 'CAP_CHECKPOINT_RESTORE'] } } }), opts, host({ lastCap: 39 }));
+    expect(plan.steps.find((s) => s.op === 'dropBounding')!.a).toBe(1n << 5n);
+    expect(plan.warnings).toEqual(['process.capabilities.bounding: CAP_CHECKPOINT_RESTORE is not known to this kernel; leaving it out']);
   });
 });
 

@@ -1,0 +1,68 @@
+// Writing a user namespace's uid and gid maps, from the parent, while the child that made
+// the namespace waits (the UserMaps message in native/sync.h).
+//
+// As root, husk writes /proc/PID/uid_map and gid_map itself, any ranges. As another user,
+// the kernel lets it write only a map of its own ids, one id each, and only after
+// "setgroups" is denied; anything else needs the setuid helpers newuidmap/newgidmap
+// (Debian's uidmap package), which check /etc/subuid and /etc/subgid.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import { HuskError } from '../errors';
+import type { IDMapping } from '../spec/types';
+import { trace } from '../runtime/trace';
+
+export interface IdMapPlan {
+  /** Write the maps directly (true) or through newuidmap/newgidmap (false). */
+  direct: boolean;
+  /** "deny" setgroups first: required for a direct write by an unprivileged user. */
+  denySetgroups: boolean;
+}
+
+function findHelper(name: string): string | undefined {
+  for (const dir of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
+    if (fs.existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+  }
+  return undefined;
+}
+
+function onlySelf(mappings: IDMapping[], own: number): boolean {
+  return mappings.length === 1 && mappings[0].size === 1 && mappings[0].hostID === own;
+}
+
+/** How the maps will be written by a husk running with euid/egid; throws when they cannot be. */
+export function idMapPlan(uid: IDMapping[], gid: IDMapping[], euid: number, egid: number): IdMapPlan {
+  if (euid === 0) return { direct: true, denySetgroups: false };
+  if (onlySelf(uid, euid) && onlySelf(gid, egid)) return { direct: true, denySetgroups: true };
+  if (findHelper('newuidmap') && findHelper('newgidmap')) return { direct: false, denySetgroups: false };
+  throw new HuskError('linux.uidMappings: mapping more than your own uid and gid needs newuidmap and newgidmap (Debian package uidmap) and ranges in /etc/subuid and /etc/subgid');
+}
+
+const text = (mappings: IDMapping[]) => mappings.map((m) => `${m.containerID} ${m.hostID} ${m.size}`).join('\n') + '\n';
+
+function writeProc(file: string, content: string) {
+  trace('husk', `write(${JSON.stringify(file)}, ${JSON.stringify(content.trim())})`);
+  try {
+    fs.writeFileSync(file, content);
+  } catch (err) {
+    throw new HuskError(`write ${file} ${JSON.stringify(content.trim())}: ${(err as Error).message}`);
+  }
+}
+
+function helper(name: string, pid: number, mappings: IDMapping[]) {
+  const args = [String(pid), ...mappings.flatMap((m) => [String(m.containerID), String(m.hostID), String(m.size)])];
+  trace('husk', `${name} ${args.join(' ')}`);
+  const res = spawnSync(findHelper(name)!, args, { encoding: 'utf8' });
+  if (res.status !== 0) throw new HuskError(`${name} ${args.join(' ')}: ${(res.stderr || res.error?.message || `exit status ${res.status}`).trim()}`);
+}
+
+/** Writes the maps of the user namespace that process `pid` is in. */
+export function writeIdMaps(pid: number, uid: IDMapping[], gid: IDMapping[], plan: IdMapPlan) {
+  if (!plan.direct) {
+    helper('newuidmap', pid, uid);
+    helper('newgidmap', pid, gid);
+    return;
+  }
+  if (plan.denySetgroups) writeProc(`/proc/${pid}/setgroups`, 'deny');
+  writeProc(`/proc/${pid}/uid_map`, text(uid));
+  writeProc(`/proc/${pid}/gid_map`, text(gid));
+}
