@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <memory>
 #include <string>
+#include <linux/mount.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -67,7 +68,7 @@ struct PlanStorage {
 const struct { const char *name; Op op; } kOps[] = {
   {"cloneInit", Op::CloneInit}, {"notify", Op::Notify}, {"setsid", Op::Setsid}, {"prctl", Op::Prctl}, {"joinSessionKeyring", Op::JoinSessionKeyring},
   {"setns", Op::Setns}, {"unshare", Op::Unshare}, {"linkUp", Op::LinkUp}, {"openRoot", Op::OpenRoot}, {"mkdir", Op::Mkdir}, {"mount", Op::Mount},
-  {"remountReadonly", Op::RemountReadonly}, {"maskPath", Op::MaskPath}, {"mknod", Op::Mknod},
+  {"moveMount", Op::MoveMount}, {"remountReadonly", Op::RemountReadonly}, {"maskPath", Op::MaskPath}, {"mknod", Op::Mknod},
   {"symlink", Op::Symlink}, {"pivotRoot", Op::PivotRoot}, {"moveRoot", Op::MoveRoot}, {"chdir", Op::Chdir},
   {"writeFile", Op::WriteFile}, {"sethostname", Op::Sethostname}, {"setdomainname", Op::Setdomainname},
   {"setrlimit", Op::Setrlimit}, {"umask", Op::Umask}, {"personality", Op::Personality}, {"setgroups", Op::Setgroups},
@@ -345,6 +346,26 @@ Napi::Value Pipe(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// openTree(path, recursive, usernsFd) -> fd of a detached copy of the mount tree at path
+// (open_tree OPEN_TREE_CLONE), idmapped through the user namespace usernsFd when >= 0.
+Napi::Value OpenTree(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  bool recursive = info[1].ToBoolean().Value();
+  int userns = info[2].As<Napi::Number>().Int32Value();
+  UniqueFd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0))));
+  if (!tree) throw errnoError(env, errno, "open_tree", path);
+  if (userns >= 0) {
+    mount_attr attr{};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(userns);
+    if (syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0) {
+      throw errnoError(env, errno, "mount_setattr(MOUNT_ATTR_IDMAP)", path);
+    }
+  }
+  return Napi::Number::New(env, tree.release());
+}
+
 // setWindowSize(fd, rows, cols): TIOCSWINSZ on a pty master.
 Napi::Value SetWindowSize(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -367,6 +388,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setSubreaper", Napi::Function::New(env, SetSubreaper));
   exports.Set("sendFd", Napi::Function::New(env, SendFd));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("openTree", Napi::Function::New(env, OpenTree));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;
 }

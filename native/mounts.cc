@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -144,6 +145,16 @@ long doRemountReadonly(Child &c, const Step &s) {
   }
   unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | keptFlags(target) | s.flags;
   return check(mount(nullptr, target, nullptr, flags, nullptr));
+}
+
+// Attaches a mount tree the parent prepared (an idmapped bind: mount_setattr needs
+// privileges on the host that the init, inside its user namespace, does not have).
+long doMoveMount(Child &c, const Step &s) {
+  int f = -1;
+  long r = openInRoot(c, s.path, s.create, &f);
+  if (r < 0) return r;
+  UniqueFd target(f);
+  return check(syscall(SYS_move_mount, static_cast<int>(s.a), "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
 }
 
 // After pivot_root: a directory gets a read-only tmpfs over it, anything else /dev/null.

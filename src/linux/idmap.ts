@@ -66,3 +66,47 @@ export function writeIdMaps(pid: number, uid: IDMapping[], gid: IDMapping[], pla
   writeProc(`/proc/${pid}/uid_map`, text(uid));
   writeProc(`/proc/${pid}/gid_map`, text(gid));
 }
+
+/** Whether a config mount is an idmapped bind mount, and with which maps (its own, or the
+ * container's user namespace maps for a bare "idmap" option). */
+export function idmappedMount(m: { options?: string[]; uidMappings?: IDMapping[]; gidMappings?: IDMapping[] }, container: { uidMappings?: IDMapping[]; gidMappings?: IDMapping[] }) {
+  const options = m.options ?? [];
+  const flagged = options.includes('idmap') || options.includes('ridmap');
+  if (!flagged && !m.uidMappings?.length && !m.gidMappings?.length) return undefined;
+  const uid = m.uidMappings?.length ? m.uidMappings : container.uidMappings ?? [];
+  const gid = m.gidMappings?.length ? m.gidMappings : container.gidMappings ?? [];
+  const recursive = options.includes('ridmap') || options.includes('rbind');
+  return { uid, gid, recursive };
+}
+
+/**
+ * A user namespace with the given maps, as an fd (for mount_setattr's MOUNT_ATTR_IDMAP): a
+ * child makes it and waits for its maps; we write them, keep the namespace, end the child.
+ */
+export function userNamespaceFd(uid: IDMapping[], gid: IDMapping[]): number {
+  const { native } = require('../native') as typeof import('../native');
+  const { Msg } = require('../native/sync') as typeof import('../native/sync');
+  const { pid, fd: sock } = native.spawn({
+    trace: false,
+    steps: [
+      { op: 'unshare', flags: 0x10000000 /* CLONE_NEWUSER */ },
+      { op: 'notify', a: Msg.UserMaps },
+      { op: 'exec', argv: ['/nonexistent'], envp: [] },
+    ],
+  });
+  try {
+    const msg = native.receive(sock);
+    if (!msg || msg.type !== Msg.UserMaps) throw new HuskError('could not create a user namespace for an idmapped mount');
+    const nsFd = fs.openSync(`/proc/${pid}/ns/user`, 'r');
+    writeIdMaps(pid, uid, gid, { direct: true, denySetgroups: false });
+    return nsFd;
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    native.waitpid(pid);
+    fs.closeSync(sock);
+  }
+}

@@ -8,6 +8,8 @@ export interface MountOptions {
   propagation: number[];
   /** Everything else, passed to the filesystem ("mode=755,size=65536k"). */
   data: string;
+  /** "idmap" or "ridmap": an idmapped bind mount (recursively for ridmap). */
+  idmap?: 'idmap' | 'ridmap';
 }
 
 // [set, clear]: an option either adds its flag or removes it.
@@ -58,9 +60,12 @@ export function parseMountOptions(options: string[] = []): MountOptions {
   let flags = 0;
   const propagation: number[] = [];
   const data: string[] = [];
+  let idmap: MountOptions['idmap'];
   for (const option of options) {
     const flag = FLAG_OPTIONS[option];
-    if (flag) {
+    if (option === 'idmap' || option === 'ridmap') {
+      idmap = option;
+    } else if (flag) {
       flags = (flags | flag[0]) & ~flag[1];
     } else if (option in PROPAGATION) {
       propagation.push(PROPAGATION[option]);
@@ -68,5 +73,5 @@ export function parseMountOptions(options: string[] = []): MountOptions {
       data.push(option);
     }
   }
-  return { flags, propagation, data: data.join(',') };
+  return { flags, propagation, data: data.join(','), ...(idmap ? { idmap } : {}) };
 }

@@ -52,6 +52,8 @@ export interface PlanOptions {
    * processes that run at once (hooks, exec). */
   execFifo?: { path: string; fd: number };
   noPivot?: boolean;
+  /** Idmapped bind mounts: config mount index -> a detached mount tree (fd) husk prepared. */
+  mountTrees?: Map<number, number>;
   /** fds (in husk) to become the process's stdin, stdout and stderr; husk's own by default. */
   stdio?: [number, number, number];
   /** The container id: names its session keyring. */
@@ -206,7 +208,12 @@ function configMount(ctx: MountContext, original: Mount, index: number) {
     const isDir = host.isDirectory(source);
     if (isDir === undefined) throw new HuskError(`config.json: ${where}: bind source ${q(source)} does not exist`);
     const bindFlags = MS.MS_BIND | (parsed.flags & MS.MS_REC);
-    b.add(mountStep(source, dest, null, bindFlags, null, { inRoot: true, create: isDir ? 1 : 2 }));
+    const tree = opts.mountTrees?.get(index);
+    if (tree !== undefined) {
+      b.add({ op: 'moveMount', a: tree, path: dest, inRoot: true, create: isDir ? 1 : 2, trace: `move_mount(${tree} [idmapped ${q(source)}], ${q(dest)})`, what: `mount idmapped ${q(source)} on ${q(dest)}` });
+    } else {
+      b.add(mountStep(source, dest, null, bindFlags, null, { inRoot: true, create: isDir ? 1 : 2 }));
+    }
     const rest = parsed.flags & ~(MS.MS_BIND | MS.MS_REC | MS.MS_REMOUNT);
     if (rest) b.add(mountStep(null, dest, null, MS.MS_BIND | MS.MS_REMOUNT | rest, null, { inRoot: true }));
   } else if (m.type === 'tmpfs' && parsed.flags & MS.MS_RDONLY) {

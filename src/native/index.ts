@@ -51,6 +51,7 @@ export interface Native {
   sendFd(socketPath: string, fd: number, name?: string): void;
   setWindowSize(fd: number, rows: number, cols: number): void;
   pipe(): [number, number];
+  openTree(path: string, recursive: boolean, usernsFd: number): number;
 }
 
 let loaded: Native | undefined;

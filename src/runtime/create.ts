@@ -7,6 +7,8 @@ import { HuskError, reason } from '../errors';
 import { loadConfig } from '../spec/validate';
 import { buildPlan } from '../linux/plan';
 import { hostView } from '../linux/hostInfo';
+import { idmappedMount, userNamespaceFd } from '../linux/idmap';
+import type { Spec } from '../spec/types';
 import { checkResources } from '../cgroups/support';
 import { native } from '../native';
 import { validateId } from './ids';
@@ -51,6 +53,31 @@ function writeAtomically(file: string, text: string) {
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, text);
   fs.renameSync(tmp, file);
+}
+
+/** Detached, idmapped copies of the bind mounts that ask for it, made here because
+ * mount_setattr needs privileges on the host; the init attaches them (MoveMount). */
+function idmappedTrees(spec: Spec, bundle: string): Map<number, number> | undefined {
+  let trees: Map<number, number> | undefined;
+  for (const [index, m] of (spec.mounts ?? []).entries()) {
+    const idmap = idmappedMount(m, spec.linux ?? {});
+    if (!idmap) continue;
+    const where = `config.json: mounts[${index}]`;
+    if (!idmap.uid.length || !idmap.gid.length) throw new HuskError(`${where}: an idmapped mount needs uidMappings and gidMappings (its own or the container's)`);
+    const source = path.resolve(bundle, m.source ?? '');
+    const userns = userNamespaceFd(idmap.uid, idmap.gid);
+    try {
+      trees ??= new Map();
+      trees.set(index, native.openTree(source, idmap.recursive, userns));
+      trace('husk', `open_tree(${JSON.stringify(source)}, OPEN_TREE_CLONE); mount_setattr(MOUNT_ATTR_IDMAP) = ${trees.get(index)}`);
+    } catch (err) {
+      for (const fd of trees?.values() ?? []) fs.closeSync(fd);
+      throw new HuskError(`${where}: idmapped mount of ${JSON.stringify(source)}: ${reason(err)}`);
+    } finally {
+      fs.closeSync(userns);
+    }
+  }
+  return trees;
 }
 
 /** LISTEN_FDS passed to husk for itself (socket activation) go on to the container, as runc does. */
@@ -106,13 +133,15 @@ export async function create(o: CreateOptions): Promise<Created> {
   const unlock = store.lock(o.id);
   let consoleFd: number | undefined;
   let fifoFd: number | undefined;
+  let mountTrees: Map<number, number> | undefined;
   try {
     const execFifo = store.execFifoPath(o.id);
     native.mkfifo(execFifo, 0o622);
     trace('husk', `mkfifo(${JSON.stringify(execFifo)}, 0622) = 0`);
     fifoFd = fs.openSync(execFifo, O_PATH | O_CLOEXEC);
+    mountTrees = idmappedTrees(spec, bundle);
     const plan = buildPlan(spec, {
-      rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
+      rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, mountTrees, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
     }, hostView());
     for (const warning of plan.warnings) log.warn(warning);
     const launched = await launch(plan, {
@@ -161,6 +190,7 @@ export async function create(o: CreateOptions): Promise<Created> {
     throw err;
   } finally {
     if (fifoFd !== undefined) fs.closeSync(fifoFd);
+    for (const fd of mountTrees?.values() ?? []) fs.closeSync(fd);
     unlock();
   }
 }

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildPlan, executableCandidates, type HostView, type PlanStep } from '../../src/linux/plan';
 import { parseMountOptions } from '../../src/linux/mountOptions';
+import { idmappedMount } from '../../src/linux/idmap';
 import { MS } from '../../src/linux/constants';
 
 const host = (over: Partial<HostView> = {}): HostView => ({
@@ -225,6 +226,26 @@ describe('executableCandidates', () => {
     expect(executableCandidates('./run', [])).toEqual(['./run']);
     expect(executableCandidates('sh', ['PATH=/usr/bin:/bin'])).toEqual(['/usr/bin/sh', '/bin/sh']);
     expect(executableCandidates('sh', [])).toEqual([]);
+  });
+});
+
+describe('idmapped mounts', () => {
+  it('a mount with its own maps, or "idmap" with the container maps; recursive for ridmap or rbind', () => {
+    const container = { uidMappings: [{ containerID: 0, hostID: 1, size: 9 }], gidMappings: [{ containerID: 0, hostID: 2, size: 9 }] };
+    expect(idmappedMount({ options: ['bind'] }, container)).toBeUndefined();
+    expect(idmappedMount({ options: ['bind', 'idmap'] }, container)).toEqual({ uid: container.uidMappings, gid: container.gidMappings, recursive: false });
+    expect(idmappedMount({ options: ['rbind', 'idmap'] }, container)!.recursive).toBe(true);
+    const own = [{ containerID: 5, hostID: 6, size: 1 }];
+    expect(idmappedMount({ options: ['ridmap'], uidMappings: own, gidMappings: own }, container)).toEqual({ uid: own, gid: own, recursive: true });
+    expect(parseMountOptions(['bind', 'idmap']).data).toBe('');
+  });
+
+  it('attaches the prepared tree instead of a bind mount, then applies the remaining flags', () => {
+    const plan = buildPlan(spec({ mounts: [{ destination: '/data', type: 'bind', source: '/srv', options: ['bind', 'idmap', 'ro'] }] }), { ...opts, mountTrees: new Map([[0, 42]]) }, host());
+    const steps = plan.steps.filter((s) => s.path === '/data');
+    expect(steps.map((s) => s.op)).toEqual(['moveMount', 'mount']);
+    expect(steps[0].a).toBe(42);
+    expect(steps[1].flags).toBe(MS.MS_BIND | MS.MS_REMOUNT | MS.MS_RDONLY);
   });
 });
 
