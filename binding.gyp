@@ -14,6 +14,7 @@
         "native/terminal.cc",
         "native/seccomp.cc",
         "native/exec.cc",
+        "native/host.cc",
         "native/util.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

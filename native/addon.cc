@@ -23,13 +23,13 @@
 #include <vector>
 
 #include "child.h"
+#include "host.h"
 #include "plan.h"
 #include "util.h"
 
 namespace husk {
-namespace {
 
-Napi::Error errnoError(Napi::Env env, int err, const char *syscall, const std::string &path = "") {
+Napi::Error errnoError(Napi::Env env, int err, const char *syscall, const std::string &path) {
   const char *name = strerrorname_np(err);
   std::string message = std::string(syscall) + (path.empty() ? "" : " \"" + path + "\"") + ": " + strerror(err);
   Napi::Error e = Napi::Error::New(env, message);
@@ -39,6 +39,8 @@ Napi::Error errnoError(Napi::Env env, int err, const char *syscall, const std::s
   if (!path.empty()) e.Set("path", Napi::String::New(env, path));
   return e;
 }
+
+namespace {
 
 // Owns everything the plan's pointers point at, until the children have their copy.
 struct PlanStorage {
@@ -389,6 +391,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendFd", Napi::Function::New(env, SendFd));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("openTree", Napi::Function::New(env, OpenTree));
+  registerHostFunctions(env, exports);
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;
 }

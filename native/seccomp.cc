@@ -10,9 +10,18 @@
 
 namespace husk {
 
-long doSeccomp(Child &, const Step &s) {
+// With SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns the notify fd: it goes to the
+// parent, which passes it to the listener (linux.seccomp.listenerPath), and is closed here.
+long doSeccomp(Child &c, const Step &s) {
   sock_fprog program{s.filterLength, const_cast<sock_filter *>(s.filter)};
-  return check(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, static_cast<unsigned>(s.a), &program));
+  long r = check(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, static_cast<unsigned>(s.a), &program));
+  if (r < 0 || !(s.a & SECCOMP_FILTER_FLAG_NEW_LISTENER)) return r;
+  UniqueFd listener(static_cast<int>(r));
+  long sent = sendMessage(c.sock, Msg::SeccompListener, c.current, 0, listener.get());
+  if (sent < 0) return sent;
+  // Wait until the parent has handed it on, so that no container syscall is left waiting
+  // for a listener that is not there yet.
+  return waitContinue(c);
 }
 
 }  // namespace husk

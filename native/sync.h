@@ -11,6 +11,7 @@
 //  child -> parent  UserMaps       0                      a user namespace exists: write its id maps
 //  child -> parent  Console        0, fd attached         the pty master of the container's terminal
 //  child -> parent  Ready          0                      init is set up and blocks on the exec fifo
+//  child -> parent  SeccompListener 0, fd attached        the seccomp notify fd, for linux.seccomp.listenerPath
 //  parent -> child  Continue       0                      go on (after InitPid, Hooks, UserMaps)
 //
 // After InitPid the init waits for Continue before its first step: the parent puts it into
@@ -31,6 +32,7 @@ enum class Msg : uint32_t {
   UserMaps = 5,
   Console = 6,
   Ready = 7,
+  SeccompListener = 8,
   Continue = 100,
 };
 

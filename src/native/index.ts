@@ -52,6 +52,14 @@ export interface Native {
   setWindowSize(fd: number, rows: number, cols: number): void;
   pipe(): [number, number];
   openTree(path: string, recursive: boolean, usernsFd: number): number;
+  // For husk's own process (native/host.cc): image layers and the overlay rootfs.
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  llistxattr(path: string): string[];
+  lgetxattr(path: string, name: string): Buffer | null;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  mountOverlay(target: string, o: { lowerdirs: string[]; upperdir?: string; workdir?: string; options?: string[] }): void;
 }
 
 let loaded: Native | undefined;

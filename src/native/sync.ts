@@ -7,5 +7,6 @@ export const Msg = {
   UserMaps: 5,
   Console: 6,
   Ready: 7,
+  SeccompListener: 8,
   Continue: 100,
 } as const;

@@ -19,6 +19,8 @@ export interface LaunchCallbacks {
   onHooks?(pid: number): void | Promise<void>;
   /** The pty master of the container's terminal. */
   onConsole?(fd: number): void;
+  /** The seccomp notify fd (SCMP_ACT_NOTIFY): hand it to linux.seccomp.listenerPath. */
+  onSeccompListener?(fd: number, pid: number): void | Promise<void>;
 }
 
 export interface Launched {
@@ -101,6 +103,14 @@ export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}): Promi
         case Msg.Console:
           if (callbacks.onConsole) callbacks.onConsole(msg.fd);
           else fs.closeSync(msg.fd);
+          break;
+        case Msg.SeccompListener:
+          try {
+            if (callbacks.onSeccompListener) await callbacks.onSeccompListener(msg.fd, initPid);
+          } finally {
+            fs.closeSync(msg.fd);
+          }
+          native.send(sock, Msg.Continue);
           break;
         case Msg.Ready:
           return { pid: initPid, sock };
