@@ -103,6 +103,33 @@ createOptions(program.command('run <id>').description('create and start a contai
     });
   }));
 
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+program.command('exec <id> [command...]').description('run a new process in a running container')
+  .option('-p, --process <file>', 'the process as OCI JSON (config.json\'s "process"); - for stdin')
+  .option('-t, --tty', 'allocate a terminal', false)
+  .option('--cwd <dir>', 'working directory in the container')
+  .option('-e, --env <KEY=value>', 'add an environment variable (repeatable)', collect)
+  .option('-u, --user <uid[:gid]>', 'user and group ids')
+  .option('-g, --additional-gids <gid>', 'add a supplementary group (repeatable)', collect)
+  .option('-c, --cap <capability>', 'add a capability (repeatable)', collect)
+  .option('--no-new-privs', 'set no_new_privs for the process')
+  .option('--apparmor <profile>', 'AppArmor profile for the process')
+  .option('--process-label <label>', 'SELinux label for the process')
+  .option('-d, --detach', 'return once the process runs', false)
+  .option('--pid-file <file>', 'write the process\'s pid to this file')
+  .option('--console-socket <path>', 'unix socket that receives the pty master')
+  .option('--preserve-fds <n>', 'pass this many extra fds (from 3 on) into the process', parseCount, 0)
+  .option('--cgroup <path>', 'accepted for runc compatibility: the process joins the container\'s cgroup')
+  .option('--ignore-paused', 'allow exec in a paused container', false)
+  .action(action('exec', async (id: string, command: string[], opts: any) => {
+    return require('../runtime/exec').exec({
+      root: globals().root, id, processFile: opts.process, args: command, tty: opts.tty, cwd: opts.cwd, env: opts.env,
+      user: opts.user, additionalGids: (opts.additionalGids ?? []).map(Number), caps: opts.cap, noNewPrivs: opts.newPrivs === true ? false : opts.noNewPrivs,
+      apparmor: opts.apparmor, detach: opts.detach, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
+      preserveFds: opts.preserveFds, ignorePaused: opts.ignorePaused,
+    });
+  }));
+
 program.command('start <id>').description('start a created container')
   .action(action('start', async (id: string) => {
     require('../native').native.setSubreaper();

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { constants as osConstants } from 'os';
 import { HuskError } from '../errors';
 import type { NativeStep } from '../native';
-import type { IDMapping, Spec, Mount } from '../spec/types';
+import type { IDMapping, Mount, Process, Spec } from '../spec/types';
 import { idMapPlan, type IdMapPlan } from './idmap';
 import { capabilityMask } from './capabilities';
 import { CLONE, MS, PR, S_IFBLK, S_IFCHR, S_IFIFO, flagNames } from './constants';
@@ -128,11 +128,11 @@ export function executableCandidates(arg0: string, env: string[]): string[] {
   return pathVar.slice(5).split(':').map((dir) => path.posix.join(dir || '.', arg0));
 }
 
-/** The environment the process gets: config.json's, with HOME added as runc does. */
-export function processEnv(spec: Spec, rootfs: string, host: HostView): string[] {
-  const env = [...(spec.process?.env ?? [])];
+/** The environment the process gets: its own, with HOME added as runc does. */
+export function processEnv(process: Process, rootfs: string, host: HostView): string[] {
+  const env = [...(process.env ?? [])];
   if (!env.some((e) => e.startsWith('HOME='))) {
-    const uid = spec.process?.user?.uid ?? 0;
+    const uid = process.user?.uid ?? 0;
     let home = '/';
     const passwd = host.readRootfsFile(rootfs, '/etc/passwd');
     for (const line of passwd?.split('\n') ?? []) {
@@ -225,6 +225,69 @@ function configMount(ctx: MountContext, original: Mount, index: number) {
     b.add(mountStep(m.source ?? m.type ?? 'none', dest, m.type ?? null, parsed.flags, parsed.data, { inRoot: true, create: 1 }));
   }
   for (const p of parsed.propagation) b.add(mountStep(null, dest, null, p, null, { inRoot: true }));
+}
+
+interface ProcessContext {
+  env: string[];
+  cwd: string;
+  stdio?: [number, number, number];
+  preserveFds?: number;
+  execFifo?: { path: string; fd: number };
+  /** setgroups is denied in the user namespace (an unprivileged id map). */
+  denySetgroups: boolean;
+  host: HostView;
+  warnings: string[];
+}
+
+/** The end of every plan, the container's init or a process joining it (exec): limits,
+ * privileges and identity in runc's order, then the wait for `start` (if any) and execve. */
+function processSteps(b: Builder, process: Process, ctx: ProcessContext) {
+  const { env, cwd, host, warnings } = ctx;
+  for (const r of process.rlimits ?? []) {
+    const resource = RLIMITS[r.type];
+    if (resource === undefined) throw new HuskError(`config.json: process.rlimits: unknown type ${q(r.type)}`);
+    b.add({ op: 'setrlimit', a: resource, b: BigInt(r.soft), c: BigInt(r.hard), trace: `prlimit64(0, ${r.type}, {${r.soft}, ${r.hard}})`, what: `set ${r.type}` });
+  }
+  if (process.noNewPrivileges) b.add({ op: 'prctl', a: PR.PR_SET_NO_NEW_PRIVS, b: 1, trace: 'prctl(PR_SET_NO_NEW_PRIVS, 1)', what: 'set no_new_privs' });
+  if (process.user?.umask !== undefined) b.add({ op: 'umask', a: process.user.umask, trace: `umask(0${process.user.umask.toString(8)})`, what: 'set umask' });
+  for (const [target, fd] of (ctx.stdio ?? []).entries()) {
+    b.add({ op: 'dup2', a: fd, b: target, trace: `dup2(${fd}, ${target})`, what: `set up fd ${target}` });
+  }
+  const preserve = ctx.preserveFds ?? 0;
+  b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
+
+  const caps = process.capabilities;
+  const mask = (names: string[] | undefined, field: string) => capabilityMask(names, `process.capabilities.${field}`, host.lastCap, (w) => warnings.push(w));
+  if (caps) {
+    const bounding = mask(caps.bounding, 'bounding');
+    b.add({ op: 'dropBounding', a: bounding, trace: `prctl(PR_CAPBSET_DROP, ...) keeping 0x${bounding.toString(16)}`, what: 'drop capabilities from the bounding set' });
+    b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 1, trace: 'prctl(PR_SET_KEEPCAPS, 1)', what: 'keep capabilities across setuid' });
+  }
+  const user = process.user ?? { uid: 0, gid: 0 };
+  const groups = user.additionalGids ?? [];
+  if (ctx.denySetgroups) {
+    // setgroups is denied in this user namespace (an unprivileged map): nothing to clear.
+    if (groups.length) throw new HuskError('config.json: process.user.additionalGids cannot be set: this user namespace denies setgroups (an unprivileged id map)');
+  } else {
+    b.add({ op: 'setgroups', groups, trace: `setgroups(${groups.length}, [${groups.join(', ')}])`, what: 'set supplementary groups' });
+  }
+  b.add({ op: 'setresgid', a: user.gid, trace: `setresgid(${user.gid}, ${user.gid}, ${user.gid})`, what: `set gid ${user.gid}` });
+  b.add({ op: 'setresuid', a: user.uid, trace: `setresuid(${user.uid}, ${user.uid}, ${user.uid})`, what: `set uid ${user.uid}` });
+  b.add({ op: 'chdir', path: cwd, trace: `chdir(${q(cwd)})`, what: `change to working directory ${q(cwd)}` });
+  if (caps) {
+    b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 0, trace: 'prctl(PR_SET_KEEPCAPS, 0)', what: 'stop keeping capabilities' });
+    const eff = mask(caps.effective, 'effective');
+    const perm = mask(caps.permitted, 'permitted');
+    const inh = mask(caps.inheritable, 'inheritable');
+    const amb = mask(caps.ambient, 'ambient');
+    b.add({ op: 'capset', a: eff, b: perm, c: inh, d: amb, trace: `capset(effective=0x${eff.toString(16)}, permitted=0x${perm.toString(16)}, inheritable=0x${inh.toString(16)}); ambient=0x${amb.toString(16)}`, what: 'set capabilities' });
+  }
+  const candidates = executableCandidates(process.args[0], env);
+  b.add({ op: 'findExecutable', candidates, trace: `access(${candidates.map(q).join(' | ')}, X_OK)`, what: `exec: ${q(process.args[0])}` });
+  if (ctx.execFifo) {
+    b.add({ op: 'waitExecFifo', trace: `open(${q(ctx.execFifo.path)}, O_WRONLY) blocks until start`, what: 'wait for start on the exec fifo' });
+  }
+  b.add({ op: 'exec', argv: process.args, envp: env, trace: `execve(${q(process.args[0])}, [${process.args.map(q).join(', ')}], [${env.length} vars])`, what: `exec ${q(process.args[0])}` });
 }
 
 export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
@@ -383,53 +446,65 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     b.add({ op: 'remountReadonly', path: '/', trace: 'mount(NULL, "/", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)', what: 'remount the rootfs read-only' });
   }
 
-  // The process: limits, privileges, identity.
-  for (const r of process.rlimits ?? []) {
-    const resource = RLIMITS[r.type];
-    if (resource === undefined) throw new HuskError(`config.json: process.rlimits: unknown type ${q(r.type)}`);
-    b.add({ op: 'setrlimit', a: resource, b: BigInt(r.soft), c: BigInt(r.hard), trace: `prlimit64(0, ${r.type}, {${r.soft}, ${r.hard}})`, what: `set ${r.type}` });
-  }
-  if (process.noNewPrivileges) b.add({ op: 'prctl', a: PR.PR_SET_NO_NEW_PRIVS, b: 1, trace: 'prctl(PR_SET_NO_NEW_PRIVS, 1)', what: 'set no_new_privs' });
-  if (process.user?.umask !== undefined) b.add({ op: 'umask', a: process.user.umask, trace: `umask(0${process.user.umask.toString(8)})`, what: 'set umask' });
-  for (const [target, fd] of (opts.stdio ?? []).entries()) {
-    b.add({ op: 'dup2', a: fd, b: target, trace: `dup2(${fd}, ${target})`, what: `set up fd ${target}` });
-  }
-  const preserve = opts.preserveFds ?? 0;
-  b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
-
-  const caps = process.capabilities;
   const warnings: string[] = [];
-  const mask = (names: string[] | undefined, field: string) => capabilityMask(names, `process.capabilities.${field}`, host.lastCap, (w) => warnings.push(w));
-  if (caps) {
-    const bounding = mask(caps.bounding, 'bounding');
-    b.add({ op: 'dropBounding', a: bounding, trace: `prctl(PR_CAPBSET_DROP, ...) keeping 0x${bounding.toString(16)}`, what: 'drop capabilities from the bounding set' });
-    b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 1, trace: 'prctl(PR_SET_KEEPCAPS, 1)', what: 'keep capabilities across setuid' });
-  }
-  const user = process.user ?? { uid: 0, gid: 0 };
-  const groups = user.additionalGids ?? [];
-  if (userMaps?.plan.denySetgroups) {
-    // setgroups is denied in this user namespace (an unprivileged map): nothing to clear.
-    if (groups.length) throw new HuskError('config.json: process.user.additionalGids cannot be set: this user namespace denies setgroups (an unprivileged id map)');
-  } else {
-    b.add({ op: 'setgroups', groups, trace: `setgroups(${groups.length}, [${groups.join(', ')}])`, what: 'set supplementary groups' });
-  }
-  b.add({ op: 'setresgid', a: user.gid, trace: `setresgid(${user.gid}, ${user.gid}, ${user.gid})`, what: `set gid ${user.gid}` });
-  b.add({ op: 'setresuid', a: user.uid, trace: `setresuid(${user.uid}, ${user.uid}, ${user.uid})`, what: `set uid ${user.uid}` });
-  b.add({ op: 'chdir', path: cwd, trace: `chdir(${q(cwd)})`, what: `change to working directory ${q(cwd)}` });
-  if (caps) {
-    b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 0, trace: 'prctl(PR_SET_KEEPCAPS, 0)', what: 'stop keeping capabilities' });
-    const eff = mask(caps.effective, 'effective');
-    const perm = mask(caps.permitted, 'permitted');
-    const inh = mask(caps.inheritable, 'inheritable');
-    const amb = mask(caps.ambient, 'ambient');
-    b.add({ op: 'capset', a: eff, b: perm, c: inh, d: amb, trace: `capset(effective=0x${eff.toString(16)}, permitted=0x${perm.toString(16)}, inheritable=0x${inh.toString(16)}); ambient=0x${amb.toString(16)}`, what: 'set capabilities' });
-  }
-  const env = processEnv(spec, opts.rootfs, host);
-  const candidates = executableCandidates(process.args[0], env);
-  b.add({ op: 'findExecutable', candidates, trace: `access(${candidates.map(q).join(' | ')}, X_OK)`, what: `exec: ${q(process.args[0])}` });
-  if (opts.execFifo) {
-    b.add({ op: 'waitExecFifo', trace: `open(${q(opts.execFifo.path)}, O_WRONLY) blocks until start`, what: 'wait for start on the exec fifo' });
-  }
-  b.add({ op: 'exec', argv: process.args, envp: env, trace: `execve(${q(process.args[0])}, [${process.args.map(q).join(', ')}], [${env.length} vars])`, what: `exec ${q(process.args[0])}` });
+  processSteps(b, process, {
+    env: processEnv(process, opts.rootfs, host), cwd, stdio: opts.stdio, preserveFds: opts.preserveFds, execFifo: opts.execFifo,
+    denySetgroups: Boolean(userMaps?.plan.denySetgroups), host, warnings,
+  });
   return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks, userMaps, warnings };
+}
+
+export interface ExecPlanOptions {
+  /** The container's init (its namespaces are joined through /proc/PID/ns). */
+  initPid: number;
+  rootfs: string;
+  stdio?: [number, number, number];
+  preserveFds?: number;
+  trace?: boolean;
+  /** The user namespace of husk itself, to skip joining it when the container shares it. */
+  ownUserNamespace?: string;
+  /** The container's user namespace, when it has one. */
+  containerUserNamespace?: string;
+  /** The container's user namespace denies setgroups (an unprivileged id map). */
+  setgroupsDenied?: boolean;
+}
+
+/**
+ * `husk exec`: a process joining a running container. Stage 1 joins every namespace the
+ * container has (its user namespace first, the mount namespace last), then clones the
+ * process, which lands in the container's pid namespace; it gets the container's view of
+ * the filesystem, and the process's own user, capabilities, limits and terminal.
+ */
+export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOptions, host: HostView): Plan {
+  const b = new Builder();
+  const types = new Set<string>((spec.linux?.namespaces ?? []).map((n) => n.type));
+  for (const type of JOIN_ORDER) {
+    if (!types.has(type)) continue;
+    if (type === 'user' && opts.containerUserNamespace === opts.ownUserNamespace) continue;
+    const kind = NAMESPACES[type];
+    const file = `/proc/${opts.initPid}/ns/${kind.file}`;
+    b.add({ op: 'setns', path: file, flags: kind.flag, trace: `setns(open(${q(file)}), ${kind.flagName})`, what: `join the container's ${type} namespace` });
+  }
+  b.add(cloneStep(0));
+  b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make the process non-dumpable' });
+  if (process.terminal) {
+    const rows = process.consoleSize?.height ?? 0;
+    const cols = process.consoleSize?.width ?? 0;
+    b.add({ op: 'setsid', trace: 'setsid()', what: 'start a new session' });
+    b.add({ op: 'console', a: rows, b: cols, c: process.user?.uid ?? 0, d: process.user?.gid ?? 0, trace: 'open("/dev/ptmx"); ioctl(TIOCGPTPEER); ioctl(0, TIOCSCTTY)', what: 'set up the terminal' });
+  }
+  if (process.apparmorProfile) {
+    if (!host.securityModules.includes('apparmor')) throw new HuskError(`process.apparmorProfile ${q(process.apparmorProfile)}: AppArmor is not enabled on this host`);
+    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', source: `exec ${process.apparmorProfile}`, trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
+  }
+  if (process.selinuxLabel) {
+    if (!host.securityModules.includes('selinux')) throw new HuskError(`process.selinuxLabel ${q(process.selinuxLabel)}: SELinux is not enabled on this host`);
+    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
+  }
+  const warnings: string[] = [];
+  processSteps(b, process, {
+    env: processEnv(process, opts.rootfs, host), cwd: process.cwd || '/', stdio: opts.stdio, preserveFds: opts.preserveFds,
+    denySetgroups: Boolean(opts.setgroupsDenied), host, warnings,
+  });
+  return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks: false, warnings };
 }

@@ -21,6 +21,7 @@ import {
   SECCOMP_FLAGS,
   SECCOMP_OPERATORS,
   TIME_OFFSET_CLOCKS,
+  type Process,
   type Spec,
 } from './types';
 
@@ -97,6 +98,13 @@ export function validateConfig(value: unknown, where = 'config.json', opts: Pars
   checkNamespaceRules(c, spec);
 
   return value as Spec;
+}
+
+/** Validates a process on its own (`husk exec --process FILE`); messages name `where`. */
+export function validateProcess(value: unknown, where: string): Process {
+  const c = new Checker(where);
+  checkProcess(c, { process: value });
+  return value as Process;
 }
 
 function checkProcess(c: Checker, spec: Record<string, unknown>): void {

@@ -1,0 +1,175 @@
+// husk exec: a new process in a running container, as `runc exec` makes it: from a full
+// OCI process (--process FILE) or from the container's own process with command-line
+// changes. It joins the container's namespaces (buildExecPlan), and, unless detached, husk
+// waits for it, relays its stdio or terminal, and returns its exit status.
+import * as fs from 'fs';
+import * as path from 'path';
+import { HuskError, reason } from '../errors';
+import { buildExecPlan } from '../linux/plan';
+import { hostView } from '../linux/hostInfo';
+import { native } from '../native';
+import type { Process } from '../spec/types';
+import { validateProcess } from '../spec/validate';
+import { validateId } from './ids';
+import { checkTransition } from './state';
+import { Store } from './store';
+import { launch } from './launch';
+import { log } from './log';
+import { trace, tracing } from './trace';
+
+export interface ExecOptions {
+  root: string;
+  id: string;
+  /** --process FILE: the whole process, as in config.json ("-" for stdin). */
+  processFile?: string;
+  /** The command line form: the command and its arguments... */
+  args: string[];
+  tty?: boolean;
+  cwd?: string;
+  env?: string[];
+  /** "uid" or "uid:gid". */
+  user?: string;
+  additionalGids?: number[];
+  caps?: string[];
+  noNewPrivs?: boolean;
+  apparmor?: string;
+  detach: boolean;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds?: number;
+  ignorePaused?: boolean;
+}
+
+function readProcess(file: string): Process {
+  let text: string;
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new HuskError(`--process ${file}: ${reason(err)}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new HuskError(`--process ${file}: invalid JSON: ${(err as Error).message}`);
+  }
+  return validateProcess(value, path.basename(file === '-' ? 'stdin' : file));
+}
+
+/** The container's process changed by exec's flags, as runc does. */
+function fromFlags(base: Process, o: ExecOptions): Process {
+  if (!o.args.length) throw new HuskError('exec needs a command (or --process)');
+  const p: Process = JSON.parse(JSON.stringify(base));
+  p.args = o.args;
+  p.terminal = Boolean(o.tty);
+  delete p.consoleSize;
+  if (o.cwd) p.cwd = o.cwd;
+  if (o.env?.length) {
+    for (const kv of o.env) {
+      if (kv.indexOf('=') <= 0) throw new HuskError(`--env ${JSON.stringify(kv)} must have the form KEY=value`);
+    }
+    p.env = [...(p.env ?? []), ...o.env];
+  }
+  if (o.user) {
+    const m = /^(\d+)(?::(\d+))?$/.exec(o.user);
+    if (!m) throw new HuskError(`--user ${JSON.stringify(o.user)} must be uid or uid:gid (numbers)`);
+    p.user = { ...p.user, uid: Number(m[1]), gid: m[2] !== undefined ? Number(m[2]) : p.user?.gid ?? 0 };
+  }
+  if (o.additionalGids?.length) p.user = { ...(p.user ?? { uid: 0, gid: 0 }), additionalGids: o.additionalGids };
+  if (o.caps?.length) {
+    const caps = p.capabilities ?? {};
+    for (const set of ['bounding', 'effective', 'permitted', 'ambient', 'inheritable'] as const) {
+      if (set === 'inheritable' || set === 'ambient') continue;
+      caps[set] = [...new Set([...(caps[set] ?? []), ...o.caps])];
+    }
+    p.capabilities = caps;
+  }
+  if (o.noNewPrivs) p.noNewPrivileges = true;
+  if (o.apparmor) p.apparmorProfile = o.apparmor;
+  return p;
+}
+
+export async function exec(o: ExecOptions): Promise<number> {
+  validateId(o.id);
+  const store = new Store(o.root);
+  const record = store.read(o.id);
+  const status = store.refresh(record);
+  checkTransition(o.ignorePaused ? 'exec-ignore-paused' : 'exec', status, o.id);
+  const spec = record.config;
+  const process = o.processFile ? readProcess(o.processFile) : fromFlags(spec.process!, o);
+  if (process.terminal && o.detach && !o.consoleSocket) throw new HuskError('cannot allocate a terminal for a detached process without --console-socket');
+  if (!process.terminal && o.consoleSocket) throw new HuskError('--console-socket given, but the process does not ask for a terminal');
+  if (process.terminal && !o.detach && !o.consoleSocket) {
+    try {
+      fs.closeSync(fs.openSync('/dev/tty', 'r+'));
+    } catch (err) {
+      throw new HuskError(`the process asks for a terminal but husk has none to relay it to: open /dev/tty: ${reason(err)}`);
+    }
+  }
+
+  native.setSubreaper();
+  let pipes: [number, number][] | undefined;
+  if (!o.detach && !process.terminal) {
+    pipes = [0, 1, 2].map((fd) => {
+      const [r, w] = native.pipe();
+      return fd === 0 ? [r, w] : [w, r];
+    });
+  }
+  const nsOf = (pid: number | 'self', type: string) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/ns/${type}`);
+    } catch {
+      return undefined;
+    }
+  };
+  let setgroupsDenied = false;
+  try {
+    setgroupsDenied = fs.readFileSync(`/proc/${record.pid}/setgroups`, 'utf8').trim() === 'deny';
+  } catch {
+    // no such file: setgroups is allowed
+  }
+  const plan = buildExecPlan(spec, process, {
+    initPid: record.pid, rootfs: record.rootfs, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]],
+    preserveFds: o.preserveFds, trace: tracing(), ownUserNamespace: nsOf('self', 'user'), containerUserNamespace: nsOf(record.pid, 'user'), setgroupsDenied,
+  }, hostView());
+  for (const warning of plan.warnings) log.warn(warning);
+  let consoleFd: number | undefined;
+  let launched;
+  try {
+    launched = await launch(plan, {
+      onConsole(fd) {
+        if (o.consoleSocket) {
+          try {
+            native.sendFd(o.consoleSocket, fd, '/dev/ptmx');
+            trace('husk', `sendmsg(${JSON.stringify(o.consoleSocket)}, SCM_RIGHTS [pty master]) = 0`);
+          } finally {
+            fs.closeSync(fd);
+          }
+        } else {
+          consoleFd = fd;
+        }
+      },
+    });
+  } catch (err) {
+    pipes?.forEach((p) => fs.closeSync(p[1]));
+    if (consoleFd !== undefined) fs.closeSync(consoleFd);
+    throw err;
+  } finally {
+    pipes?.forEach((p) => fs.closeSync(p[0]));
+  }
+  fs.closeSync(launched.sock);
+  if (o.pidFile) {
+    const file = path.resolve(o.pidFile);
+    fs.writeFileSync(`${file}.tmp-${globalThis.process.pid}`, String(launched.pid));
+    fs.renameSync(`${file}.tmp-${globalThis.process.pid}`, file);
+  }
+  if (o.detach) return 0;
+  const { forwardSignals, relayTerminal, relayStdio } = await import('./foreground');
+  const forwarding = forwardSignals(launched.pid, consoleFd);
+  forwarding.release();
+  const relay = consoleFd !== undefined ? relayTerminal(consoleFd) : relayStdio([pipes![0][1], pipes![1][1], pipes![2][1]]);
+  const exit = await native.waitpidAsync(launched.pid);
+  await relay.drained(2000);
+  forwarding.stop();
+  return exit.code ?? 128 + (exit.signal ?? 0);
+}
