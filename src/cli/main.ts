@@ -47,8 +47,9 @@ function globals(): GlobalOptions {
   return program.opts() as GlobalOptions;
 }
 
-/** Sets up logging and tracing from the global flags, runs a verb, and exits with its code. */
-function action(verb: string, fn: (...args: any[]) => Promise<number | void> | number | void) {
+/** Sets up logging and tracing from the global flags, runs a verb, and exits with its code
+ * (`failure` when it fails: 1, or 255 for exec, as runc). */
+function action(verb: string, fn: (...args: any[]) => Promise<number | void> | number | void, failure = 1) {
   return async (...args: any[]) => {
     const g = globals();
     const { configureLog, log } = require('../runtime/log');
@@ -62,7 +63,7 @@ function action(verb: string, fn: (...args: any[]) => Promise<number | void> | n
       const prefix = id ? `${verb} ${id}` : verb;
       log.error(`${prefix}: ${reason(err)}`);
       if (g.debug && !(err instanceof HuskError) && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-      process.exit(1);
+      process.exit(failure);
     }
   };
 }
@@ -128,7 +129,7 @@ program.command('exec <id> [command...]').description('run a new process in a ru
       apparmor: opts.apparmor, detach: opts.detach, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
       preserveFds: opts.preserveFds, ignorePaused: opts.ignorePaused,
     });
-  }));
+  }, 255));
 
 program.command('start <id>').description('start a created container')
   .action(action('start', async (id: string) => {
