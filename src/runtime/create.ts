@@ -149,8 +149,14 @@ export async function create(o: CreateOptions): Promise<Created> {
         if (processSpec.oomScoreAdj !== undefined) {
           // Written from here: lowering it needs CAP_SYS_RESOURCE on the host, which an init
           // inside a user namespace does not have.
-          trace('husk', `write("/proc/${pid}/oom_score_adj", "${processSpec.oomScoreAdj}")`);
-          fs.writeFileSync(`/proc/${pid}/oom_score_adj`, String(processSpec.oomScoreAdj));
+          const file = `/proc/${pid}/oom_score_adj`;
+          trace('husk', `write(${JSON.stringify(file)}, "${processSpec.oomScoreAdj}")`);
+          try {
+            fs.writeFileSync(file, String(processSpec.oomScoreAdj));
+          } catch (err) {
+            const hint = (err as NodeJS.ErrnoException).code === 'EACCES' ? ' (lowering it needs CAP_SYS_RESOURCE on the host)' : '';
+            throw new HuskError(`process.oomScoreAdj ${processSpec.oomScoreAdj}: write ${file}: ${reason(err)}${hint}`);
+          }
         }
         record.pid = pid;
         record.initStartTime = store.startTimeOf(pid);
