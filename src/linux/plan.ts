@@ -15,6 +15,7 @@ import { CLONE, MS, PR, S_IFBLK, S_IFCHR, S_IFIFO, flagNames } from './constants
 import { parseMountOptions } from './mountOptions';
 import { JOIN_ORDER, NAMESPACES } from './namespaces';
 import { RLIMITS } from './rlimits';
+import { compileSeccomp, type CompiledSeccomp } from './seccomp';
 import { Msg } from '../native/sync';
 
 export interface PlanStep extends NativeStep {
@@ -237,6 +238,24 @@ interface ProcessContext {
   denySetgroups: boolean;
   host: HostView;
   warnings: string[];
+  seccomp?: CompiledSeccomp;
+}
+
+function seccompStep(seccomp: CompiledSeccomp): PlanStep {
+  return {
+    op: 'seccomp', filter: seccomp.filter, a: seccomp.flags,
+    trace: `seccomp(SECCOMP_SET_MODE_FILTER, ${seccomp.flags}, {${seccomp.filter.length / 8} instructions})`,
+    what: 'install the seccomp filter',
+  };
+}
+
+/** linux.seccomp compiled to BPF, or undefined; a notify rule needs a listener to send to. */
+function compiledSeccomp(spec: Spec, warnings: string[]): CompiledSeccomp | undefined {
+  const config = spec.linux?.seccomp;
+  if (!config) return undefined;
+  const compiled = compileSeccomp(config, { warn: (w) => warnings.push(w) });
+  if (compiled.notify && !config.listenerPath) throw new HuskError('config.json: linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath');
+  return compiled;
 }
 
 /** The end of every plan, the container's init or a process joining it (exec): limits,
@@ -253,6 +272,9 @@ function processSteps(b: Builder, process: Process, ctx: ProcessContext) {
   for (const [target, fd] of (ctx.stdio ?? []).entries()) {
     b.add({ op: 'dup2', a: fd, b: target, trace: `dup2(${fd}, ${target})`, what: `set up fd ${target}` });
   }
+  // Seccomp as late as it can be: without no_new_privs the filter needs CAP_SYS_ADMIN, so it
+  // goes in before the capabilities are dropped; with it, just before waiting for start.
+  if (ctx.seccomp && !process.noNewPrivileges) b.add(seccompStep(ctx.seccomp));
   const preserve = ctx.preserveFds ?? 0;
   b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
 
@@ -284,6 +306,7 @@ function processSteps(b: Builder, process: Process, ctx: ProcessContext) {
   }
   const candidates = executableCandidates(process.args[0], env);
   b.add({ op: 'findExecutable', candidates, trace: `access(${candidates.map(q).join(' | ')}, X_OK)`, what: `exec: ${q(process.args[0])}` });
+  if (ctx.seccomp && process.noNewPrivileges) b.add(seccompStep(ctx.seccomp));
   if (ctx.execFifo) {
     b.add({ op: 'waitExecFifo', trace: `open(${q(ctx.execFifo.path)}, O_WRONLY) blocks until start`, what: 'wait for start on the exec fifo' });
   }
@@ -449,7 +472,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   const warnings: string[] = [];
   processSteps(b, process, {
     env: processEnv(process, opts.rootfs, host), cwd, stdio: opts.stdio, preserveFds: opts.preserveFds, execFifo: opts.execFifo,
-    denySetgroups: Boolean(userMaps?.plan.denySetgroups), host, warnings,
+    denySetgroups: Boolean(userMaps?.plan.denySetgroups), host, warnings, seccomp: compiledSeccomp(spec, warnings),
   });
   return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks, userMaps, warnings };
 }
@@ -504,7 +527,7 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
   const warnings: string[] = [];
   processSteps(b, process, {
     env: processEnv(process, opts.rootfs, host), cwd: process.cwd || '/', stdio: opts.stdio, preserveFds: opts.preserveFds,
-    denySetgroups: Boolean(opts.setgroupsDenied), host, warnings,
+    denySetgroups: Boolean(opts.setgroupsDenied), host, warnings, seccomp: compiledSeccomp(spec, warnings),
   });
   return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks: false, warnings };
 }

@@ -15,6 +15,7 @@ import { validateId } from './ids';
 import { Store, type ContainerRecord } from './store';
 import { fatalHooks, hookState } from './hooks';
 import { launch } from './launch';
+import { sendSeccompListener } from './seccompListener';
 import { log } from './log';
 import { trace, tracing } from './trace';
 import { remove, start } from './container';
@@ -168,6 +169,9 @@ export async function create(o: CreateOptions): Promise<Created> {
         await fatalHooks('prestart', spec, state, false);
         await fatalHooks('createRuntime', spec, state, false);
         await fatalHooks('createContainer', spec, state, true);
+      },
+      onSeccompListener(fd, pid) {
+        sendSeccompListener(spec, record, fd, pid);
       },
       onConsole(fd) {
         if (o.consoleSocket) {

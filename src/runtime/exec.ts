@@ -14,6 +14,7 @@ import { validateId } from './ids';
 import { checkTransition } from './state';
 import { Store } from './store';
 import { launch } from './launch';
+import { sendSeccompListener } from './seccompListener';
 import { log } from './log';
 import { trace, tracing } from './trace';
 
@@ -137,6 +138,9 @@ export async function exec(o: ExecOptions): Promise<number> {
   let launched;
   try {
     launched = await launch(plan, {
+      onSeccompListener(fd, pid) {
+        sendSeccompListener(spec, record, fd, pid, status);
+      },
       onConsole(fd) {
         if (o.consoleSocket) {
           try {
