@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// Generates src/linux/syscalls/<arch>.ts, the system call name -> number tables that the
+// seccomp compiler (src/linux/seccomp.ts) uses, from the kernel's UAPI headers installed by
+// Debian packages:
+//
+//   x86_64, i386, x32   linux-libc-dev              /usr/include/x86_64-linux-gnu/asm/unistd.h
+//   aarch64             linux-libc-dev-arm64-cross  /usr/aarch64-linux-gnu/include/asm/unistd.h
+//   arm (EABI)          linux-libc-dev-armhf-cross  /usr/arm-linux-gnueabihf/include/asm/unistd.h
+//
+// The C preprocessor reads each header as the compiler for that ABI would (`cpp -dM` with the
+// ABI's defines, e.g. __ILP32__ selects unistd_x32.h), so aarch64 gets the asm-generic table
+// with exactly the __ARCH_WANT_* choices that arch/arm64 makes, and x32 numbers carry
+// __X32_SYSCALL_BIT. The macros' values (`(__X32_SYSCALL_BIT + 0)`, `__NR3264_lseek`, ...) are
+// evaluated here. Run it again after a kernel header update and commit the result:
+//
+//   apt-get install linux-libc-dev linux-libc-dev-arm64-cross linux-libc-dev-armhf-cross
+//   node scripts/gen-syscalls.js
+'use strict';
+
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const OUT_DIR = path.join(__dirname, '..', 'src', 'linux', 'syscalls');
+
+const TABLES = [
+  { file: 'x86_64', audit: 'AUDIT_ARCH_X86_64', include: '/usr/include/x86_64-linux-gnu', header: 'asm/unistd.h', defines: ['__x86_64__'] },
+  { file: 'i386', audit: 'AUDIT_ARCH_I386', include: '/usr/include/x86_64-linux-gnu', header: 'asm/unistd.h', defines: ['__i386__'] },
+  {
+    file: 'x32',
+    audit: 'AUDIT_ARCH_X86_64 (told apart by __X32_SYSCALL_BIT in the number)',
+    include: '/usr/include/x86_64-linux-gnu',
+    header: 'asm/unistd.h',
+    defines: ['__x86_64__', '__ILP32__'],
+  },
+  { file: 'aarch64', audit: 'AUDIT_ARCH_AARCH64', include: '/usr/aarch64-linux-gnu/include', header: 'asm/unistd.h', defines: ['__aarch64__'] },
+  { file: 'arm', audit: 'AUDIT_ARCH_ARM', include: '/usr/arm-linux-gnueabihf/include', header: 'asm/unistd.h', defines: ['__arm__', '__ARM_EABI__'] },
+];
+
+// Macros that look like syscalls but are bases, masks or counts.
+const NOT_SYSCALLS = new Set(['syscalls', 'arch_specific_syscall', 'SYSCALL_BASE', 'OABI_SYSCALL_BASE', 'SYSCALL_MASK', 'BASE']);
+
+/** All object-like macros the header defines, as name -> replacement text. */
+function macros(table) {
+  const headerPath = path.join(table.include, table.header);
+  if (!fs.existsSync(headerPath)) {
+    throw new Error(`${headerPath} is missing: install the package named at the top of ${path.basename(__filename)}`);
+  }
+  const args = ['-dM', '-undef', '-nostdinc', '-I', table.include, ...table.defines.map((d) => `-D${d}`), headerPath];
+  const text = execFileSync('cpp', args, { encoding: 'utf8' });
+  const map = new Map();
+  for (const line of text.split('\n')) {
+    const m = /^#define ([A-Za-z_][A-Za-z0-9_]*) (.*)$/.exec(line);
+    if (m) map.set(m[1], m[2].trim());
+  }
+  return map;
+}
+
+/** Evaluates a macro's replacement: integers, other macros, parentheses and + only. */
+function evaluate(expr, map, depth = 0) {
+  if (depth > 16) throw new Error(`macro expansion too deep at ${expr}`);
+  const tokens = expr.match(/0x[0-9a-fA-F]+|[0-9]+|[A-Za-z_][A-Za-z0-9_]*|[()+]|\S/g) ?? [];
+  let i = 0;
+  const term = () => {
+    const t = tokens[i++];
+    if (t === '(') {
+      const v = sum();
+      if (tokens[i++] !== ')') throw new Error(`unbalanced parentheses in ${expr}`);
+      return v;
+    }
+    if (/^(0x[0-9a-fA-F]+|[0-9]+)$/.test(t)) return Number(t);
+    if (t !== undefined && map.has(t)) return evaluate(map.get(t), map, depth + 1);
+    throw new Error(`cannot evaluate ${JSON.stringify(t)} in ${expr}`);
+  };
+  const sum = () => {
+    let v = term();
+    while (tokens[i] === '+') {
+      i++;
+      v += term();
+    }
+    return v;
+  };
+  const value = sum();
+  if (i !== tokens.length) throw new Error(`cannot evaluate ${expr}`);
+  return value;
+}
+
+function syscalls(table) {
+  const map = macros(table);
+  const out = new Map();
+  for (const [macro, replacement] of map) {
+    const m = /^__(?:NR|ARM_NR)_([A-Za-z0-9_]+)$/.exec(macro);
+    if (!m || NOT_SYSCALLS.has(m[1])) continue;
+    out.set(m[1], evaluate(replacement, map));
+  }
+  return [...out].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+}
+
+function packageOf(file) {
+  try {
+    const owner = execFileSync('dpkg-query', ['-S', file], { encoding: 'utf8' }).split(':')[0].trim();
+    const version = execFileSync('dpkg-query', ['-W', '-f=${Version}', owner], { encoding: 'utf8' }).trim();
+    return `${owner} ${version}`;
+  } catch {
+    return 'an unknown package';
+  }
+}
+
+function constName(file) {
+  return `${file.toUpperCase()}_SYSCALLS`;
+}
+
+fs.mkdirSync(OUT_DIR, { recursive: true });
+for (const table of TABLES) {
+  const entries = syscalls(table);
+  const headerPath = path.join(table.include, table.header);
+  const lines = [
+    `// GENERATED by scripts/gen-syscalls.js: do not edit. ${table.file} system call numbers (${table.audit}),`,
+    `// read with \`cpp -dM ${table.defines.map((d) => `-D${d}`).join(' ')}\` from ${headerPath}`,
+    `// (${packageOf(headerPath)}). ${entries.length} names.`,
+    `export const ${constName(table.file)}: Readonly<Record<string, number>> = {`,
+    ...entries.map(([name, nr]) => `  ${name}: ${nr >= 0x10000 ? `0x${nr.toString(16)}` : nr},`),
+    '};',
+    '',
+  ];
+  const out = path.join(OUT_DIR, `${table.file}.ts`);
+  fs.writeFileSync(out, lines.join('\n'));
+  console.log(`${path.relative(process.cwd(), out)}: ${entries.length} system calls`);
+}
