@@ -80,6 +80,7 @@ static long dispatch(Child &c, const Step &s) {
     case Op::Mkdir: return doMkdir(c, s);
     case Op::Mount: return doMount(c, s);
     case Op::MoveMount: return doMoveMount(c, s);
+    case Op::MountSetattr: return doMountSetattr(c, s);
     case Op::RemountReadonly: return doRemountReadonly(c, s);
     case Op::MaskPath: return doMaskPath(c, s);
     case Op::Mknod: return doMknod(c, s);

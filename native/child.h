@@ -36,6 +36,7 @@ long doMkdir(Child &c, const Step &s);
 long doMount(Child &c, const Step &s);
 long doRemountReadonly(Child &c, const Step &s);
 long doMoveMount(Child &c, const Step &s);
+long doMountSetattr(Child &c, const Step &s);
 long doMaskPath(Child &c, const Step &s);
 long doPivotRoot(Child &c, const Step &s);
 long doMoveRoot(Child &c, const Step &s);

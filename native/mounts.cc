@@ -157,6 +157,19 @@ long doMoveMount(Child &c, const Step &s) {
   return check(syscall(SYS_move_mount, static_cast<int>(s.a), "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
 }
 
+// Recursive mount options (rro, rnosuid, ...): the attributes apply to the whole tree under
+// the target, which a MS_REMOUNT cannot do.
+long doMountSetattr(Child &c, const Step &s) {
+  int f = -1;
+  long r = openInRoot(c, s.path, 0, &f);
+  if (r < 0) return r;
+  UniqueFd target(f);
+  mount_attr attr{};
+  attr.attr_set = s.a;
+  attr.attr_clr = s.b;
+  return check(syscall(SYS_mount_setattr, target.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr));
+}
+
 // After pivot_root: a directory gets a read-only tmpfs over it, anything else /dev/null.
 long doMaskPath(Child &, const Step &s) {
   struct stat st;

@@ -28,6 +28,8 @@ export const MS = {
   MS_MOVE: 8192,
   MS_REC: 16384,
   MS_SILENT: 32768,
+  MS_POSIXACL: 1 << 16,
+  MS_I_VERSION: 1 << 23,
   MS_UNBINDABLE: 1 << 17,
   MS_PRIVATE: 1 << 18,
   MS_SLAVE: 1 << 19,

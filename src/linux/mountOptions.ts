@@ -10,7 +10,37 @@ export interface MountOptions {
   data: string;
   /** "idmap" or "ridmap": an idmapped bind mount (recursively for ridmap). */
   idmap?: 'idmap' | 'ridmap';
+  /** Recursive options (rro, rnosuid, ...): MOUNT_ATTR_* bits to set and clear on the tree. */
+  recursive?: { set: number; clear: number };
 }
+
+// mount_setattr(2)'s MOUNT_ATTR_* bits; the three atime modes share MOUNT_ATTR__ATIME.
+export const MOUNT_ATTR = {
+  RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, ATIME_MASK: 0x70, RELATIME: 0x0, NOATIME: 0x10,
+  STRICTATIME: 0x20, NODIRATIME: 0x80, NOSYMFOLLOW: 0x200000,
+} as const;
+
+// [set, clear] for the recursive options, as runc names them.
+const RECURSIVE_OPTIONS: Record<string, [number, number]> = {
+  rro: [MOUNT_ATTR.RDONLY, 0],
+  rrw: [0, MOUNT_ATTR.RDONLY],
+  rnosuid: [MOUNT_ATTR.NOSUID, 0],
+  rsuid: [0, MOUNT_ATTR.NOSUID],
+  rnodev: [MOUNT_ATTR.NODEV, 0],
+  rdev: [0, MOUNT_ATTR.NODEV],
+  rnoexec: [MOUNT_ATTR.NOEXEC, 0],
+  rexec: [0, MOUNT_ATTR.NOEXEC],
+  rnodiratime: [MOUNT_ATTR.NODIRATIME, 0],
+  rdiratime: [0, MOUNT_ATTR.NODIRATIME],
+  rnoatime: [MOUNT_ATTR.NOATIME, MOUNT_ATTR.ATIME_MASK],
+  ratime: [MOUNT_ATTR.RELATIME, MOUNT_ATTR.ATIME_MASK],
+  rrelatime: [MOUNT_ATTR.RELATIME, MOUNT_ATTR.ATIME_MASK],
+  rnorelatime: [MOUNT_ATTR.RELATIME, MOUNT_ATTR.ATIME_MASK],
+  rstrictatime: [MOUNT_ATTR.STRICTATIME, MOUNT_ATTR.ATIME_MASK],
+  rnostrictatime: [MOUNT_ATTR.RELATIME, MOUNT_ATTR.ATIME_MASK],
+  rnosymfollow: [MOUNT_ATTR.NOSYMFOLLOW, 0],
+  rsymfollow: [0, MOUNT_ATTR.NOSYMFOLLOW],
+};
 
 // [set, clear]: an option either adds its flag or removes it.
 const FLAG_OPTIONS: Record<string, [number, number]> = {
@@ -43,7 +73,18 @@ const FLAG_OPTIONS: Record<string, [number, number]> = {
   symfollow: [0, MS.MS_NOSYMFOLLOW],
   bind: [MS.MS_BIND, 0],
   rbind: [MS.MS_BIND | MS.MS_REC, 0],
+  acl: [MS.MS_POSIXACL, 0],
+  noacl: [0, MS.MS_POSIXACL],
+  iversion: [MS.MS_I_VERSION, 0],
+  noiversion: [0, MS.MS_I_VERSION],
+  silent: [MS.MS_SILENT, 0],
+  loud: [0, MS.MS_SILENT],
 };
+
+/** Every option husk understands (for `husk features`), besides filesystem data. */
+export function knownMountOptions(): string[] {
+  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION), ...Object.keys(RECURSIVE_OPTIONS), 'idmap', 'ridmap'].sort();
+}
 
 export const PROPAGATION: Record<string, number> = {
   private: MS.MS_PRIVATE,
@@ -61,10 +102,16 @@ export function parseMountOptions(options: string[] = []): MountOptions {
   const propagation: number[] = [];
   const data: string[] = [];
   let idmap: MountOptions['idmap'];
+  let recursive: MountOptions['recursive'];
   for (const option of options) {
     const flag = FLAG_OPTIONS[option];
     if (option === 'idmap' || option === 'ridmap') {
       idmap = option;
+    } else if (option in RECURSIVE_OPTIONS) {
+      const [set, clear] = RECURSIVE_OPTIONS[option];
+      recursive ??= { set: 0, clear: 0 };
+      recursive.set = (recursive.set & ~clear) | set;
+      recursive.clear = (recursive.clear & ~set) | clear;
     } else if (flag) {
       flags = (flags | flag[0]) & ~flag[1];
     } else if (option in PROPAGATION) {
@@ -73,5 +120,5 @@ export function parseMountOptions(options: string[] = []): MountOptions {
       data.push(option);
     }
   }
-  return { flags, propagation, data: data.join(','), ...(idmap ? { idmap } : {}) };
+  return { flags, propagation, data: data.join(','), ...(idmap ? { idmap } : {}), ...(recursive ? { recursive } : {}) };
 }

@@ -225,6 +225,10 @@ function configMount(ctx: MountContext, original: Mount, index: number) {
   } else {
     b.add(mountStep(m.source ?? m.type ?? 'none', dest, m.type ?? null, parsed.flags, parsed.data, { inRoot: true, create: 1 }));
   }
+  if (parsed.recursive) {
+    const { set, clear } = parsed.recursive;
+    b.add({ op: 'mountSetattr', path: dest, inRoot: true, a: set, b: clear, trace: `mount_setattr(${q(dest)}, AT_RECURSIVE, {set 0x${set.toString(16)}, clear 0x${clear.toString(16)}})`, what: `apply recursive options to ${q(dest)}` });
+  }
   for (const p of parsed.propagation) b.add(mountStep(null, dest, null, p, null, { inRoot: true }));
 }
 
