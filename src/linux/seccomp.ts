@@ -449,19 +449,20 @@ export function compileSeccomp(seccomp: Seccomp, opts: CompileOptions = {}): Com
   }
 
   // Names no architecture knows are skipped (runc logs them at debug level).
-  const warned = new Set<string>();
+  const unknown = new Set<string>();
   for (const rule of rules) {
-    if (warned.has(rule.name)) continue;
+    if (unknown.has(rule.name)) continue;
     if (!Object.values(ARCHES).some((a) => Object.hasOwn(a.table, rule.name))) {
-      warned.add(rule.name);
+      unknown.add(rule.name);
       warn(`${where}: ${rule.at}: unknown system call ${JSON.stringify(rule.name)} ignored`);
     }
   }
 
-  // Same conditions, different actions: libseccomp's EEXIST, an error in runc.
+  // Same conditions, different actions: libseccomp's EEXIST, an error in runc. Rules runc
+  // never adds (the default action, unknown names) cannot clash.
   const seen = new Map<string, Rule>();
   for (const rule of rules) {
-    if (rule.conditions.length === 0) continue;
+    if (rule.conditions.length === 0 || rule.action === defaultAction || unknown.has(rule.name)) continue;
     const key = `${rule.name}|${canonical(rule.conditions)}`;
     const first = seen.get(key);
     if (first && first.action !== rule.action) {
@@ -524,7 +525,7 @@ export function compileSeccomp(seccomp: Seccomp, opts: CompileOptions = {}): Com
     }
   }
 
-  function emitArch(a: Asm, arch: ArchDef, domainLo: number, domainHi: number): void {
+  function emitArch(a: Assembler, arch: ArchDef, domainLo: number, domainHi: number): void {
     const perNumber = new Map<number, Rule[]>();
     let highest: number | undefined;
     for (const rule of rules) {
@@ -558,7 +559,7 @@ export function compileSeccomp(seccomp: Seccomp, opts: CompileOptions = {}): Com
     emitTree(a, intervals, 0, intervals.length, arch.bits);
   }
 
-  function emitTree(a: Asm, intervals: Interval[], from: number, to: number, bits: 32 | 64): void {
+  function emitTree(a: Assembler, intervals: Interval[], from: number, to: number, bits: 32 | 64): void {
     if (to - from === 1) {
       emitOutcome(a, intervals[from].outcome, bits);
       return;
@@ -573,7 +574,7 @@ export function compileSeccomp(seccomp: Seccomp, opts: CompileOptions = {}): Com
     emitTree(a, intervals, mid, to, bits);
   }
 
-  function emitOutcome(a: Asm, outcome: Outcome, bits: 32 | 64): void {
+  function emitOutcome(a: Assembler, outcome: Outcome, bits: 32 | 64): void {
     if ('ret' in outcome) {
       a.ret(outcome.ret);
       return;
@@ -595,13 +596,11 @@ export function compileSeccomp(seccomp: Seccomp, opts: CompileOptions = {}): Com
   return { filter, flags, notify };
 }
 
-type Asm = Assembler;
-
 /**
  * Code that falls through when the condition holds and jumps to `fail` when it does not. The
  * accumulator is clobbered (the number is not needed after the dispatch).
  */
-function emitCondition(a: Asm, c: Condition, bits: 32 | 64, fail: Label): void {
+function emitCondition(a: Assembler, c: Condition, bits: 32 | 64, fail: Label): void {
   const lowOffset = SECCOMP_DATA.args + 8 * c.index; // little-endian: low word first
   const highOffset = lowOffset + 4;
   const low = (v: bigint) => Number(v & 0xffffffffn);

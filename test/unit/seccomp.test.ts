@@ -439,8 +439,11 @@ describe('argument conditions', () => {
         ],
       }),
     ).toBe('config.json: linux.seccomp.syscalls[1] repeats the conditions of linux.seccomp.syscalls[0] for "unshare" with another action');
-    // The same action twice is fine.
+    // The same action twice is fine, and so is a clash with a rule that runc drops (the
+    // default action).
     compile({ syscalls: [{ names: ['unshare'], action: 'SCMP_ACT_ERRNO', args: cond }, { names: ['unshare'], action: 'SCMP_ACT_ERRNO', args: cond }] });
+    const dropped = compile({ syscalls: [{ names: ['unshare'], action: 'SCMP_ACT_ALLOW', args: cond }, { names: ['unshare'], action: 'SCMP_ACT_ERRNO', args: cond }] });
+    expect(dropped.call(X64.unshare, [512])).toBe(EPERM);
   });
 
   it('takes 18446744073709551615 (2^64 after JSON.parse) as all ones', () => {
