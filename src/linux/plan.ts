@@ -148,6 +148,15 @@ export function processEnv(process: Process, rootfs: string, host: HostView): st
   return env;
 }
 
+/** Become root of the user namespace just made or joined: files, mounts and ptys the init
+ * makes must belong to an id that exists there (the host's ids do not). In a joined one,
+ * setgroups may be denied (made by an unprivileged user): then there are none to clear. */
+function becomeNamespaceRoot(b: Builder, joined: boolean) {
+  if (joined) b.add({ op: 'setgroups', groups: [], okErrno: osConstants.errno.EPERM, trace: 'setgroups(0, [])', what: 'clear supplementary groups in the user namespace' });
+  b.add({ op: 'setresgid', a: 0, trace: 'setresgid(0, 0, 0)', what: 'become gid 0 in the user namespace' });
+  b.add({ op: 'setresuid', a: 0, trace: 'setresuid(0, 0, 0)', what: 'become uid 0 in the user namespace' });
+}
+
 function cloneStep(flags: number): PlanStep {
   return {
     op: 'cloneInit', flags,
@@ -333,6 +342,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     if (!ns) continue;
     const kind = NAMESPACES[type];
     b.add({ op: 'setns', path: ns.path, flags: kind.flag, trace: `setns(open(${q(ns.path)}), ${kind.flagName})`, what: `join ${type} namespace ${q(ns.path)}` });
+    if (type === 'user') becomeNamespaceRoot(b, true);
   }
   // A new user namespace is made by stage 1 itself, so that the parent can write its id maps
   // while stage 1 waits; the init, cloned after, is inside it and owns the other new ones.
@@ -343,11 +353,8 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     userMaps = { uid, gid, plan: idMapPlan(uid, gid, host.euid, host.egid) };
     b.add({ op: 'unshare', flags: CLONE.CLONE_NEWUSER, trace: 'unshare(CLONE_NEWUSER)', what: 'create the user namespace' });
     b.add({ op: 'notify', a: Msg.UserMaps, trace: 'notify(parent, user maps) and wait', what: 'write the uid and gid maps' });
-    // Become root of the new namespace: files, mounts and ptys the init makes must belong to
-    // an id that exists there (the host's ids do not).
     if (!userMaps.plan.denySetgroups) b.add({ op: 'setgroups', groups: [], trace: 'setgroups(0, [])', what: 'clear supplementary groups in the user namespace' });
-    b.add({ op: 'setresgid', a: 0, trace: 'setresgid(0, 0, 0)', what: 'become gid 0 in the user namespace' });
-    b.add({ op: 'setresuid', a: 0, trace: 'setresuid(0, 0, 0)', what: 'become uid 0 in the user namespace' });
+    becomeNamespaceRoot(b, false);
   }
   let cloneFlags = 0;
   for (const n of namespaces) if (!n.path && n.type !== 'cgroup' && n.type !== 'user') cloneFlags |= NAMESPACES[n.type].flag;

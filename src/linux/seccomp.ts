@@ -397,7 +397,11 @@ export function compileSeccomp(seccomp: Seccomp, opts: CompileOptions = {}): Com
       notify = true;
       // runc refuses it: the write that hands the listener fd to the runtime would wait for
       // a listener that can only get the fd through that very write.
-      if (names.includes('write')) fail(at, 'SCMP_ACT_NOTIFY cannot be used for the write system call');
+      // The init talks to husk over its sync socket after the filter is in: a notified call
+      // there would wait for a listener that only gets the fd through that very call.
+      for (const own of ['write', 'sendmsg', 'recvmsg']) {
+        if (names.includes(own)) fail(at, `SCMP_ACT_NOTIFY cannot be used for the ${own} system call`);
+      }
     }
     const args = e.args ?? [];
     if (!Array.isArray(args)) fail(`${at}.args`, 'must be an array');

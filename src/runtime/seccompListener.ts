@@ -14,7 +14,7 @@ export function sendSeccompListener(spec: Spec, record: ContainerRecord, fd: num
     ociVersion: OCI_VERSION,
     fds: ['seccompFd'],
     pid,
-    metadata: seccomp.listenerMetadata ?? '',
+    ...(seccomp.listenerMetadata ? { metadata: seccomp.listenerMetadata } : {}),
     state: { ociVersion: OCI_VERSION, id: record.id, status, pid, bundle: record.bundle, ...(record.annotations ? { annotations: record.annotations } : {}) },
   };
   try {

@@ -59,8 +59,11 @@ describe('buildPlan', () => {
     const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }, { type: 'network', path: '/var/run/netns/x' }, { type: 'user', path: '/proc/1/ns/user' }, { type: 'pid' }] } }), opts, host());
     const setns = plan.steps.filter((s) => s.op === 'setns');
     expect(setns.map((s) => s.path)).toEqual(['/proc/1/ns/user', '/var/run/netns/x']);
-    expect(plan.steps.findIndex((s) => s.op === 'cloneInit')).toBe(2);
-    expect(plan.steps[2].trace).toBe('clone(CLONE_NEWNS|CLONE_NEWPID)');
+    // After joining the user namespace, stage 1 becomes its root (the host's ids are unmapped there).
+    expect(plan.steps.slice(1, 4).map((s) => s.trace)).toEqual(['setgroups(0, [])', 'setresgid(0, 0, 0)', 'setresuid(0, 0, 0)']);
+    const clone = plan.steps.findIndex((s) => s.op === 'cloneInit');
+    expect(clone).toBe(5);
+    expect(plan.steps[clone].trace).toBe('clone(CLONE_NEWNS|CLONE_NEWPID)');
   });
 
   it('resolves every config mount inside the rootfs and creates its target', () => {
