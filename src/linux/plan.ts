@@ -395,7 +395,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     ];
     // mknod is not allowed inside a user namespace (nor to a non-root husk): there the
     // host's device nodes are bound in instead.
-    const bindDevices = isNew('user') || host.euid !== 0;
+    const bindDevices = namespaces.some((n) => n.type === 'user') || host.euid !== 0;
     for (const d of devices) {
       if (bindDevices) {
         if (host.isDirectory(d.path) !== false) throw new HuskError(`config.json: linux.devices: ${q(d.path)} does not exist on the host, so it cannot be bound into a user namespace`);

@@ -138,6 +138,10 @@ export async function exec(o: ExecOptions): Promise<number> {
   let launched;
   try {
     launched = await launch(plan, {
+      onInitPid(pid) {
+        // Into the container's cgroups before it runs anything: its limits cover the process.
+        if (record.cgroupPaths || record.cgroupPath) require('../cgroups').joinCgroup(record, pid);
+      },
       onSeccompListener(fd, pid) {
         sendSeccompListener(spec, record, fd, pid, status);
       },
