@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` needs no root and runs anywhere; `integration` drives the real runtime
-// binary as root (see test/integration/harness.ts for how to run it and which runtime it uses).
+// Three projects: `unit` needs no root and runs anywhere; `integration` drives the real runtime
+// binary as root (see test/integration/harness.ts for how to run it and which runtime it uses);
+// `vm` runs the cgroup checks inside a QEMU guest, as root (see test/vm/cgroups.test.ts).
 export default defineConfig({
   test: {
     // Test files run side by side on both cores (vitest's default keeps one core free). The
@@ -24,6 +25,21 @@ export default defineConfig({
           // Each file runs in its own process: a test file may change process-wide things
           // (signal handlers, environment) and the runtime's children must not outlive it.
           pool: 'forks',
+        },
+      },
+      {
+        test: {
+          // test/vm/cgroups.test.ts boots one QEMU guest with a pure cgroup v2 hierarchy and runs
+          // the check scripts of test/vm/checks in it (see test/vm/run-in-vm.sh). The boot and
+          // the checks happen while the file is collected; its tests only report their lines.
+          name: 'vm',
+          include: ['test/vm/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          pool: 'forks',
+          // After the other projects: the guest's two emulated CPUs would take both cores from
+          // the integration tests.
+          sequence: { groupOrder: 1 },
         },
       },
     ],
