@@ -356,8 +356,19 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     if (!userMaps.plan.denySetgroups) b.add({ op: 'setgroups', groups: [], trace: 'setgroups(0, [])', what: 'clear supplementary groups in the user namespace' });
     becomeNamespaceRoot(b, false);
   }
+  // A new time namespace: CLONE_NEWTIME shares its bit with clone()'s exit signal, so stage 1
+  // unshares it (its children enter it) and sets the clock offsets, which the kernel only
+  // takes before any process is inside.
+  if (isNew('time')) {
+    b.add({ op: 'unshare', flags: CLONE.CLONE_NEWTIME, trace: 'unshare(CLONE_NEWTIME)', what: 'create the time namespace' });
+    const offsets = Object.entries(linux.timeOffsets ?? {}).map(([clock, o]) => `${clock} ${o?.secs ?? 0} ${o?.nanosecs ?? 0}`);
+    if (offsets.length) {
+      const text = offsets.join('\n') + '\n';
+      b.add({ op: 'writeFile', path: '/proc/self/timens_offsets', source: text, trace: `write("/proc/self/timens_offsets", ${q(text)})`, what: 'set the time namespace offsets' });
+    }
+  }
   let cloneFlags = 0;
-  for (const n of namespaces) if (!n.path && n.type !== 'cgroup' && n.type !== 'user') cloneFlags |= NAMESPACES[n.type].flag;
+  for (const n of namespaces) if (!n.path && n.type !== 'cgroup' && n.type !== 'user' && n.type !== 'time') cloneFlags |= NAMESPACES[n.type].flag;
   b.add(cloneStep(cloneFlags));
 
   // The init. Non-dumpable until execve: no other process may ptrace it or open its

@@ -117,6 +117,10 @@ const ARCHES: Record<string, ArchDef> = {
   SCMP_ARCH_ARM: { name: 'SCMP_ARCH_ARM', audit: AUDIT_ARCH.ARM, table: ARM_SYSCALLS, bits: 32 },
 };
 
+/** The architectures husk has system call tables for (what `husk features` lists). */
+export const SUPPORTED_ARCHES = Object.keys(ARCHES).sort();
+
+
 /** For each host: its native architecture, then the compat ones its kernel can run. */
 const HOSTS: Record<string, string[]> = {
   x64: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],

@@ -122,3 +122,24 @@ describe('joining a namespace by path', () => {
 function readNsInode(pid: number, link: string): string {
   return /\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/${link}`))![1];
 }
+
+// runc 1.1 has no time namespaces; runc 1.2+ and crun do.
+describe.skipIf(isRunc)('a new time namespace', () => {
+  it('shifts the boottime and monotonic clocks by linux.timeOffsets', () => {
+    const bundle = makeBundle({
+      args: ['cat', '/proc/uptime', 'then', 'report'],
+      config: (c) => {
+        c.linux!.namespaces!.push({ type: 'time' });
+        (c.linux as any).timeOffsets = { boottime: { secs: 86400 * 365 }, monotonic: { secs: 3600, nanosecs: 5 } };
+      },
+    });
+    const res = expectStatus(rt(['run', '--bundle', bundle.dir, newId()]), 0);
+    const uptime = Number(res.stdout.split(' ')[0]);
+    const hostUptime = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    // /proc/uptime inside counts boottime: a year ahead of the host's.
+    expect(uptime - hostUptime).toBeGreaterThan(86400 * 365 - 60);
+    expect(uptime - hostUptime).toBeLessThan(86400 * 365 + 60);
+    const report = parseReport(res.stdout.split('\n').slice(1).join('\n'));
+    expect(report.namespaces.time).not.toBe(hostNamespace('time'));
+  });
+});

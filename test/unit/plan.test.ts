@@ -202,6 +202,17 @@ describe('user namespaces', () => {
   });
 });
 
+describe('time namespace', () => {
+  it('stage 1 unshares it and writes the offsets (CLONE_NEWTIME cannot go through clone)', () => {
+    const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }, { type: 'time' }], timeOffsets: { boottime: { secs: 5 }, monotonic: { secs: 1, nanosecs: 2 } } } }), opts, host());
+    expect(plan.steps.slice(0, 3).map((s) => s.trace)).toEqual([
+      'unshare(CLONE_NEWTIME)',
+      'write("/proc/self/timens_offsets", "boottime 5 0\\nmonotonic 1 2\\n")',
+      'clone(CLONE_NEWNS)',
+    ]);
+  });
+});
+
 describe('security modules, personality and capabilities this kernel lacks', () => {
   it('refuses an AppArmor profile or SELinux label on a host without the module, and applies them where it has it', () => {
     expect(() => buildPlan(spec({ process: { apparmorProfile: 'docker-default' } }), opts, host())).toThrow('config.json: process.apparmorProfile "docker-default": AppArmor is not enabled on this host');
