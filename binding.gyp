@@ -15,6 +15,7 @@
         "native/seccomp.cc",
         "native/exec.cc",
         "native/host.cc",
+        "native/bpf.cc",
         "native/util.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

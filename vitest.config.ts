@@ -42,6 +42,22 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      {
+        test: {
+          // test/engines: Podman, containerd (ctr) and Docker run husk and runc side by side,
+          // each file with its own daemons and data in a temporary directory (see
+          // test/engines/setup.ts). One file at a time, after everything else: the daemons are
+          // slow to start on two cores and must not compete with the integration tests.
+          name: 'engines',
+          include: ['test/engines/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });

@@ -392,6 +392,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("openTree", Napi::Function::New(env, OpenTree));
   registerHostFunctions(env, exports);
+  registerBpfFunctions(env, exports);
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;
 }

@@ -11,5 +11,6 @@ namespace husk {
 Napi::Error errnoError(Napi::Env env, int err, const char *syscall, const std::string &path = "");
 
 void registerHostFunctions(Napi::Env env, Napi::Object exports);
+void registerBpfFunctions(Napi::Env env, Napi::Object exports);
 
 }  // namespace husk

@@ -60,6 +60,12 @@ export interface Native {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
   mountOverlay(target: string, o: { lowerdirs: string[]; upperdir?: string; workdir?: string; options?: string[] }): void;
+  // bpf(2) for the cgroup v2 device program (native/bpf.cc).
+  bpfProgLoad(progType: number, insns: Buffer, license: string): number;
+  bpfProgQuery(targetFd: number, attachType: number): number[];
+  bpfProgAttach(progFd: number, targetFd: number, attachType: number, flags: number): void;
+  bpfProgGetFdById(id: number): number;
+  bpfProgDetach(progFd: number, targetFd: number, attachType: number): void;
 }
 
 let loaded: Native | undefined;

@@ -1,0 +1,194 @@
+/*
+ * Podman (through conmon) with husk and with runc, side by side. Podman keeps its storage, run
+ * state and temporary files in this file's workspace (--root, --runroot, --tmpdir), finds the
+ * runtimes by name in a containers.conf of ours ([engine.runtimes] husk = [...], runc = [...]),
+ * and passes `--log-format=json --log FILE` to them because both are listed in
+ * runtime_supports_json. This machine has no systemd: --cgroup-manager cgroupfs and
+ * --events-backend file.
+ */
+import fs from 'node:fs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  IMAGE, RUNTIMES, Workspace, buildImage, describe, expectNoLeftovers, frozen, need, printTimings,
+  recordTiming, requireRoot, resetCalls, run, runOnTerminal, waitFor, type Result, type RuntimeName, type Wrapper,
+} from './setup';
+
+requireRoot();
+
+const ENGINE = 'podman';
+let ws: Workspace;
+let podmanBinary: string;
+let globalArgs: string[];
+let env: Record<string, string>;
+
+function podman(rt: RuntimeName, args: string[], opts: { timeoutMs?: number; terminal?: boolean } = {}): Result {
+  const argv = [podmanBinary, ...globalArgs, '--runtime', rt, ...args];
+  return opts.terminal ? runOnTerminal(argv, { env, timeoutMs: opts.timeoutMs }) : run(argv, { env, timeoutMs: opts.timeoutMs });
+}
+
+function ok(res: Result): Result {
+  expect(res.status, describe(res)).toBe(0);
+  return res;
+}
+
+/** The probe's `tty` JSON line in a command's output (a terminal adds \r\n), or undefined. */
+function ttyReport(res: Result): unknown {
+  const line = /\{"stdin".*\}/.exec(res.stdout);
+  return line ? JSON.parse(line[0]) : undefined;
+}
+
+function inspect(rt: RuntimeName, name: string, format: string): string {
+  return ok(podman(rt, ['inspect', '--format', format, name])).stdout.trim();
+}
+
+beforeAll(() => {
+  ws = new Workspace(ENGINE);
+  ws.cgroupMarkers.push('libpod_parent', 'libpod-');
+  podmanBinary = need('podman');
+  need('conmon');
+  for (const rt of RUNTIMES) ws.wrapper(rt, { root: ws.mkdir(`state-${rt}`) });
+  const conf = ws.path('containers.conf');
+  fs.writeFileSync(
+    conf,
+    [
+      '[containers]',
+      // The session may lack CAP_SYS_RESOURCE: Podman's default rlimits would fail to apply.
+      'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
+      '[engine]',
+      // Podman passes --log-format=json --log FILE only to the runtimes listed here.
+      'runtime_supports_json = ["crun", "runc", "husk"]',
+      // File locks under --tmpdir instead of /dev/shm/libpod_lock.
+      'lock_type = "file"',
+      '[engine.runtimes]',
+      ...RUNTIMES.map((rt) => `${rt} = [${JSON.stringify(ws.wrappers.get(rt)!.path)}]`),
+      '',
+    ].join('\n'),
+  );
+  env = { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: ws.path('storage.conf') };
+  fs.writeFileSync(
+    env.CONTAINERS_STORAGE_CONF,
+    `[storage]\ndriver = "overlay"\nrunroot = ${JSON.stringify(ws.mkdir('runroot'))}\ngraphroot = ${JSON.stringify(ws.mkdir('root'))}\n`,
+  );
+  globalArgs = [
+    '--root', ws.mkdir('root'),
+    '--runroot', ws.mkdir('runroot'),
+    '--tmpdir', ws.mkdir('tmp'),
+    '--network-config-dir', ws.mkdir('networks'),
+    '--cgroup-manager', 'cgroupfs',
+    '--events-backend', 'file',
+    '--storage-driver', 'overlay',
+  ];
+  const tarball = buildImage(ws);
+  ok(podman('runc', ['load', '--input', tarball]));
+}, 600_000);
+
+afterAll(async () => {
+  if (!ws) return;
+  try {
+    printTimings(ENGINE);
+  } finally {
+    const problems = await ws.teardown(() => {
+      for (const rt of RUNTIMES) podman(rt, ['rm', '--all', '--force', '--time', '0'], { timeoutMs: 60_000 });
+      podman('runc', ['rmi', '--all', '--force'], { timeoutMs: 60_000 });
+      // Podman's storage keeps its layer store mounted until the last user is gone.
+      podman('runc', ['system', 'reset', '--force'], { timeoutMs: 60_000 });
+    });
+    if (problems.length) throw new Error(`podman test left things behind:\n  ${problems.join('\n  ')}`);
+  }
+}, 600_000);
+
+/** One scenario, run once with each runtime: timed, then checked to leave nothing behind. */
+function scenario(name: string, body: (rt: RuntimeName, w: Wrapper) => Promise<void> | void, cleanup?: (rt: RuntimeName) => void) {
+  for (const rt of RUNTIMES) {
+    it(`${name} (${rt})`, async () => {
+      const w = ws.wrappers.get(rt)!;
+      resetCalls(w);
+      const started = Date.now();
+      try {
+        await body(rt, w);
+        recordTiming(ENGINE, name, rt, Date.now() - started);
+      } catch (err) {
+        (err as Error).message += `\n${w.report()}`;
+        throw err;
+      } finally {
+        cleanup?.(rt);
+      }
+      await expectNoLeftovers(w);
+    });
+  }
+}
+
+scenario('run --rm: output and exit status pass through', (rt, w) => {
+  const hello = ok(podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/probe', 'echo', 'hello from', rt]));
+  expect(hello.stdout).toBe(`hello from ${rt}\n`);
+  const failing = podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/probe', 'exit', '3']);
+  expect(failing.status, describe(failing)).toBe(3);
+  // Podman called the runtime as containers.conf says, with the JSON log.
+  const create = w.calls().find((c) => c.verb === 'create');
+  expect(create, w.report()).toBeDefined();
+  expect(create!.argv).toContain('--log-format=json');
+  expect(create!.logFile).toBeTruthy();
+});
+
+scenario('run --rm true (timed)', (rt) => {
+  ok(podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/probe', 'exit', '0']));
+});
+
+const DETACHED = (rt: RuntimeName) => `husk-engines-${rt}-detached`;
+
+scenario(
+  'run -d, exec, exec -t, pause, unpause, stop, rm',
+  async (rt) => {
+    const name = DETACHED(rt);
+    ok(podman(rt, ['run', '--detach', '--name', name, '--network', 'none', IMAGE, '/probe', 'signals', '0']));
+    await waitFor('the container to print ready', () => podman(rt, ['logs', name]).stdout.includes('ready'));
+    expect(inspect(rt, name, '{{.State.Status}}')).toBe('running');
+
+    const exec = ok(podman(rt, ['exec', name, '/probe', 'echo', 'in', 'exec']));
+    expect(exec.stdout).toBe('in exec\n');
+    const failing = podman(rt, ['exec', name, '/probe', 'exit', '4']);
+    expect(failing.status, describe(failing)).toBe(4);
+    const env = ok(podman(rt, ['exec', '--env', 'FROM_EXEC=yes', '--workdir', '/tmp', name, '/probe', 'env', 'then', 'cwd']));
+    expect(env.stdout).toContain('FROM_EXEC=yes\n');
+    expect(env.stdout).toMatch(/\/tmp\n$/);
+
+    // exec -t: the process gets a terminal of its own, its controlling terminal.
+    const tty = ok(podman(rt, ['exec', '--tty', name, '/probe', 'tty'], { terminal: true }));
+    expect(ttyReport(tty), describe(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
+
+    const pid = Number(inspect(rt, name, '{{.State.Pid}}'));
+    expect(pid).toBeGreaterThan(0);
+    ok(podman(rt, ['pause', name]));
+    expect(inspect(rt, name, '{{.State.Status}}')).toBe('paused');
+    expect(frozen(pid)).toBe(true);
+    ok(podman(rt, ['unpause', name]));
+    expect(inspect(rt, name, '{{.State.Status}}')).toBe('running');
+    expect(frozen(pid)).toBe(false);
+    expect(ok(podman(rt, ['exec', name, '/probe', 'echo', 'thawed'])).stdout).toBe('thawed\n');
+
+    // stop: SIGTERM reaches the probe, which reports it and exits 0 (well before the 60 s KILL).
+    ok(podman(rt, ['stop', '--time', '60', name]));
+    expect(inspect(rt, name, '{{.State.Status}}')).toBe('exited');
+    expect(inspect(rt, name, '{{.State.ExitCode}}')).toBe('0');
+    expect(podman(rt, ['logs', name]).stdout).toContain('signal TERM');
+
+    ok(podman(rt, ['rm', name]));
+    expect(ok(podman(rt, ['ps', '--all', '--quiet', '--filter', `name=${name}`])).stdout.trim()).toBe('');
+  },
+  (rt) => {
+    podman(rt, ['rm', '--force', '--time', '0', DETACHED(rt)]);
+  },
+);
+
+scenario("a command that does not exist: exit 127 and the runtime's message from its JSON log", (rt) => {
+  const missing = podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/no/such/command']);
+  // Podman maps the runtime's "no such file or directory" to 127, like a shell.
+  expect(missing.status, describe(missing)).toBe(127);
+  expect(missing.stderr).toMatch(/\/no\/such\/command/);
+  expect(missing.stderr.toLowerCase()).toContain('no such file or directory');
+
+  const notExecutable = podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/etc/hostname']);
+  // ... and "permission denied" to 126.
+  expect(notExecutable.status, describe(notExecutable)).toBe(126);
+  expect(notExecutable.stderr.toLowerCase()).toContain('permission denied');
+});
