@@ -7,10 +7,10 @@
  * --events-backend file.
  */
 import fs from 'node:fs';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import {
-  IMAGE, RUNTIMES, Workspace, buildImage, describe, expectNoLeftovers, frozen, need, printTimings,
-  recordTiming, requireRoot, resetCalls, run, runOnTerminal, waitFor, type Result, type RuntimeName, type Wrapper,
+  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, need, printTimings,
+  requireRoot, run, runOnTerminal, scenarios, waitFor, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -97,26 +97,7 @@ afterAll(async () => {
   }
 }, 600_000);
 
-/** One scenario, run once with each runtime: timed, then checked to leave nothing behind. */
-function scenario(name: string, body: (rt: RuntimeName, w: Wrapper) => Promise<void> | void, cleanup?: (rt: RuntimeName) => void) {
-  for (const rt of RUNTIMES) {
-    it(`${name} (${rt})`, async () => {
-      const w = ws.wrappers.get(rt)!;
-      resetCalls(w);
-      const started = Date.now();
-      try {
-        await body(rt, w);
-        recordTiming(ENGINE, name, rt, Date.now() - started);
-      } catch (err) {
-        (err as Error).message += `\n${w.report()}`;
-        throw err;
-      } finally {
-        cleanup?.(rt);
-      }
-      await expectNoLeftovers(w);
-    });
-  }
-}
+const scenario = scenarios(ENGINE, () => ws);
 
 scenario('run --rm: output and exit status pass through', (rt, w) => {
   const hello = ok(podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/probe', 'echo', 'hello from', rt]));

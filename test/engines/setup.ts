@@ -29,6 +29,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { it } from 'vitest';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 
@@ -815,4 +816,36 @@ export async function expectNoLeftovers(w: Wrapper): Promise<void> {
 export function resetCalls(w: Wrapper): void {
   fs.appendFileSync(`${w.callLog}.all`, fs.readFileSync(w.callLog));
   fs.writeFileSync(w.callLog, '');
+}
+
+/**
+ * Returns `scenario(name, body, cleanup?)`, which defines one test per runtime (husk first, then
+ * runc): the body runs with that runtime's wrapper, is timed (recordTiming), has the call log
+ * and the runtime's JSON log appended to any failure, and is followed by `cleanup` (always) and
+ * a check that the runtime kept nothing of the containers it created.
+ */
+export function scenarios(engine: string, workspace: () => Workspace) {
+  return function scenario(
+    name: string,
+    body: (rt: RuntimeName, w: Wrapper) => Promise<void> | void,
+    cleanup?: (rt: RuntimeName) => Promise<void> | void,
+  ): void {
+    for (const rt of RUNTIMES) {
+      it(`${name} (${rt})`, async () => {
+        const w = workspace().wrappers.get(rt)!;
+        resetCalls(w);
+        const started = Date.now();
+        try {
+          await body(rt, w);
+          recordTiming(engine, name, rt, Date.now() - started);
+        } catch (err) {
+          if (err instanceof Error) err.message += `\n${w.report()}`;
+          throw err;
+        } finally {
+          await cleanup?.(rt);
+        }
+        await expectNoLeftovers(w);
+      });
+    }
+  };
 }

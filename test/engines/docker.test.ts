@@ -1,0 +1,217 @@
+/*
+ * Docker (20.10, dockerd -> containerd -> containerd-shim-runc-v2) with husk and with runc, side by
+ * side. The test starts its own containerd and a dockerd on it, both with their data, state and
+ * sockets in this file's workspace, without iptables, bridge or userland proxy (containers run
+ * with --network none). husk is registered with `dockerd --add-runtime husk=PATH`; runc, through
+ * its logging wrapper, in daemon.json's "runtimes" (Docker reserves the name runc, so it is
+ * `logged-runc` there).
+ */
+import fs from 'node:fs';
+import { afterAll, beforeAll, expect } from 'vitest';
+import {
+  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, need, printTimings, requireRoot, run, runOnTerminal,
+  scenarios, waitFor, type Daemon, type Result, type RuntimeName,
+} from './setup';
+
+requireRoot();
+
+const ENGINE = 'docker';
+/** The name each runtime is registered under in dockerd. */
+const DOCKER_RUNTIME: Record<RuntimeName, string> = { husk: 'husk', runc: 'logged-runc' };
+let ws: Workspace;
+let dockerBinary: string;
+let env: Record<string, string>;
+let containerd: Daemon | undefined;
+let dockerd: Daemon | undefined;
+let containerdAddress: string;
+
+function docker(args: string[], opts: { timeoutMs?: number; terminal?: boolean } = {}): Result {
+  const argv = [dockerBinary, ...args];
+  return opts.terminal ? runOnTerminal(argv, { env, timeoutMs: opts.timeoutMs }) : run(argv, { env, timeoutMs: opts.timeoutMs });
+}
+
+function dockerRun(rt: RuntimeName, args: string[], opts: { terminal?: boolean } = {}): Result {
+  return docker(['run', '--runtime', DOCKER_RUNTIME[rt], '--network', 'none', ...args], opts);
+}
+
+function ok(res: Result): Result {
+  expect(res.status, describe(res)).toBe(0);
+  return res;
+}
+
+function inspect(name: string, format: string): string {
+  return ok(docker(['inspect', '--format', format, name])).stdout.trim();
+}
+
+function ttyReport(res: Result): unknown {
+  const line = /\{"stdin".*\}/.exec(res.stdout);
+  return line ? JSON.parse(line[0]) : undefined;
+}
+
+beforeAll(async () => {
+  ws = new Workspace(ENGINE);
+  // dockerd puts containers under /docker in every cgroup hierarchy (cgroupfs driver).
+  ws.cgroupMarkers.push('docker', 'moby');
+  // Debian's client matches Debian's daemon; another one on PATH negotiates the API version down.
+  dockerBinary = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : need('docker');
+  const dockerdBinary = need('dockerd');
+  need('containerd-shim-runc-v2');
+  for (const rt of RUNTIMES) ws.wrapper(rt);
+
+  containerdAddress = ws.path('containerd.sock');
+  const containerdConfig = ws.path('containerd.toml');
+  fs.writeFileSync(
+    containerdConfig,
+    [
+      'version = 2',
+      `root = ${JSON.stringify(ws.mkdir('containerd-root'))}`,
+      `state = ${JSON.stringify(ws.mkdir('containerd-state'))}`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = ${JSON.stringify(containerdAddress)}`,
+      '[ttrpc]',
+      `  address = ${JSON.stringify(`${containerdAddress}.ttrpc`)}`,
+      '[debug]',
+      `  address = ${JSON.stringify(ws.path('containerd-debug.sock'))}`,
+      '[metrics]',
+      '  address = ""',
+      '[plugins."io.containerd.internal.v1.opt"]',
+      `  path = ${JSON.stringify(ws.mkdir('containerd-opt'))}`,
+      '',
+    ].join('\n'),
+  );
+  containerd = ws.startDaemon('containerd', [need('containerd'), '--config', containerdConfig]);
+  await containerd.waitReady(() => fs.existsSync(containerdAddress) && run([need('ctr'), '--address', containerdAddress, 'version'], { timeoutMs: 10_000 }).status === 0);
+
+  const daemonJson = ws.path('daemon.json');
+  fs.writeFileSync(
+    daemonJson,
+    JSON.stringify(
+      {
+        runtimes: { [DOCKER_RUNTIME.runc]: { path: ws.wrappers.get('runc')!.path } },
+        // Otherwise dockerd writes its trust key to /etc/docker/key.json.
+        'deprecated-key-path': ws.path('docker-key.json'),
+      },
+      null,
+      2,
+    ),
+  );
+  const socket = ws.path('docker.sock');
+  env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: ws.mkdir('docker-cli') };
+  dockerd = ws.startDaemon('dockerd', [
+    dockerdBinary,
+    '--config-file', daemonJson,
+    '--data-root', ws.mkdir('docker-data'),
+    '--exec-root', ws.mkdir('docker-exec'),
+    '--pidfile', ws.path('docker.pid'),
+    '--host', `unix://${socket}`,
+    '--containerd', containerdAddress,
+    '--iptables=false',
+    '--ip6tables=false',
+    '--ip-masq=false',
+    '--bridge=none',
+    '--userland-proxy=false',
+    '--exec-opt', 'native.cgroupdriver=cgroupfs',
+    '--add-runtime', `${DOCKER_RUNTIME.husk}=${ws.wrappers.get('husk')!.path}`,
+  ]);
+  await dockerd.waitReady(() => fs.existsSync(socket) && docker(['version'], { timeoutMs: 10_000 }).status === 0);
+  ok(docker(['load', '--input', buildImage(ws)], { timeoutMs: 300_000 }));
+}, 600_000);
+
+afterAll(async () => {
+  if (!ws) return;
+  try {
+    printTimings(ENGINE);
+  } finally {
+    const problems = await ws.teardown(() => {
+      if (dockerd) {
+        const all = docker(['ps', '--all', '--quiet']).stdout.split('\n').filter(Boolean);
+        if (all.length) docker(['rm', '--force', ...all], { timeoutMs: 60_000 });
+        docker(['rmi', '--force', IMAGE]);
+      }
+      // dockerd stops before containerd (daemons stop newest first).
+    });
+    if (problems.length) {
+      throw new Error(
+        `docker test left things behind:\n  ${problems.join('\n  ')}\ndockerd's log:\n${dockerd?.logTail()}\ncontainerd's log:\n${containerd?.logTail()}`,
+      );
+    }
+  }
+}, 600_000);
+
+const scenario = scenarios(ENGINE, () => ws);
+const nameOf = (rt: RuntimeName, what: string) => `husk-engines-${what}-${rt}`;
+
+scenario('docker run --rm: output and exit status pass through', (rt, w) => {
+  const hello = ok(dockerRun(rt, ['--rm', IMAGE, '/probe', 'echo', 'hello from', rt]));
+  expect(hello.stdout).toBe(`hello from ${rt}\n`);
+  const failing = dockerRun(rt, ['--rm', IMAGE, '/probe', 'exit', '6']);
+  expect(failing.status, describe(failing)).toBe(6);
+  const create = w.calls().find((c) => c.verb === 'create');
+  expect(create, w.report()).toBeDefined();
+  expect(create!.argv).toEqual(expect.arrayContaining(['--log-format', 'json']));
+});
+
+scenario('docker run --rm true (timed)', (rt) => {
+  ok(dockerRun(rt, ['--rm', IMAGE, '/probe', 'exit', '0']));
+});
+
+scenario(
+  'docker run -d, exec, exec -t, top, pause, unpause, stop, rm',
+  async (rt) => {
+    const name = nameOf(rt, 'detached');
+    ok(dockerRun(rt, ['--detach', '--name', name, IMAGE, '/probe', 'signals', '0']));
+    await waitFor('the container to print ready', () => docker(['logs', name]).stdout.includes('ready'));
+    expect(inspect(name, '{{.State.Status}}')).toBe('running');
+
+    expect(ok(docker(['exec', name, '/probe', 'echo', 'in', 'exec'])).stdout).toBe('in exec\n');
+    const failing = docker(['exec', name, '/probe', 'exit', '4']);
+    expect(failing.status, describe(failing)).toBe(4);
+    const env = ok(docker(['exec', '--env', 'FROM_EXEC=yes', '--workdir', '/tmp', name, '/probe', 'env', 'then', 'cwd']));
+    expect(env.stdout).toContain('FROM_EXEC=yes\n');
+    expect(env.stdout).toMatch(/\/tmp\n$/);
+
+    const tty = ok(docker(['exec', '--tty', name, '/probe', 'tty'], { terminal: true }));
+    expect(ttyReport(tty), describe(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
+
+    // docker top asks the runtime (`ps --format json`) for the container's pids.
+    const top = ok(docker(['top', name]));
+    expect(top.stdout).toContain('/probe signals 0');
+
+    const pid = Number(inspect(name, '{{.State.Pid}}'));
+    expect(pid).toBeGreaterThan(0);
+    ok(docker(['pause', name]));
+    expect(inspect(name, '{{.State.Status}}')).toBe('paused');
+    expect(frozen(pid)).toBe(true);
+    ok(docker(['unpause', name]));
+    expect(inspect(name, '{{.State.Status}}')).toBe('running');
+    expect(frozen(pid)).toBe(false);
+    expect(ok(docker(['exec', name, '/probe', 'echo', 'thawed'])).stdout).toBe('thawed\n');
+
+    ok(docker(['stop', '--time', '60', name]));
+    expect(inspect(name, '{{.State.Status}}')).toBe('exited');
+    expect(inspect(name, '{{.State.ExitCode}}')).toBe('0');
+    expect(docker(['logs', name]).stdout).toContain('signal TERM');
+    ok(docker(['rm', name]));
+  },
+  (rt) => {
+    docker(['rm', '--force', nameOf(rt, 'detached')]);
+  },
+);
+
+scenario('docker run -t: the process has a terminal', (rt) => {
+  const res = ok(dockerRun(rt, ['--rm', '--tty', IMAGE, '/probe', 'tty'], { terminal: true }));
+  expect(ttyReport(res), describe(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, sid: 1 });
+});
+
+scenario("a command that does not exist: exit 127 and the runtime's message from its JSON log", (rt) => {
+  const missing = dockerRun(rt, ['--rm', IMAGE, '/no/such/command']);
+  // The docker client maps "no such file or directory" in the runtime's error to 127 ...
+  expect(missing.status, describe(missing)).toBe(127);
+  expect(missing.stderr).toMatch(/OCI runtime create failed: .*\/no\/such\/command/);
+  expect(missing.stderr.toLowerCase()).toContain('no such file or directory');
+  const notExecutable = dockerRun(rt, ['--rm', IMAGE, '/etc/hostname']);
+  // ... and "permission denied" to 126.
+  expect(notExecutable.status, describe(notExecutable)).toBe(126);
+  expect(notExecutable.stderr.toLowerCase()).toContain('permission denied');
+});
