@@ -199,3 +199,30 @@ scenario(
   },
   (rt) => removeContainer(id(rt, 'missing')),
 );
+
+scenario(
+  'task exec into a paused task is refused at once; kill --signal USR1 reaches the init',
+  async (rt) => {
+    const name = id(rt, 'paused');
+    const output = ws.path(`${name}.out`);
+    fs.rmSync(output, { force: true });
+    ok(ctr(['run', '--detach', '--log-uri', `file://${output}`, ...runtimeArgs(rt), IMAGE, name, '/probe', 'signals', '0']));
+    await waitFor('the container to print ready', () => fs.existsSync(output) && fs.readFileSync(output, 'utf8').includes('ready'));
+    ok(ctr(['task', 'pause', name]));
+    // containerd does not check; the runtime must refuse (runc: "cannot exec in a paused state").
+    const exec = ctr(['task', 'exec', '--fifo-dir', ws.path('fifo'), '--exec-id', 'refused', name, '/probe', 'echo', 'no'], { timeoutMs: 60_000 });
+    expect(exec.signal, describe(exec)).toBeNull();
+    expect(exec.status, describe(exec)).not.toBe(0);
+    expect(exec.stderr, describe(exec)).toMatch(/paused/i);
+    expect(exec.stdout).not.toContain('no');
+    ok(ctr(['task', 'resume', name]));
+
+    ok(ctr(['task', 'kill', '--signal', 'SIGUSR1', name]));
+    await waitFor('the probe to report USR1', () => fs.readFileSync(output, 'utf8').includes('signal USR1'));
+    ok(ctr(['task', 'kill', '--signal', 'SIGKILL', name]));
+    await waitFor('the task to stop', () => task(name)?.status === 'STOPPED');
+    ok(ctr(['task', 'delete', name]));
+    ok(ctr(['containers', 'delete', name]));
+  },
+  (rt) => removeContainer(id(rt, 'paused')),
+);

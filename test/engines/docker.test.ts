@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import {
-  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, need, printTimings, requireRoot, run, runOnTerminal,
+  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, need, pidsLimit, printTimings, requireRoot, run, runOnTerminal,
   scenarios, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
@@ -215,3 +215,48 @@ scenario("a command that does not exist: exit 127 and the runtime's message from
   expect(notExecutable.status, describe(notExecutable)).toBe(126);
   expect(notExecutable.stderr.toLowerCase()).toContain('permission denied');
 });
+
+scenario("docker run --init: the engine's init (tini, bind-mounted) is pid 1 and starts the command", (rt) => {
+  const res = ok(dockerRun(rt, ['--rm', '--init', IMAGE, '/probe', 'report']));
+  const report = JSON.parse(res.stdout);
+  expect(report.pid).not.toBe(1);
+  expect(report.ppid).toBe(1);
+});
+
+scenario(
+  'docker kill --signal USR1 reaches the init; docker kill ends it with 137',
+  async (rt) => {
+    const name = nameOf(rt, 'signalled');
+    ok(dockerRun(rt, ['--detach', '--name', name, IMAGE, '/probe', 'signals', '0']));
+    await waitFor('the container to print ready', () => docker(['logs', name]).stdout.includes('ready'));
+    ok(docker(['kill', '--signal', 'USR1', name]));
+    await waitFor('the probe to report USR1', () => docker(['logs', name]).stdout.includes('signal USR1'));
+    ok(docker(['kill', name]));
+    await waitFor('the container to exit', () => inspect(name, '{{.State.Status}}') === 'exited');
+    expect(inspect(name, '{{.State.ExitCode}}')).toBe('137');
+    ok(docker(['rm', name]));
+  },
+  (rt) => {
+    docker(['rm', '--force', nameOf(rt, 'signalled')]);
+  },
+);
+
+scenario(
+  'resources: docker run --memory --pids-limit, then docker update (update --resources - on stdin)',
+  (rt, w) => {
+    const name = nameOf(rt, 'limited');
+    ok(dockerRun(rt, ['--detach', '--name', name, '--memory', '64m', '--memory-swap', '128m', '--pids-limit', '40', IMAGE, '/probe', 'sleep', 'inf']));
+    const pid = Number(inspect(name, '{{.State.Pid}}'));
+    expect(memoryLimit(pid)).toBe(String(64 * 1024 * 1024));
+    expect(pidsLimit(pid)).toBe('40');
+    ok(docker(['update', '--memory', '96m', '--memory-swap', '192m', '--pids-limit', '50', name]));
+    expect(memoryLimit(pid)).toBe(String(96 * 1024 * 1024));
+    expect(pidsLimit(pid)).toBe('50');
+    const update = w.calls().find((c) => c.verb === 'update');
+    expect(update?.stdin, w.report()).toBeTruthy();
+    ok(docker(['rm', '--force', name]));
+  },
+  (rt) => {
+    docker(['rm', '--force', nameOf(rt, 'limited')]);
+  },
+);

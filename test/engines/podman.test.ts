@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import {
-  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, need, printTimings,
+  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, need, pidsLimit, printTimings,
   requireRoot, run, runOnTerminal, scenarios, waitFor, type Result, type RuntimeName,
 } from './setup';
 
@@ -21,9 +21,10 @@ let podmanBinary: string;
 let globalArgs: string[];
 let env: Record<string, string>;
 
-function podman(rt: RuntimeName, args: string[], opts: { timeoutMs?: number; terminal?: boolean } = {}): Result {
+function podman(rt: RuntimeName, args: string[], opts: { timeoutMs?: number; terminal?: boolean; extraFds?: number[] } = {}): Result {
   const argv = [podmanBinary, ...globalArgs, '--runtime', rt, ...args];
-  return opts.terminal ? runOnTerminal(argv, { env, timeoutMs: opts.timeoutMs }) : run(argv, { env, timeoutMs: opts.timeoutMs });
+  const runOpts = { env, timeoutMs: opts.timeoutMs, extraFds: opts.extraFds };
+  return opts.terminal ? runOnTerminal(argv, runOpts) : run(argv, runOpts);
 }
 
 function ok(res: Result): Result {
@@ -173,3 +174,70 @@ scenario("a command that does not exist: exit 127 and the runtime's message from
   expect(notExecutable.status, describe(notExecutable)).toBe(126);
   expect(notExecutable.stderr.toLowerCase()).toContain('permission denied');
 });
+
+scenario('run -t: the process has a terminal (create --console-socket)', (rt, w) => {
+  const res = ok(podman(rt, ['run', '--rm', '--tty', '--network', 'none', IMAGE, '/probe', 'tty'], { terminal: true }));
+  expect(ttyReport(res), describe(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, sid: 1 });
+  expect(w.calls().find((c) => c.verb === 'create')?.argv).toContain('--console-socket');
+});
+
+scenario('run --init: the engine\'s init (catatonit, bind-mounted) is pid 1 and starts the command', (rt) => {
+  const res = ok(podman(rt, ['run', '--rm', '--init', '--network', 'none', IMAGE, '/probe', 'report']));
+  const report = JSON.parse(res.stdout);
+  expect(report.pid).not.toBe(1);
+  expect(report.ppid).toBe(1);
+});
+
+scenario('run --preserve-fds 1: an open file of the caller is fd 3 in the container', (rt, w) => {
+  const file = ws.path(`preserved-${rt}.txt`);
+  fs.writeFileSync(file, 'preserved\n');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const res = ok(podman(rt, ['run', '--rm', '--preserve-fds', '1', '--network', 'none', IMAGE, '/probe', 'cat', '/proc/self/fd/3'], { extraFds: [fd] }));
+    expect(res.stdout).toBe('preserved\n');
+  } finally {
+    fs.closeSync(fd);
+  }
+  expect(w.calls().find((c) => c.verb === 'create')?.argv).toEqual(expect.arrayContaining(['--preserve-fds']));
+});
+
+const SIGNALLED = (rt: RuntimeName) => `husk-engines-${rt}-signalled`;
+
+scenario(
+  'kill --signal USR1 reaches the init; kill (KILL) ends it with 137',
+  async (rt) => {
+    const name = SIGNALLED(rt);
+    ok(podman(rt, ['run', '--detach', '--name', name, '--network', 'none', IMAGE, '/probe', 'signals', '0']));
+    await waitFor('the container to print ready', () => podman(rt, ['logs', name]).stdout.includes('ready'));
+    ok(podman(rt, ['kill', '--signal', 'USR1', name]));
+    await waitFor('the probe to report USR1', () => podman(rt, ['logs', name]).stdout.includes('signal USR1'));
+    ok(podman(rt, ['kill', name]));
+    await waitFor('the container to exit', () => inspect(rt, name, '{{.State.Status}}') === 'exited');
+    expect(inspect(rt, name, '{{.State.ExitCode}}')).toBe('137');
+    ok(podman(rt, ['rm', name]));
+  },
+  (rt) => {
+    podman(rt, ['rm', '--force', '--time', '0', SIGNALLED(rt)]);
+  },
+);
+
+const LIMITED = (rt: RuntimeName) => `husk-engines-${rt}-limited`;
+
+scenario(
+  'resources: run --memory --pids-limit, then update --memory',
+  async (rt, w) => {
+    const name = LIMITED(rt);
+    ok(podman(rt, ['run', '--detach', '--name', name, '--memory', '64m', '--pids-limit', '40', '--network', 'none', IMAGE, '/probe', 'sleep', 'inf']));
+    const pid = Number(inspect(rt, name, '{{.State.Pid}}'));
+    expect(memoryLimit(pid)).toBe(String(64 * 1024 * 1024));
+    expect(pidsLimit(pid)).toBe('40');
+    // Podman 4.3's update has no --pids-limit; it hands the runtime `update --resources FILE`.
+    ok(podman(rt, ['update', '--memory', '96m', name]));
+    expect(memoryLimit(pid)).toBe(String(96 * 1024 * 1024));
+    expect(w.calls().find((c) => c.verb === 'update'), w.report()).toBeDefined();
+    ok(podman(rt, ['rm', '--force', '--time', '0', name]));
+  },
+  (rt) => {
+    podman(rt, ['rm', '--force', '--time', '0', LIMITED(rt)]);
+  },
+);

@@ -98,6 +98,8 @@ export interface RunOptions {
   input?: string;
   timeoutMs?: number;
   cwd?: string;
+  /** Open fds passed on as the command's fds 3, 4, ... */
+  extraFds?: number[];
 }
 
 /** Runs a command to its end (killed after timeoutMs, default 120 s) and returns what it did. */
@@ -111,6 +113,7 @@ export function run(argv: string[], opts: RunOptions = {}): Result {
     killSignal: 'SIGKILL',
     cwd: opts.cwd,
     maxBuffer: 64 * 1024 * 1024,
+    stdio: ['pipe', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
   });
   return {
     command: argv.map(shellQuote).join(' '),
@@ -355,6 +358,8 @@ export interface Call {
   env: string;
   /** The value after --log, when given. */
   logFile?: string;
+  /** How long the call took (from the wrapper's clock), or null while it runs. */
+  ms: number | null;
 }
 
 export interface Wrapper {
@@ -439,11 +444,12 @@ export function parseCallLog(file: string): Call[] {
     return [];
   }
   const byPid = new Map<string, Call>();
+  const started = new Map<Call, number>();
   const calls: Call[] = [];
   for (const line of text.split('\n')) {
-    const m = /^\S+ (\d+) (argv:|env:|stdin:|exit) ?(.*)$/.exec(line);
+    const m = /^(\S+) (\d+) (argv:|env:|stdin:|exit) ?(.*)$/.exec(line);
     if (!m) continue;
-    const [, pid, kind, rest] = m;
+    const [, time, pid, kind, rest] = m;
     if (kind === 'argv:') {
       const argv = unquoteBash(rest);
       let i = 0;
@@ -456,13 +462,17 @@ export function parseCallLog(file: string): Call[] {
       }
       const verb = argv[i] ?? '';
       const takesId = !['list', 'features', 'spec', 'help', ''].includes(verb);
-      const call: Call = { argv, verb, id: takesId ? lastId(argv.slice(i + 1), verb) : '', status: null, env: '', logFile };
+      const call: Call = { argv, verb, id: takesId ? lastId(argv.slice(i + 1), verb) : '', status: null, env: '', logFile, ms: null };
+      started.set(call, Number(time));
       byPid.set(pid, call);
       calls.push(call);
     } else {
       const call = byPid.get(pid);
       if (!call) continue;
-      if (kind === 'exit') call.status = Number(rest);
+      if (kind === 'exit') {
+        call.status = Number(rest);
+        call.ms = Math.round((Number(time) - started.get(call)!) * 1000);
+      }
       else if (kind === 'env:') call.env = rest;
       else call.stdin = unquoteBash(rest)[0] ?? '';
     }
@@ -728,6 +738,34 @@ export function frozen(pid: number): boolean {
   throw new Error(`no freezer cgroup for pid ${pid}`);
 }
 
+/**
+ * A cgroup file of the process's, as a user would read it on the host: the v1 controller's
+ * hierarchy when it is mounted (this machine is hybrid), else the unified one.
+ */
+export function cgroupFile(pid: number, controller: string, v1File: string, v2File: string): string {
+  const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+  for (const line of lines) {
+    const [, controllers, cgroupPath] = line.split(':');
+    if (controllers.split(',').includes(controller)) {
+      return fs.readFileSync(path.join('/sys/fs/cgroup', controller, cgroupPath, v1File), 'utf8').trim();
+    }
+  }
+  const unified = lines.find((l) => l.startsWith('0::'));
+  if (!unified) throw new Error(`no ${controller} cgroup for pid ${pid}`);
+  const base = fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified';
+  return fs.readFileSync(path.join(base, unified.slice(3), v2File), 'utf8').trim();
+}
+
+/** The memory limit in bytes (v1 memory.limit_in_bytes or v2 memory.max). */
+export function memoryLimit(pid: number): string {
+  return cgroupFile(pid, 'memory', 'memory.limit_in_bytes', 'memory.max');
+}
+
+/** The pids limit (pids.max in both versions). */
+export function pidsLimit(pid: number): string {
+  return cgroupFile(pid, 'pids', 'pids.max', 'pids.max');
+}
+
 /** A pid's state letter from /proc/PID/stat (R, S, D, T, Z, ...), or undefined if gone. */
 export function processState(pid: number): string | undefined {
   try {
@@ -741,10 +779,16 @@ export function processState(pid: number): string | undefined {
 // ------------------------------------------------------------------------------- timings
 
 const timings: { engine: string; scenario: string; runtime: RuntimeName; ms: number }[] = [];
+const verbTimes: { engine: string; runtime: RuntimeName; verb: string; ms: number }[] = [];
 
 /** Records how long a scenario took (printed by printTimings; never asserted). */
 export function recordTiming(engine: string, scenario: string, runtime: RuntimeName, ms: number): void {
   timings.push({ engine, scenario, runtime, ms });
+}
+
+/** Records how long each runtime call of a scenario took, from its wrapper's log. */
+export function recordCallTimes(engine: string, w: Wrapper): void {
+  for (const c of w.calls()) if (c.ms !== null) verbTimes.push({ engine, runtime: w.name, verb: c.verb, ms: c.ms });
 }
 
 /** One line per scenario: husk's time and runc's, for the issue's notes. */
@@ -757,6 +801,15 @@ export function printTimings(engine: string): string {
   }
   const lines = [`${engine}: scenario time with husk vs runc (ms)`];
   for (const [scenario, row] of rows) lines.push(`  ${scenario}: husk ${row.husk ?? '-'}  runc ${row.runc ?? '-'}`);
+  const verbs = [...new Set(verbTimes.filter((t) => t.engine === engine).map((t) => t.verb))];
+  if (verbs.length) lines.push(`${engine}: median time of one runtime call, husk vs runc (ms, number of calls)`);
+  for (const verb of verbs) {
+    const cell = (rt: RuntimeName) => {
+      const ms = verbTimes.filter((t) => t.engine === engine && t.runtime === rt && t.verb === verb).map((t) => t.ms).sort((a, b) => a - b);
+      return ms.length ? `${ms[Math.floor(ms.length / 2)]} (${ms.length})` : '-';
+    };
+    lines.push(`  ${verb}: husk ${cell('husk')}  runc ${cell('runc')}`);
+  }
   const text = lines.join('\n');
   console.log(text);
   const file = process.env.HUSK_ENGINES_TIMINGS;
@@ -838,6 +891,7 @@ export function scenarios(engine: string, workspace: () => Workspace) {
         try {
           await body(rt, w);
           recordTiming(engine, name, rt, Date.now() - started);
+          recordCallTimes(engine, w);
         } catch (err) {
           if (err instanceof Error) err.message += `\n${w.report()}`;
           throw err;
