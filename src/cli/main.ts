@@ -27,7 +27,19 @@ program
   .version(versionText(), '-v, --version', 'print the version')
   .enablePositionalOptions()
   .showHelpAfterError(false)
-  .configureOutput({ outputError: (str) => process.stderr.write(`husk: ${str.replace(/^error: /, '')}`) });
+  .configureOutput({ outputError: (str) => usageError(str.replace(/^error: /, '').trimEnd()) });
+
+/**
+ * A command-line error (unknown verb or option, missing argument): printed like any other error,
+ * and written to --log as well, as runc does, since containerd and Podman show the log's last
+ * error line. The global options before the verb are already parsed when this runs.
+ */
+function usageError(message: string): void {
+  const g = program.opts() as Partial<GlobalOptions>;
+  const { configureLog, log } = require('../runtime/log');
+  configureLog({ file: g.log, format: g.logFormat === 'json' ? 'json' : 'text', debug: false });
+  log.error(message);
+}
 
 /** runc's choice: /run/husk for root; for another user their runtime dir, or a private /tmp one. */
 function defaultRoot(): string {
