@@ -1,0 +1,291 @@
+// Image -> bundle: a directory with config.json and rootfs/, ready for `husk run` (or runc).
+//
+// The rootfs is an overlayfs mount made on the host: the image's layers (from the store, top
+// first) as lowerdirs, a fresh upperdir and workdir in the bundle (bundle/overlay/). It is
+// made with the new mount API, one `lowerdir+` per layer, so images with dozens (hundreds) of
+// layers are not limited by the one page a mount(2) option string may fill; the layers are
+// named by their short links under <store>/l, which keeps mountinfo readable. With
+// --copy the rootfs is a plain directory: the layers applied in order (whiteouts applied),
+// for hosts without overlayfs.
+//
+// Every overlay bundle is registered in <store>/mounts/ before it is mounted (so a crash
+// leaves a registration without a mount, which prune clears, never a mount nobody knows):
+// that is how `husk image remove` knows an image is in use, and how prune keeps its layers.
+// unbundle() unmounts and removes what bundle() made; it refuses while a process still has
+// its root in the rootfs.
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { HuskError, reason } from '../errors';
+import { log } from '../runtime/log';
+import { trace } from '../runtime/trace';
+import type { Hooks, Mount, Spec } from '../spec/types';
+import { ANNOTATIONS, imageToSpec, type ConvertOptions } from './convert';
+import { parseImageConfig, parseManifestDocument, type ImageConfig, type Manifest } from './manifest';
+import type { ImageRef, ImageStore } from './store';
+import * as sys from './sys';
+import { readFileInRoot } from './tree';
+import { unpackLayer } from './unpack';
+
+export interface Registration {
+  bundle: string;
+  rootfs: string;
+  image: { name: string; digest: string; config: string };
+  layers: string[];
+  /** For `husk image run` containers: the container id and the runtime's state root. */
+  container?: { id: string; root: string };
+  created: string;
+}
+
+export function registrationKey(bundle: string): string {
+  return createHash('sha256').update(path.resolve(bundle)).digest('hex').slice(0, 32);
+}
+
+export function registrationPath(store: ImageStore, bundle: string): string {
+  return path.join(store.mounts, `${registrationKey(bundle)}.json`);
+}
+
+export function readRegistrations(store: ImageStore): { file: string; reg: Registration }[] {
+  const out: { file: string; reg: Registration }[] = [];
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(store.mounts);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    const file = path.join(store.mounts, name);
+    try {
+      out.push({ file, reg: JSON.parse(fs.readFileSync(file, 'utf8')) as Registration });
+    } catch {
+      // being written, or garbage: ignored (prune removes it once it is old)
+    }
+  }
+  return out;
+}
+
+/** Processes whose root directory is the mount at `rootfs` (same device as its root). */
+export function processesRootedIn(rootfs: string): number[] {
+  let dev: number;
+  try {
+    dev = fs.statSync(rootfs).dev;
+  } catch {
+    return [];
+  }
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      if (fs.statSync(`/proc/${entry}/root`).dev === dev) pids.push(Number(entry));
+    } catch {
+      // exited, or a kernel thread
+    }
+  }
+  return pids;
+}
+
+/** Registrations whose rootfs is still mounted: their layers are in use. */
+export function liveRegistrations(store: ImageStore): { file: string; reg: Registration }[] {
+  const mounted = new Set(sys.mountPoints().map((m) => m.mountPoint));
+  return readRegistrations(store).filter(({ reg }) => mounted.has(reg.rootfs));
+}
+
+export interface LoadedImage {
+  name: string;
+  ref: ImageRef;
+  manifest: Manifest;
+  config: ImageConfig;
+}
+
+export function loadImage(store: ImageStore, name: string, ref: ImageRef): LoadedImage {
+  const doc = parseManifestDocument(store.readBlob(ref.digest), undefined, `${name}: manifest`);
+  if (doc.kind !== 'manifest') throw new HuskError(`${name}: the stored manifest ${ref.digest} is an index`);
+  const config = parseImageConfig(store.readBlob(ref.config), `${name}: config`);
+  return { name, ref, manifest: doc.manifest, config };
+}
+
+export interface BundleOptions extends Omit<ConvertOptions, 'passwd' | 'group' | 'rootfsPath'> {
+  /** A plain directory instead of an overlay mount. */
+  copy?: boolean;
+  hooks?: Hooks;
+  /** Write /etc/hosts, /etc/hostname and /etc/resolv.conf for the container (docker run does). */
+  networkFiles?: boolean;
+  container?: { id: string; root: string };
+}
+
+export interface Bundle {
+  dir: string;
+  rootfs: string;
+  spec: Spec;
+  overlay: boolean;
+}
+
+function checkMountPath(p: string, what: string) {
+  if (/[,:\\\n]/.test(p)) throw new HuskError(`${what} ${p}: overlay mount options cannot hold ",", ":" or "\\" in a path`);
+}
+
+/** The lowerdir list (short link names, top layer first), each layer once. */
+export function lowerDirs(store: ImageStore, image: LoadedImage): string[] {
+  const diffIDs = image.config.rootfs.diff_ids;
+  const seen = new Set<string>();
+  const links: string[] = [];
+  for (let i = diffIDs.length - 1; i >= 0; i--) {
+    if (seen.has(diffIDs[i])) continue;
+    seen.add(diffIDs[i]);
+    const meta = store.layerMeta(diffIDs[i]);
+    if (!meta) throw new HuskError(`${image.name}: layer ${diffIDs[i]} is not in the store (pull the image again)`);
+    links.push(meta.link);
+  }
+  return links;
+}
+
+function writeNetworkFiles(dir: string, hostname: string, network: 'none' | 'host' | undefined): Mount[] {
+  const hosts = path.join(dir, 'hosts');
+  const hostnameFile = path.join(dir, 'hostname');
+  const resolv = path.join(dir, 'resolv.conf');
+  let hostsText = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
+  if (network === 'host') {
+    try {
+      hostsText = fs.readFileSync('/etc/hosts', 'utf8');
+    } catch {
+      // keep ours
+    }
+  }
+  fs.writeFileSync(hosts, hostsText, { mode: 0o644 });
+  fs.writeFileSync(hostnameFile, `${hostname}\n`, { mode: 0o644 });
+  let resolvText = '';
+  try {
+    resolvText = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    // none on the host
+  }
+  // A loopback resolver of the host (systemd-resolved's 127.0.0.53) is not reachable from
+  // a network namespace of its own: Docker drops those lines too.
+  if (network !== 'host') resolvText = resolvText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
+  fs.writeFileSync(resolv, resolvText, { mode: 0o644 });
+  const bind = (source: string, destination: string): Mount => ({ destination, type: 'bind', source, options: ['rbind', 'rprivate'] });
+  return [bind(resolv, '/etc/resolv.conf'), bind(hostnameFile, '/etc/hostname'), bind(hosts, '/etc/hosts')];
+}
+
+/**
+ * Makes a bundle in `dir` (created; it must not exist or be empty). On failure everything it
+ * made is undone: no mount, no registration, no directory.
+ */
+export async function createBundle(store: ImageStore, image: LoadedImage, dir: string, o: BundleOptions): Promise<Bundle> {
+  const bundle = path.resolve(dir);
+  const created: string[] = [];
+  let createdDir = false;
+  if (fs.existsSync(bundle)) {
+    if (!fs.statSync(bundle).isDirectory()) throw new HuskError(`bundle directory ${bundle} exists and is not a directory`);
+    if (fs.readdirSync(bundle).length) throw new HuskError(`bundle directory ${bundle} is not empty`);
+  } else {
+    fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
+    createdDir = true;
+  }
+  const rootfs = path.join(bundle, 'rootfs');
+  const regFile = registrationPath(store, bundle);
+  let mounted = false;
+  let registered = false;
+  const held = o.copy ? undefined : await store.lockStore('sh');
+  try {
+    fs.mkdirSync(rootfs, 0o755);
+    created.push(rootfs);
+    if (o.copy) {
+      const layers = image.manifest.layers;
+      for (let i = 0; i < layers.length; i++) {
+        const blob = store.blobPath(layers[i].digest);
+        if (!store.hasBlob(layers[i].digest)) throw new HuskError(`${image.name}: layer blob ${layers[i].digest} is not in the store (pull the image again)`);
+        await unpackLayer(blob, rootfs, { mode: 'flatten', what: `${image.name}: layer ${layers[i].digest}`, diffID: image.config.rootfs.diff_ids[i] });
+      }
+    } else {
+      const lowers = lowerDirs(store, image);
+      const overlay = path.join(bundle, 'overlay');
+      const upper = path.join(overlay, 'upper');
+      const work = path.join(overlay, 'work');
+      for (const d of [overlay, upper, work]) {
+        fs.mkdirSync(d, 0o755);
+        created.push(d);
+      }
+      checkMountPath(upper, 'upperdir');
+      const reg: Registration = {
+        bundle,
+        rootfs,
+        image: { name: image.name, digest: image.ref.digest, config: image.ref.config },
+        layers: [...new Set(image.config.rootfs.diff_ids)],
+        ...(o.container ? { container: o.container } : {}),
+        created: new Date().toISOString(),
+      };
+      fs.writeFileSync(regFile, JSON.stringify(reg, null, 2) + '\n', { mode: 0o600 });
+      registered = true;
+      sys.mountOverlay(rootfs, lowers.map((l) => path.join(store.links, l)), upper, work);
+      mounted = true;
+    }
+    const hostname = o.hostname ?? 'husk';
+    const mounts = [...(o.mounts ?? [])];
+    if (o.networkFiles) mounts.push(...writeNetworkFiles(bundle, hostname, o.network));
+    const spec = imageToSpec(image.config, {
+      ...o,
+      hostname,
+      mounts,
+      passwd: readFileInRoot(rootfs, '/etc/passwd'),
+      group: readFileInRoot(rootfs, '/etc/group'),
+      annotations: { ...(o.annotations ?? {}), [ANNOTATIONS.imageName]: image.name, [ANNOTATIONS.imageDigest]: image.ref.digest },
+    });
+    if (o.hooks) spec.hooks = o.hooks;
+    fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
+    return { dir: bundle, rootfs, spec, overlay: !o.copy };
+  } catch (err) {
+    if (mounted) {
+      try {
+        sys.unmount(rootfs);
+      } catch (e) {
+        log.warn(`undoing the bundle: ${reason(e)}`);
+        sys.unmount(rootfs, true);
+      }
+    }
+    if (registered) fs.rmSync(regFile, { force: true });
+    if (createdDir) fs.rmSync(bundle, { recursive: true, force: true });
+    else for (const f of [...created.reverse(), path.join(bundle, 'config.json'), ...['hosts', 'hostname', 'resolv.conf'].map((n) => path.join(bundle, n))]) fs.rmSync(f, { recursive: true, force: true });
+    throw err;
+  } finally {
+    held?.release();
+  }
+}
+
+/**
+ * Undoes createBundle: unmounts the rootfs, removes the writable layer, the files it wrote and
+ * the registration, and the directory itself when nothing else is left in it. Refuses while a
+ * process still has its root in the rootfs, unless `force` (which kills nothing: it detaches
+ * the mount lazily and leaves those processes their view).
+ */
+export function removeBundle(store: ImageStore, dir: string, force = false): void {
+  const bundle = path.resolve(dir);
+  const rootfs = path.join(bundle, 'rootfs');
+  const regFile = registrationPath(store, bundle);
+  if (sys.isMountPoint(rootfs)) {
+    const users = processesRootedIn(rootfs);
+    if (users.length && !force) {
+      throw new HuskError(`bundle ${bundle}: the rootfs is in use by process${users.length > 1 ? 'es' : ''} ${users.slice(0, 5).join(', ')} (stop the container first)`);
+    }
+    try {
+      sys.unmount(rootfs, users.length > 0);
+    } catch (err) {
+      if (!force) throw err;
+      sys.unmount(rootfs, true);
+    }
+  } else if (!fs.existsSync(regFile) && !fs.existsSync(path.join(bundle, 'config.json'))) {
+    if (!fs.existsSync(bundle)) return;
+    throw new HuskError(`${bundle} is not a bundle made by husk image bundle`);
+  }
+  for (const name of ['overlay', 'rootfs', 'config.json', 'hosts', 'hostname', 'resolv.conf']) {
+    fs.rmSync(path.join(bundle, name), { recursive: true, force: true });
+  }
+  fs.rmSync(regFile, { force: true });
+  try {
+    fs.rmdirSync(bundle);
+  } catch {
+    // the user keeps other files there
+  }
+  trace('husk', `removed bundle ${bundle}`);
+}

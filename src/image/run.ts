@@ -1,0 +1,180 @@
+// `husk image run`: docker run in one command. Find the image in the store (or pull it), make
+// a container id and a bundle under <store>/containers/<id> (overlay rootfs with its own
+// writable layer), then hand it to the same run() as `husk run`: create, start, wait.
+//
+// The overlay mount belongs to the container's lifetime:
+//  - foreground with --rm: the container is deleted when it exits, then the bundle (mount,
+//    writable layer) is removed here;
+//  - otherwise (kept after exit, or -d): config.json carries a poststop hook running
+//    `husk image unbundle`, so `husk delete` removes the bundle, whoever runs it;
+//  - -d --rm: a small reaper process waits for the container to stop and deletes it;
+//  - a failure anywhere before the container exists undoes the bundle at once.
+import { spawn } from 'child_process';
+import { randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { HuskError } from '../errors';
+import { log } from '../runtime/log';
+import { Store } from '../runtime/store';
+import { validateId } from '../runtime/ids';
+import type { Hooks } from '../spec/types';
+import { createBundle, loadImage, processesRootedIn, removeBundle, type LoadedImage } from './bundle';
+import { resourcesFromFlags, type ResourceFlags } from './convert';
+import { findImage } from './images';
+import { parsePlatform, formatPlatform } from './manifest';
+import { createProgress } from './progress';
+import { pull } from './pull';
+import { parseSource } from './source';
+import { ImageStore } from './store';
+import * as sys from './sys';
+
+export const HUSK_BIN = path.join(__dirname, '..', '..', 'bin', 'husk');
+
+export interface ImageRunOptions extends ResourceFlags {
+  root: string;
+  store: string;
+  image: string;
+  cmd: string[];
+  name?: string;
+  rm?: boolean;
+  detach?: boolean;
+  tty?: boolean;
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  network?: string;
+  platform?: string;
+  pull?: string;
+  quiet?: boolean;
+  readOnly?: boolean;
+  hostname?: string;
+  consoleSocket?: string;
+  insecureRegistry?: string[];
+  systemdCgroup?: boolean;
+  trace?: boolean;
+}
+
+/** The image from the store, pulled first when missing (or always, with --pull always). */
+export async function findOrPull(store: ImageStore, text: string, o: { pull?: string; platform?: string; quiet?: boolean; insecureRegistry?: string[] }): Promise<LoadedImage> {
+  const policy = o.pull ?? 'missing';
+  if (!['missing', 'always', 'never'].includes(policy)) throw new HuskError(`--pull ${JSON.stringify(policy)}: expected missing, always or never`);
+  const platform = o.platform ? parsePlatform(o.platform) : undefined;
+  if (policy !== 'always' && store.exists()) {
+    const found = findImage(store, text);
+    if (found && (!platform || found.ref.platform === formatPlatform(platform))) return loadImage(store, found.names[0], found.ref);
+  }
+  if (policy === 'never') throw new HuskError(`no image ${JSON.stringify(text)} in the store ${store.dir} (and --pull never)`);
+  const source = parseSource(text);
+  const progress = createProgress(o.quiet ? 'quiet' : 'auto');
+  const pulled = await pull(store, source, { platform, progress, insecure: o.insecureRegistry });
+  return loadImage(store, pulled.names[0], pulled.ref);
+}
+
+function newContainerId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+function unbundleHook(store: ImageStore, dir: string): Hooks {
+  return { poststop: [{ path: process.execPath, args: [process.execPath, HUSK_BIN, 'image', 'unbundle', '--store', store.dir, dir] }] };
+}
+
+function splitArgs(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  // docker run --entrypoint takes one string: the program (no shell splitting).
+  return text === '' ? [] : [text];
+}
+
+export async function imageRun(o: ImageRunOptions): Promise<number> {
+  const store = new ImageStore(o.store).init();
+  const network = (o.network ?? 'none') as 'none' | 'host';
+  if (!['none', 'host', 'private'].includes(o.network ?? 'none')) {
+    throw new HuskError(`--net ${JSON.stringify(o.network)}: expected none (a network namespace with loopback only) or host`);
+  }
+  const resources = resourcesFromFlags(o);
+  const id = o.name ?? newContainerId();
+  validateId(id);
+  const state = new Store(o.root);
+  if (state.exists(id)) throw new HuskError(`container "${id}" already exists`);
+  const image = await findOrPull(store, o.image, o);
+  const dir = path.join(store.containers, id);
+  if (fs.existsSync(dir)) {
+    // Left by a container whose state is gone (a crash, or a state root wiped at reboot).
+    if (sys.isMountPoint(path.join(dir, 'rootfs')) && processesRootedIn(path.join(dir, 'rootfs')).length) {
+      throw new HuskError(`${dir} is still in use by a container named ${id} in another state root`);
+    }
+    removeBundle(store, dir, true);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const foregroundRm = Boolean(o.rm && !o.detach);
+  await createBundle(store, image, dir, {
+    cmd: o.cmd,
+    entrypoint: splitArgs(o.entrypoint),
+    env: o.env,
+    workdir: o.workdir,
+    user: o.user,
+    terminal: o.tty,
+    hostname: o.hostname ?? id.slice(0, 12),
+    network: network === 'host' ? 'host' : 'none',
+    resources,
+    readonlyRootfs: o.readOnly,
+    networkFiles: true,
+    container: { id, root: path.resolve(o.root) },
+    hooks: foregroundRm ? undefined : unbundleHook(store, dir),
+  });
+  const { run } = require('../runtime/create') as typeof import('../runtime/create');
+  let code: number;
+  try {
+    code = await run({
+      root: o.root, id, bundle: dir, detach: Boolean(o.detach), keep: !o.rm, consoleSocket: o.consoleSocket, systemdCgroup: o.systemdCgroup,
+    });
+  } catch (err) {
+    // create() removed the container's state; its bundle goes too (unless the container
+    // exists after all, when delete's hook will).
+    if (!state.exists(id)) {
+      try {
+        removeBundle(store, dir, true);
+      } catch (e) {
+        log.warn(`removing ${dir}: ${(e as Error).message}`);
+      }
+    }
+    throw err;
+  }
+  if (o.detach) {
+    if (o.rm) startReaper(o, store, id);
+    process.stdout.write(`${id}\n`);
+    return 0;
+  }
+  if (foregroundRm) removeBundle(store, dir, true);
+  return code;
+}
+
+/** -d --rm: a detached husk that deletes the container once it has stopped. */
+function startReaper(o: ImageRunOptions, store: ImageStore, id: string) {
+  const child = spawn(process.execPath, [HUSK_BIN, '--root', o.root, 'image', 'reap', '--store', store.dir, id], {
+    detached: true,
+    stdio: ['ignore', 'ignore', process.env.HUSK_DEBUG_REAP ? fs.openSync(process.env.HUSK_DEBUG_REAP, 'a') : 'ignore'],
+  });
+  child.unref();
+}
+
+/** The reaper's loop: poll the container's status; once stopped, delete it (its hook unbundles). */
+export async function reap(root: string, id: string): Promise<void> {
+  const { remove } = require('../runtime/container') as typeof import('../runtime/container');
+  const state = new Store(root);
+  for (;;) {
+    if (!state.exists(id)) return;
+    let status: string;
+    try {
+      const record = state.read(id);
+      status = state.refresh(record);
+    } catch {
+      return;
+    }
+    if (status === 'stopped') {
+      await remove(root, id, true).catch(() => undefined);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

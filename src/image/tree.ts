@@ -1,0 +1,176 @@
+// Path resolution that never leaves a directory, for writing a layer that may be hostile.
+//
+// Entry names are cleaned lexically first (`a/./b//c` is `a/b/c`); a name that climbs above
+// the root with `..` is refused, and a leading `/` means the root, as tar does. Parent
+// directories are then walked one component at a time with lstat, from the root down. A
+// symlink met on the way is followed the way openat2(RESOLVE_IN_ROOT) follows it: its
+// target is read as if the root were `/` (an absolute target restarts at the root, `..`
+// stops at the root), so a link planted by an earlier entry (`evil -> /etc`) sends later
+// entries (`evil/passwd`) to `<root>/etc/passwd`, never to the host's. The final component
+// is never followed: callers create it with calls that do not follow symlinks (O_EXCL and
+// O_NOFOLLOW opens, symlink, link, mknod, lchown, lutimes).
+//
+// This is race-free because nobody else writes the directory while a layer is unpacked: it
+// is a private staging directory of the store (or a bundle rootfs husk is creating). Every
+// directory found is cached; removals invalidate the cache below them.
+import * as fs from 'fs';
+import { HuskError } from '../errors';
+
+const MAX_SYMLINKS = 40;
+
+export class PathError extends HuskError {}
+
+/** The components of an entry name, cleaned; [] is the root itself. */
+export function cleanName(name: string): string[] {
+  const out: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (!out.length) throw new PathError('the path leaves the root with ".."');
+      out.pop();
+      continue;
+    }
+    out.push(part);
+  }
+  return out;
+}
+
+export class RootedTree {
+  /** Relative paths ('' is the root) known to be real directories. */
+  private readonly dirs = new Set<string>(['']);
+
+  constructor(readonly root: string) {}
+
+  abs(rel: string): string {
+    return rel ? `${this.root}/${rel}` : this.root;
+  }
+
+  /**
+   * Resolves directory components under the root, following symlinks inside it. Missing
+   * directories are created (mode 0755) when `create`; otherwise undefined is returned.
+   * Returns the relative path of the real directory.
+   */
+  resolveDir(parts: string[], create: boolean): string | undefined {
+    const real: string[] = [];
+    const queue = [...parts];
+    let links = 0;
+    while (queue.length) {
+      const c = queue.shift()!;
+      if (c === '' || c === '.') continue;
+      if (c === '..') {
+        real.pop();
+        continue;
+      }
+      const rel = real.length ? `${real.join('/')}/${c}` : c;
+      if (this.dirs.has(rel)) {
+        real.push(c);
+        continue;
+      }
+      const abs = this.abs(rel);
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.lstatSync(abs);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      if (!st) {
+        if (!create) return undefined;
+        fs.mkdirSync(abs, 0o755);
+        this.dirs.add(rel);
+        real.push(c);
+      } else if (st.isDirectory()) {
+        this.dirs.add(rel);
+        real.push(c);
+      } else if (st.isSymbolicLink()) {
+        if (++links > MAX_SYMLINKS) throw new PathError(`too many levels of symbolic links at ${JSON.stringify(rel)}`);
+        const target = fs.readlinkSync(abs);
+        if (target.startsWith('/')) real.length = 0;
+        queue.unshift(...target.split('/'));
+      } else {
+        throw new PathError(`${JSON.stringify(rel)} is not a directory`);
+      }
+    }
+    return real.join('/');
+  }
+
+  /** Marks a path as gone (or replaced): it and everything cached below it. */
+  forget(rel: string) {
+    if (!rel) {
+      this.dirs.clear();
+      this.dirs.add('');
+      return;
+    }
+    for (const d of this.dirs) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
+  }
+
+  noteDir(rel: string) {
+    this.dirs.add(rel);
+  }
+}
+
+export function join(parentRel: string, name: string): string {
+  return parentRel ? `${parentRel}/${name}` : name;
+}
+
+/**
+ * Resolves a path inside a root, following every symlink (the final one included) the way
+ * RESOLVE_IN_ROOT does. Returns the absolute real path, or undefined when it does not exist.
+ */
+export function resolveInRoot(root: string, file: string): string | undefined {
+  const tree = new RootedTree(root);
+  let parts = cleanLoose(file);
+  for (let links = 0; links <= MAX_SYMLINKS; links++) {
+    if (!parts.length) return root;
+    const dir = tree.resolveDir(parts.slice(0, -1), false);
+    if (dir === undefined) return undefined;
+    const rel = join(dir, parts[parts.length - 1]);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(tree.abs(rel));
+    } catch {
+      return undefined;
+    }
+    if (!st.isSymbolicLink()) return tree.abs(rel);
+    const target = fs.readlinkSync(tree.abs(rel));
+    parts = target.startsWith('/') ? cleanLoose(target) : cleanLoose(`${dir}/${target}`);
+  }
+  throw new PathError(`${JSON.stringify(file)}: too many levels of symbolic links`);
+}
+
+/** Reads a regular file of a rootfs (e.g. /etc/passwd) through resolveInRoot. */
+export function readFileInRoot(root: string, file: string, maxBytes = 16 * 1024 * 1024): string | undefined {
+  const abs = resolveInRoot(root, file);
+  if (abs === undefined) return undefined;
+  let fd: number;
+  try {
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    const size = Math.min(st.size, maxBytes);
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    while (off < size) {
+      const n = fs.readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Like cleanName, but `..` stops at the root (how a symlink target is read in a root). */
+function cleanLoose(name: string): string[] {
+  const out: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return out;
+}
