@@ -158,7 +158,10 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (pid == 0) {
-    // Stage 1. From here on: system calls only (see plan.h).
+    // Stage 1. From here on: system calls only (see plan.h). Non-dumpable first of all, and
+    // so is everything it clones: until execve, no process in a container it joins may
+    // ptrace it or open its /proc/PID/exe, mem or environ (CVE-2019-5736).
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     close(sv[0]);
     struct sigaction dfl{};
     dfl.sa_handler = SIG_DFL;

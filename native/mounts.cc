@@ -31,7 +31,9 @@ static long openat2InRoot(int rootFd, const char *path, int flags) {
 // Opens `path` (relative to the rootfs) as an O_PATH fd, creating what is missing when
 // `create` asks for it: directories along the way, and a directory (1) or an empty file (2)
 // at the end. Each component is created in the directory that openat2 resolved inside the
-// rootfs, so nothing is ever created outside it.
+// rootfs, so nothing is ever created outside it. A symlink whose target does not exist yet
+// (an image's /etc/resolv.conf -> /run/...) is followed inside the rootfs, as runc does:
+// its target is what gets created.
 long openInRoot(Child &c, const char *path, int create, int *fd) {
   while (*path == '/') path++;
   if (!*path) path = ".";
@@ -40,26 +42,51 @@ long openInRoot(Child &c, const char *path, int create, int *fd) {
     *fd = static_cast<int>(r);
     return r < 0 ? r : 0;
   }
+  char work[PATH_MAX];
   char prefix[PATH_MAX];
   char name[NAME_MAX + 1];
+  char link[PATH_MAX];
+  if (strlen(path) >= sizeof work) return -ENAMETOOLONG;
+  strcpy(work, path);
+  int hops = 0;
+restart:
   UniqueFd parent(static_cast<int>(check(dup(c.rootFd))));
   if (!parent) return -errno;
-  size_t len = strlen(path);
-  if (len >= sizeof prefix) return -ENAMETOOLONG;
+  size_t len = strlen(work);
   size_t start = 0;
   while (start < len) {
     size_t end = start;
-    while (end < len && path[end] != '/') end++;
+    while (end < len && work[end] != '/') end++;
     size_t n = end - start;
     if (n == 0) { start = end + 1; continue; }
     if (n > NAME_MAX) return -ENAMETOOLONG;
-    memcpy(name, path + start, n);
+    memcpy(name, work + start, n);
     name[n] = 0;
-    memcpy(prefix, path, end);
+    memcpy(prefix, work, end);
     prefix[end] = 0;
     bool last = end >= len;
     r = openat2InRoot(c.rootFd, prefix, O_PATH);
     if (r == -ENOENT) {
+      ssize_t k = readlinkat(parent.get(), name, link, sizeof link - 1);
+      if (k >= 0) {
+        // A dangling symlink: go on from its target, inside the rootfs.
+        if (++hops > 40) return -ELOOP;
+        link[k] = 0;
+        char next[PATH_MAX];
+        char *p = next, *stop = next + sizeof next;
+        if (link[0] != '/') {
+          memcpy(next, work, start);
+          p = next + start;
+          *p = 0;
+        }
+        p = appendString(p, stop, link);
+        p = appendString(p, stop, work + end);
+        if (p >= stop - 1) return -ENAMETOOLONG;
+        const char *q = next;
+        while (*q == '/') q++;
+        memmove(work, q, strlen(q) + 1);
+        goto restart;
+      }
       long made;
       if (last && create == 2) {
         made = check(openat(parent.get(), name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644));

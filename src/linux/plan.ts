@@ -371,9 +371,8 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   for (const n of namespaces) if (!n.path && n.type !== 'cgroup' && n.type !== 'user' && n.type !== 'time') cloneFlags |= NAMESPACES[n.type].flag;
   b.add(cloneStep(cloneFlags));
 
-  // The init. Non-dumpable until execve: no other process may ptrace it or open its
-  // /proc/PID/exe while it still holds host resources (CVE-2019-5736).
-  b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make the init non-dumpable' });
+  // The init. (Stage 1 made itself non-dumpable before its first step, and the init
+  // inherits that until execve: see native/addon.cc.)
   b.add({ op: 'setsid', trace: 'setsid()', what: 'start a new session' });
   if (!opts.noNewKeyring && opts.id) {
     b.add({ op: 'joinSessionKeyring', source: opts.id, trace: `keyctl(KEYCTL_JOIN_SESSION_KEYRING, ${q(opts.id)})`, what: 'create a session keyring' });
@@ -531,7 +530,6 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
     b.add({ op: 'setns', path: file, flags: kind.flag, trace: `setns(open(${q(file)}), ${kind.flagName})`, what: `join the container's ${type} namespace` });
   }
   b.add(cloneStep(0));
-  b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make the process non-dumpable' });
   if (process.terminal) {
     const rows = process.consoleSize?.height ?? 0;
     const cols = process.consoleSize?.width ?? 0;

@@ -44,7 +44,7 @@ function stepError(plan: Plan, index: number, errno: number): HuskError {
 
 export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}): Promise<Launched> {
   const { pid: stage1, fd: sock } = native.spawn({ steps: plan.steps, trace: plan.trace });
-  trace('husk', `clone() = ${stage1}  (stage 1)`);
+  trace('husk', `clone() = ${stage1}  (stage 1; prctl(PR_SET_DUMPABLE, 0) before anything else)`);
   let initPid = 0;
   // Kills and reaps whatever the failed launch made, then closes the socket.
   const cleanup = () => {
