@@ -12,6 +12,9 @@ import { trace } from './trace';
 
 // Hooks pull in child_process and the launcher: loaded only for a container that has them.
 const hooks = () => require('./hooks') as typeof import('./hooks');
+// The cgroup managers: loaded only for a container that has a cgroup.
+const cgroups = () => require('../cgroups') as typeof import('../cgroups');
+const hasCgroup = (record: ContainerRecord) => !!(record.cgroupPaths || record.cgroupPath);
 
 /** Opens the exec fifo and reads the init's byte: the init execs the container's process. */
 function releaseInit(store: Store, record: ContainerRecord) {
@@ -62,10 +65,14 @@ export async function start(root: string, id: string): Promise<void> {
   }
 }
 
-/** The pids of every process in the container: those in its init's mount namespace (every
- * container has its own; a pid namespace it may share with the host). Until husk manages
- * cgroups, this is what `ps` and `kill --all` use. */
+/** The pids of every process in the container: those in its cgroup; for a container without
+ * one, those in its init's mount namespace (every container has its own; a pid namespace it
+ * may share with the host). This is what `ps` and `kill --all` use. */
 export function containerPids(record: ContainerRecord): number[] {
+  if (hasCgroup(record)) {
+    const inCgroup = cgroups().cgroupPids(record);
+    if (inCgroup) return inCgroup;
+  }
   let ns: string;
   try {
     ns = fs.readlinkSync(`/proc/${record.pid}/ns/mnt`);
@@ -85,6 +92,12 @@ export function containerPids(record: ContainerRecord): number[] {
 }
 
 function killAll(record: ContainerRecord, signal: number) {
+  // With a cgroup: frozen while signalled, so that no fork escapes (and SIGKILL thaws a paused one).
+  const cgroup = hasCgroup(record) ? cgroups().cgroupOf(record) : undefined;
+  if (cgroup?.exists()) {
+    cgroup.signalAll(signal);
+    return;
+  }
   for (const pid of containerPids(record)) {
     try {
       process.kill(pid, signal);
@@ -131,6 +144,12 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     if (status !== 'stopped') {
       killAll(record, 9);
       if (!waitGone(store, record, 10000)) throw new HuskError(`container init ${record.pid} did not exit after SIGKILL`);
+    }
+    if (hasCgroup(record)) {
+      // Whatever is left in the cgroup (processes that outlived the init) is killed, then
+      // every directory removed; if that fails the record keeps them for another delete.
+      cgroups().removeCgroup(record);
+      store.write(record);
     }
     if (record.status !== 'creating' && record.config.hooks?.poststop?.length) {
       await hooks().warningHooks('poststop', record.config, hooks().hookState(record, 'stopped'));

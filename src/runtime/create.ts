@@ -10,6 +10,7 @@ import { hostView } from '../linux/hostInfo';
 import { idmappedMount, userNamespaceFd } from '../linux/idmap';
 import type { Spec } from '../spec/types';
 import { checkResources } from '../cgroups/support';
+import { enterCgroup, removeCgroup } from '../cgroups';
 import { native } from '../native';
 import { validateId } from './ids';
 import { Store, type ContainerRecord } from './store';
@@ -161,6 +162,8 @@ export async function create(o: CreateOptions): Promise<Created> {
         }
         record.pid = pid;
         record.initStartTime = store.startTimeOf(pid);
+        // cgroups: made, limited and joined while the init waits, before its first step.
+        enterCgroup(record, spec, pid, { systemd: o.systemdCgroup, warn: log.warn });
         store.write(record);
         trace('husk', `write ${store.statePath(o.id)} (status creating, pid ${pid})`);
       },
@@ -196,6 +199,11 @@ export async function create(o: CreateOptions): Promise<Created> {
     if (consoleFd !== undefined) fs.closeSync(consoleFd);
     closePipes(0);
     closePipes(1);
+    try {
+      removeCgroup(record, log.warn);
+    } catch (cgroupErr) {
+      log.warn(`cannot remove the container's cgroup after the failed create: ${reason(cgroupErr)}`);
+    }
     store.remove(o.id);
     throw err;
   } finally {

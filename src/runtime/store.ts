@@ -52,6 +52,11 @@ export interface ContainerRecord {
   execFifo: string;
   /** The container's cgroup (absolute, under /sys/fs/cgroup), once the cgroup manager made it. */
   cgroupPath?: string;
+  /**
+   * Every directory of the container's cgroup, by controller ("" for the cgroup2 hierarchy;
+   * cgroup v1 hosts have one per hierarchy). Set by src/cgroups, removed with the cgroup.
+   */
+  cgroupPaths?: Record<string, string>;
   /** Namespace files of the init (/proc/<pid>/ns/<type>), for verbs that join them. */
   namespacePaths?: Partial<Record<NamespaceType, string>>;
   /** The validated config.json, so later verbs never re-read the bundle. */

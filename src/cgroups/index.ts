@@ -1,0 +1,196 @@
+// The container's cgroup over its life, as the lifecycle verbs use it:
+//
+//   create   checkResources (before anything exists) -> enterCgroup in onInitPid: make the
+//            directories, apply linux.resources, move the waiting init in, record the paths
+//   delete   removeCgroup: kill what is left, wait, rmdir every directory
+//   ps, kill --all, pause, resume, update, events: cgroupOf(record)
+//
+// The record keeps the directories (controller -> path; "" is the cgroup2 one), so later
+// verbs never recompute them from a config that might now resolve differently.
+import * as fs from 'fs';
+import * as path from 'path';
+import { HuskError, reason } from '../errors';
+import type { ContainerRecord } from '../runtime/store';
+import type { Resources, Spec } from '../spec/types';
+import { realFs, type CgroupFs } from './fs';
+import { readLayout, type CgroupLayout } from './layout';
+import type { CgroupManager } from './manager';
+import { cgroupDirs, distinctDirs, innerPath } from './paths';
+import { V1Manager } from './v1/manager';
+import { V2Manager } from './v2/manager';
+import type { BpfPrimitives } from './v2/devices';
+
+export type { CgroupManager };
+
+export interface CgroupOptions {
+  /** --systemd-cgroup */
+  systemd?: boolean;
+  warn?: (msg: string) => void;
+  /** The seams: the host's layout and filesystem (tests pass a fake hierarchy). */
+  layout?: CgroupLayout;
+  fs?: CgroupFs;
+  signal?: (pid: number, signal: number) => void;
+  bpf?: BpfPrimitives | null;
+}
+
+/** The manager for a set of directories on this host's layout. */
+export function managerFor(paths: Record<string, string>, opts: CgroupOptions = {}): CgroupManager {
+  const layout = opts.layout ?? readLayout();
+  const mopts = { fs: opts.fs ?? realFs, warn: opts.warn, signal: opts.signal, bpf: opts.bpf };
+  const keys = Object.keys(paths);
+  if (layout.mode === 'unified' && keys.length === 1 && keys[0] === '') return new V2Manager(layout.unified!.mountPoint, paths, mopts);
+  return new V1Manager(layout, paths, mopts);
+}
+
+/** The container's cgroup directories, from linux.cgroupsPath and the host's layout. */
+export function plannedManager(spec: Spec, id: string, opts: CgroupOptions = {}): CgroupManager | undefined {
+  const layout = opts.layout ?? readLayout();
+  if (layout.mode === 'none') return undefined;
+  return managerFor(cgroupDirs(layout, innerPath(spec.linux?.cgroupsPath, id, { systemd: opts.systemd })), { ...opts, layout });
+}
+
+function resourcesOf(spec: Spec): Resources {
+  return spec.linux?.resources ?? {};
+}
+
+/** True when the config asks for any limit beyond device rules. */
+export function limitsRequested(r: Resources): boolean {
+  return Object.entries(r).some(([k, v]) => k !== 'devices' && v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0));
+}
+
+/**
+ * Before create makes anything: the resources this host's layout cannot apply are refused,
+ * naming the field ("config.json: linux.resources.unified: ..."). No cgroup filesystem at
+ * all: limits are refused, device rules only warned about.
+ */
+export function checkResources(spec: Spec, warn: (msg: string) => void, opts: CgroupOptions = {}): void {
+  const r = resourcesOf(spec);
+  // The id only names the default directory, which the checks do not depend on.
+  const manager = plannedManager(spec, 'check', { ...opts, warn });
+  if (!manager) {
+    if (limitsRequested(r)) throw new HuskError('config.json: linux.resources: this host has no cgroup filesystem mounted, so no resource limit can be applied');
+    warn('config.json: linux.resources.devices: this host has no cgroup filesystem mounted; device rules are not enforced');
+    return;
+  }
+  try {
+    manager.check(r);
+  } catch (err) {
+    throw new HuskError(`config.json: ${reason(err)}`, { cause: err });
+  }
+  if ((process.geteuid?.() ?? 0) !== 0 && limitsRequested(r)) {
+    // Rootless: limits need a cgroup the user may create (a delegated cgroup v2 subtree).
+    const blocked = distinctDirs(manager.paths).map(existingAncestor).find((d) => !writable(d));
+    if (blocked) {
+      const first = Object.keys(r).find((k) => k !== 'devices' && limitsRequested({ [k]: (r as Record<string, unknown>)[k] } as Resources));
+      throw new HuskError(`config.json: linux.resources.${first}: cannot be applied: husk runs as an unprivileged user and cannot create the container's cgroup in ${blocked} (a delegated cgroup v2 subtree is needed)`);
+    }
+  }
+}
+
+function existingAncestor(dir: string): string {
+  let d = path.dirname(dir);
+  while (d !== '/' && !fs.existsSync(d)) d = path.dirname(d);
+  return d;
+}
+
+function writable(dir: string): boolean {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isPermissionError(err: unknown): boolean {
+  const code = (err as HuskError)?.code;
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+}
+
+/**
+ * Makes the container's cgroup, applies linux.resources and moves `pid` (the waiting init)
+ * into it; records the directories in `record.cgroupPaths` as soon as they exist, so a later
+ * failure of create removes them. A failure here removes what it made.
+ */
+export function enterCgroup(record: ContainerRecord, spec: Spec, pid: number, opts: CgroupOptions = {}): void {
+  const manager = plannedManager(spec, record.id, opts);
+  if (!manager) return;
+  if (opts.systemd && !spec.linux?.cgroupsPath) {
+    opts.warn?.(`--systemd-cgroup: husk has no systemd driver; it manages the container's cgroup itself at ${Object.values(manager.paths)[0]}`);
+  }
+  const r = resourcesOf(spec);
+  if (manager.exists()) {
+    // Like runc: an existing cgroup may be reused, but not one that still holds processes.
+    const found = manager.pids();
+    if (found.length) throw new HuskError(`container's cgroup is not empty: ${found.length} process(es) found (${Object.values(manager.paths)[0]})`);
+  }
+  try {
+    manager.create(r);
+  } catch (err) {
+    // A user without a delegated cgroup: fine as long as no limit was asked for (runc and crun
+    // also go on silently: device rules mean nothing to a rootless container).
+    if ((process.geteuid?.() ?? 0) !== 0 && isPermissionError(err) && !limitsRequested(r)) {
+      try {
+        manager.destroy(0);
+      } catch {
+        // nothing was made
+      }
+      return;
+    }
+    try {
+      manager.destroy(0);
+    } catch {
+      // the error below says what went wrong first
+    }
+    throw err;
+  }
+  record.cgroupPaths = { ...manager.paths };
+  if (manager.paths[''] !== undefined && Object.keys(manager.paths).length === 1) record.cgroupPath = manager.paths[''];
+  try {
+    manager.apply(r);
+    manager.join(pid);
+  } catch (err) {
+    removeCgroup(record, opts.warn, opts);
+    throw err;
+  }
+}
+
+/** The manager of a container's recorded cgroup, or undefined when it has none. */
+export function cgroupOf(record: ContainerRecord, opts: CgroupOptions = {}): CgroupManager | undefined {
+  const paths = record.cgroupPaths ?? (record.cgroupPath ? { '': record.cgroupPath } : undefined);
+  if (!paths || Object.keys(paths).length === 0) return undefined;
+  return managerFor(paths, opts);
+}
+
+/**
+ * Kills whatever is still in the container's cgroup, waits for it, removes every directory
+ * and forgets them. Throws if they cannot be removed (the record then keeps them, and
+ * `delete` can be retried).
+ */
+export function removeCgroup(record: ContainerRecord, warn?: (msg: string) => void, opts: CgroupOptions = {}): void {
+  const manager = cgroupOf(record, { ...opts, warn });
+  if (!manager) return;
+  manager.destroy();
+  delete record.cgroupPaths;
+  delete record.cgroupPath;
+}
+
+/** Moves another process (exec) into every directory of the container's cgroup. */
+export function joinCgroup(record: ContainerRecord, pid: number, opts: CgroupOptions = {}): void {
+  cgroupOf(record, opts)?.join(pid);
+}
+
+/** The processes in the container's cgroup, or undefined when it has none (or it is gone). */
+export function cgroupPids(record: ContainerRecord, opts: CgroupOptions = {}): number[] | undefined {
+  const manager = cgroupOf(record, opts);
+  if (!manager || !manager.exists()) return undefined;
+  return manager.pids();
+}
+
+/** A container that must have a cgroup for `what` (pause, update, events). */
+export function requireCgroup(record: ContainerRecord, what: string, opts: CgroupOptions = {}): CgroupManager {
+  const manager = cgroupOf(record, opts);
+  if (!manager) throw new HuskError(`cannot ${what}: the container has no cgroup`);
+  if (!manager.exists()) throw new HuskError(`cannot ${what}: its cgroup ${Object.values(manager.paths)[0]} no longer exists`);
+  return manager;
+}

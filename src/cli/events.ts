@@ -1,0 +1,8 @@
+// husk events: the container's stats as runc prints them (`--stats` once, or every
+// --interval), and an "oom" event whenever the OOM killer kills in it.
+import { log } from '../runtime/log';
+
+export async function events(root: string, id: string, stats: boolean, interval: string): Promise<void> {
+  const verbs = require('../cgroups/verbs') as typeof import('../cgroups/verbs');
+  await verbs.events(root, id, { stats, intervalMs: verbs.parseDuration(interval), write: (line) => process.stdout.write(line) }, { warn: log.warn });
+}

@@ -1,0 +1,6 @@
+// husk pause / husk resume: freeze and thaw every process of the container (runc's verbs).
+import { log } from '../runtime/log';
+
+export function pause(root: string, id: string): void {
+  require('../cgroups/verbs').pause(root, id, { warn: log.warn });
+}

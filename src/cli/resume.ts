@@ -1,0 +1,6 @@
+// husk resume: thaw a paused container.
+import { log } from '../runtime/log';
+
+export function resume(root: string, id: string): void {
+  require('../cgroups/verbs').resume(root, id, { warn: log.warn });
+}
