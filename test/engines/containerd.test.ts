@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, need, printTimings, requireRoot, run, runOnTerminal,
-  scenarios, waitFor, type Daemon, type Result, type RuntimeName,
+  LINGER, scenarios, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -114,7 +114,7 @@ async function removeContainer(name: string): Promise<void> {
 scenario(
   'ctr run --rm: output and exit status pass through',
   (rt, w) => {
-    const hello = ok(ctr(['run', '--rm', ...runtimeArgs(rt), IMAGE, id(rt, 'hello'), '/probe', 'echo', 'hello from', rt]));
+    const hello = ok(ctr(['run', '--rm', ...runtimeArgs(rt), IMAGE, id(rt, 'hello'), '/probe', 'echo', 'hello from', rt, ...LINGER]));
     expect(hello.stdout).toBe(`hello from ${rt}\n`);
     const failing = ctr(['run', '--rm', ...runtimeArgs(rt), IMAGE, id(rt, 'exit'), '/probe', 'exit', '5']);
     expect(failing.status, describe(failing)).toBe(5);
@@ -148,15 +148,18 @@ scenario(
     expect(init?.status).toBe('RUNNING');
 
     const fifo = ['--fifo-dir', ws.path('fifo')];
-    const exec = ok(ctr(['task', 'exec', ...fifo, '--exec-id', 'echo', name, '/probe', 'echo', 'in', 'exec']));
+    const exec = ok(ctr(['task', 'exec', ...fifo, '--exec-id', 'echo', name, '/probe', 'echo', 'in', 'exec', ...LINGER]));
     expect(exec.stdout).toBe('in exec\n');
     const failing = ctr(['task', 'exec', ...fifo, '--exec-id', 'exit', name, '/probe', 'exit', '4']);
     expect(failing.status, describe(failing)).toBe(4);
-    const env = ok(ctr(['task', 'exec', ...fifo, '--exec-id', 'env', '--cwd', '/tmp', name, '/probe', 'cwd']));
+    const env = ok(ctr(['task', 'exec', ...fifo, '--exec-id', 'env', '--cwd', '/tmp', name, '/probe', 'cwd', ...LINGER]));
     expect(env.stdout).toBe('/tmp\n');
+    const missing = ctr(['task', 'exec', ...fifo, '--exec-id', 'missing', name, '/no/such/command']);
+    expect(missing.status, describe(missing)).not.toBe(0);
+    expect(missing.stderr, describe(missing)).toMatch(/OCI runtime exec failed: .*exec: "\/no\/such\/command"/);
 
     // exec -t: ctr wants a terminal of its own; the process gets one as its controlling terminal.
-    const tty = ok(ctr(['task', 'exec', ...fifo, '--tty', '--exec-id', 'tty', name, '/probe', 'tty'], { terminal: true }));
+    const tty = ok(ctr(['task', 'exec', ...fifo, '--tty', '--exec-id', 'tty', name, '/probe', 'tty', ...LINGER], { terminal: true }));
     const line = /\{"stdin".*\}/.exec(tty.stdout);
     expect(line, describe(tty)).not.toBeNull();
     expect(JSON.parse(line![0])).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
@@ -194,7 +197,7 @@ scenario(
     const missing = ctr(['run', '--rm', ...runtimeArgs(rt), IMAGE, id(rt, 'missing'), '/no/such/command']);
     expect(missing.status, describe(missing)).not.toBe(0);
     // containerd reads the last error of the runtime's log.json into its own error.
-    expect(missing.stderr).toMatch(/OCI runtime create failed: .*\/no\/such\/command/);
+    expect(missing.stderr, describe(missing)).toMatch(/OCI runtime create failed: .*exec: "\/no\/such\/command"/);
     expect(missing.stderr.toLowerCase()).toContain('no such file or directory');
   },
   (rt) => removeContainer(id(rt, 'missing')),

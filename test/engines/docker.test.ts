@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, need, pidsLimit, printTimings, requireRoot, run, runOnTerminal,
-  scenarios, waitFor, type Daemon, type Result, type RuntimeName,
+  LINGER, scenarios, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -143,7 +143,7 @@ const scenario = scenarios(ENGINE, () => ws);
 const nameOf = (rt: RuntimeName, what: string) => `husk-engines-${what}-${rt}`;
 
 scenario('docker run --rm: output and exit status pass through', (rt, w) => {
-  const hello = ok(dockerRun(rt, ['--rm', IMAGE, '/probe', 'echo', 'hello from', rt]));
+  const hello = ok(dockerRun(rt, ['--rm', IMAGE, '/probe', 'echo', 'hello from', rt, ...LINGER]));
   expect(hello.stdout).toBe(`hello from ${rt}\n`);
   const failing = dockerRun(rt, ['--rm', IMAGE, '/probe', 'exit', '6']);
   expect(failing.status, describe(failing)).toBe(6);
@@ -164,14 +164,19 @@ scenario(
     await waitFor('the container to print ready', () => docker(['logs', name]).stdout.includes('ready'));
     expect(inspect(name, '{{.State.Status}}')).toBe('running');
 
-    expect(ok(docker(['exec', name, '/probe', 'echo', 'in', 'exec'])).stdout).toBe('in exec\n');
+    expect(ok(docker(['exec', name, '/probe', 'echo', 'in', 'exec', ...LINGER])).stdout).toBe('in exec\n');
     const failing = docker(['exec', name, '/probe', 'exit', '4']);
     expect(failing.status, describe(failing)).toBe(4);
-    const env = ok(docker(['exec', '--env', 'FROM_EXEC=yes', '--workdir', '/tmp', name, '/probe', 'env', 'then', 'cwd']));
+    const env = ok(docker(['exec', '--env', 'FROM_EXEC=yes', '--workdir', '/tmp', name, '/probe', 'env', 'then', 'cwd', ...LINGER]));
     expect(env.stdout).toContain('FROM_EXEC=yes\n');
     expect(env.stdout).toMatch(/\/tmp\n$/);
+    // A command that does not exist: docker exec's 126 with the runtime's message from its log.
+    const missing = docker(['exec', name, '/no/such/command']);
+    expect(missing.status, describe(missing)).toBe(126);
+    // (docker exec prints the daemon's error on stdout.)
+    expect(missing.stdout + missing.stderr, describe(missing)).toMatch(/OCI runtime exec failed: .*exec: "\/no\/such\/command"/);
 
-    const tty = ok(docker(['exec', '--tty', name, '/probe', 'tty'], { terminal: true }));
+    const tty = ok(docker(['exec', '--tty', name, '/probe', 'tty', ...LINGER], { terminal: true }));
     expect(ttyReport(tty), describe(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
 
     // docker top asks the runtime (`ps --format json`) for the container's pids.
@@ -186,7 +191,7 @@ scenario(
     ok(docker(['unpause', name]));
     expect(inspect(name, '{{.State.Status}}')).toBe('running');
     expect(frozen(pid)).toBe(false);
-    expect(ok(docker(['exec', name, '/probe', 'echo', 'thawed'])).stdout).toBe('thawed\n');
+    expect(ok(docker(['exec', name, '/probe', 'echo', 'thawed', ...LINGER])).stdout).toBe('thawed\n');
 
     ok(docker(['stop', '--time', '60', name]));
     expect(inspect(name, '{{.State.Status}}')).toBe('exited');
@@ -200,7 +205,7 @@ scenario(
 );
 
 scenario('docker run -t: the process has a terminal', (rt) => {
-  const res = ok(dockerRun(rt, ['--rm', '--tty', IMAGE, '/probe', 'tty'], { terminal: true }));
+  const res = ok(dockerRun(rt, ['--rm', '--tty', IMAGE, '/probe', 'tty', ...LINGER], { terminal: true }));
   expect(ttyReport(res), describe(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, sid: 1 });
 });
 
@@ -208,7 +213,7 @@ scenario("a command that does not exist: exit 127 and the runtime's message from
   const missing = dockerRun(rt, ['--rm', IMAGE, '/no/such/command']);
   // The docker client maps "no such file or directory" in the runtime's error to 127 ...
   expect(missing.status, describe(missing)).toBe(127);
-  expect(missing.stderr).toMatch(/OCI runtime create failed: .*\/no\/such\/command/);
+  expect(missing.stderr, describe(missing)).toMatch(/OCI runtime create failed: .*exec: "\/no\/such\/command"/);
   expect(missing.stderr.toLowerCase()).toContain('no such file or directory');
   const notExecutable = dockerRun(rt, ['--rm', IMAGE, '/etc/hostname']);
   // ... and "permission denied" to 126.
@@ -217,7 +222,7 @@ scenario("a command that does not exist: exit 127 and the runtime's message from
 });
 
 scenario("docker run --init: the engine's init (tini, bind-mounted) is pid 1 and starts the command", (rt) => {
-  const res = ok(dockerRun(rt, ['--rm', '--init', IMAGE, '/probe', 'report']));
+  const res = ok(dockerRun(rt, ['--rm', '--init', IMAGE, '/probe', 'report', ...LINGER]));
   const report = JSON.parse(res.stdout);
   expect(report.pid).not.toBe(1);
   expect(report.ppid).toBe(1);

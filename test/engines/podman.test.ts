@@ -133,6 +133,10 @@ scenario(
     const env = ok(podman(rt, ['exec', '--env', 'FROM_EXEC=yes', '--workdir', '/tmp', name, '/probe', 'env', 'then', 'cwd']));
     expect(env.stdout).toContain('FROM_EXEC=yes\n');
     expect(env.stdout).toMatch(/\/tmp\n$/);
+    // A command that does not exist: 127, with the runtime's message (from exec's JSON log).
+    const missing = podman(rt, ['exec', name, '/no/such/command']);
+    expect(missing.status, describe(missing)).toBe(127);
+    expect(missing.stderr, describe(missing)).toMatch(/exec: "\/no\/such\/command"/);
 
     // exec -t: the process gets a terminal of its own, its controlling terminal.
     const tty = ok(podman(rt, ['exec', '--tty', name, '/probe', 'tty'], { terminal: true }));
@@ -166,7 +170,8 @@ scenario("a command that does not exist: exit 127 and the runtime's message from
   const missing = podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/no/such/command']);
   // Podman maps the runtime's "no such file or directory" to 127, like a shell.
   expect(missing.status, describe(missing)).toBe(127);
-  expect(missing.stderr).toMatch(/\/no\/such\/command/);
+  // The runtime's own words (Podman prefixes the runtime's name).
+  expect(missing.stderr, describe(missing)).toMatch(new RegExp(`${rt}: .*exec: "/no/such/command"`));
   expect(missing.stderr.toLowerCase()).toContain('no such file or directory');
 
   const notExecutable = podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/etc/hostname']);

@@ -539,6 +539,14 @@ export function unquoteBash(text: string): string[] {
   return words;
 }
 
+/**
+ * Appended to a probe command whose output a test reads through containerd (ctr, Docker): the
+ * process stays half a second after printing. containerd's I/O copy can drop the output of a
+ * process that exits right after writing it (containerd/containerd#5741, seen here with runc
+ * too: about 1 exec in 50 under load); the runtime plays no part in that.
+ */
+export const LINGER = ['then', 'sleep', '0.5'];
+
 // ---------------------------------------------------------------------------------- image
 
 export const IMAGE = 'localhost/husk-probe:latest';
