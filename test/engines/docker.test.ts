@@ -7,10 +7,10 @@
  * `logged-runc` there).
  */
 import fs from 'node:fs';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, need, pidsLimit, printTimings, requireRoot, run, runOnTerminal,
-  LINGER, scenarios, waitFor, type Daemon, type Result, type RuntimeName,
+  LINGER, comparableReport, reportDifferences, reportIn, scenarios, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -265,3 +265,41 @@ scenario(
     docker(['rm', '--force', nameOf(rt, 'limited')]);
   },
 );
+
+/**
+ * Differential: the same `docker run` options with each runtime; what the probe sees inside
+ * (ids, capabilities, seccomp and no_new_privs, rlimits, oom_score_adj, environment, mounts with
+ * their options, interfaces, open fds) must be the same, and so must /dev.
+ */
+const OPTION_SETS: Record<string, (volume: string) => string[]> = {
+  'user, groups, capabilities, read-only rootfs, tmpfs, bind mount, sysctl, ulimit, oom score': (volume) => [
+    '--user', '65534:65534', '--group-add', '10', '--cap-drop', 'ALL', '--cap-add', 'NET_BIND_SERVICE', '--cap-add', 'KILL',
+    '--read-only', '--tmpfs', '/run:size=1m,mode=0750', '--volume', `${volume}:/data:ro`, '--hostname', 'husky',
+    '--env', 'FROM_DOCKER=1', '--workdir', '/tmp', '--ulimit', 'nofile=1000:2000', '--oom-score-adj', '300',
+    '--security-opt', 'no-new-privileges', '--sysctl', 'kernel.msgmax=65536', '--shm-size', '2m',
+  ],
+  // Not --privileged: Docker 20.10 then asks for every capability it knows, and this machine's
+  // bounding set lacks CAP_SYS_RESOURCE, so runc cannot start it either ("unable to apply caps").
+  'added capabilities, no seccomp, no masked paths, an extra device': () => [
+    '--cap-add', 'SYS_ADMIN', '--cap-add', 'NET_ADMIN', '--security-opt', 'seccomp=unconfined',
+    '--security-opt', 'systempaths=unconfined', '--device', '/dev/null:/dev/husk-null', '--device', '/dev/zero:/dev/husk-zero:r',
+  ],
+  'default options': () => [],
+};
+
+for (const [label, options] of Object.entries(OPTION_SETS)) {
+  it(`docker run with ${label}: the container sees the same with husk as with runc`, () => {
+    const volume = ws.mkdir('volume');
+    fs.writeFileSync(`${volume}/file`, 'data\n');
+    const reports: Record<string, Record<string, unknown>> = {};
+    const devices: Record<string, string> = {};
+    for (const rt of RUNTIMES) {
+      const res = ok(dockerRun(rt, ['--rm', ...options(volume), IMAGE, '/probe', 'report', 'then', 'ls', '/dev', ...LINGER]));
+      reports[rt] = comparableReport(reportIn(res.stdout));
+      devices[rt] = res.stdout.slice(res.stdout.indexOf('\n') + 1);
+    }
+    const differences = reportDifferences(reports.husk, reports.runc);
+    if (devices.husk !== devices.runc) differences.push(`/dev: husk ${JSON.stringify(devices.husk)}, runc ${JSON.stringify(devices.runc)}`);
+    expect(differences, `docker run ${options(volume).join(' ')}: what differs:\n  ${differences.join('\n  ')}`).toEqual([]);
+  });
+}

@@ -7,10 +7,10 @@
  * --events-backend file.
  */
 import fs from 'node:fs';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, need, pidsLimit, printTimings,
-  requireRoot, run, runOnTerminal, scenarios, waitFor, type Result, type RuntimeName,
+  comparableReport, reportDifferences, reportIn, requireRoot, run, runOnTerminal, scenarios, waitFor, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -206,6 +206,15 @@ scenario('run --preserve-fds 1: an open file of the caller is fd 3 in the contai
   expect(w.calls().find((c) => c.verb === 'create')?.argv).toEqual(expect.arrayContaining(['--preserve-fds']));
 });
 
+scenario('run --tmpfs /etc and --read-only: the tmpfs starts with what the image had there (tmpcopyup)', (rt) => {
+  const etc = ok(podman(rt, ['run', '--rm', '--network', 'none', '--tmpfs', '/etc', IMAGE, '/probe', 'cat', '/etc/passwd']));
+  expect(etc.stdout).toContain('root:x:0:0:');
+  // --read-only adds tmpfs on /tmp, /var/tmp and /run, each with tmpcopyup: /tmp is writable, / is not.
+  const readOnly = podman(rt, ['run', '--rm', '--network', 'none', '--read-only', IMAGE, '/probe', 'write', '/tmp/x', 'then', 'write', '/x']);
+  expect(readOnly.status, describe(readOnly)).toBe(1);
+  expect(readOnly.stderr, describe(readOnly)).toContain('write /x: EROFS');
+});
+
 const SIGNALLED = (rt: RuntimeName) => `husk-engines-${rt}-signalled`;
 
 scenario(
@@ -246,3 +255,38 @@ scenario(
     podman(rt, ['rm', '--force', '--time', '0', LIMITED(rt)]);
   },
 );
+
+/**
+ * Differential: the same `podman run` options with each runtime; what the probe sees inside
+ * (ids, capabilities, seccomp and no_new_privs, rlimits, oom_score_adj, environment, mounts with
+ * their options, interfaces, open fds) and /dev must be the same.
+ */
+const OPTION_SETS: Record<string, (volume: string) => string[]> = {
+  'default options': () => [],
+  'user, groups, capabilities, read-only rootfs, tmpfs, bind mount, sysctl, ulimit, oom score': (volume) => [
+    '--user', '65534:65534', '--group-add', '10', '--cap-drop', 'all', '--cap-add', 'NET_BIND_SERVICE', '--cap-add', 'KILL',
+    '--read-only', '--tmpfs', '/run:size=1m,mode=0750', '--volume', `${volume}:/data:ro`, '--hostname', 'husky',
+    '--env', 'FROM_PODMAN=1', '--workdir', '/tmp', '--ulimit', 'nofile=1000:2000', '--oom-score-adj', '300',
+    '--security-opt', 'no-new-privileges', '--sysctl', 'kernel.msgmax=65536', '--shm-size', '2m',
+  ],
+  // Podman gives a privileged container the capabilities of its own bounding set.
+  privileged: () => ['--privileged'],
+  'a user namespace (--uidmap, --gidmap)': () => ['--uidmap', '0:200000:65536', '--gidmap', '0:200000:65536'],
+};
+
+for (const [label, options] of Object.entries(OPTION_SETS)) {
+  it(`podman run with ${label}: the container sees the same with husk as with runc`, () => {
+    const volume = ws.mkdir('volume');
+    fs.writeFileSync(`${volume}/file`, 'data\n');
+    const reports: Record<string, Record<string, unknown>> = {};
+    const devices: Record<string, string> = {};
+    for (const rt of RUNTIMES) {
+      const res = ok(podman(rt, ['run', '--rm', '--network', 'none', ...options(volume), IMAGE, '/probe', 'report', 'then', 'ls', '/dev']));
+      reports[rt] = comparableReport(reportIn(res.stdout));
+      devices[rt] = res.stdout.slice(res.stdout.indexOf('\n') + 1);
+    }
+    const differences = reportDifferences(reports.husk, reports.runc);
+    if (devices.husk !== devices.runc) differences.push(`/dev: husk ${JSON.stringify(devices.husk)}, runc ${JSON.stringify(devices.runc)}`);
+    expect(differences, `podman run ${options(volume).join(' ')}: what differs:\n  ${differences.join('\n  ')}`).toEqual([]);
+  });
+}

@@ -24,6 +24,10 @@
  * Environment:
  *   HUSK_ENGINES_HUSK   the husk binary (default: <repo>/bin/husk)
  *   HUSK_ENGINES_RUNC   the reference runtime (default: runc on PATH)
+ *   HUSK_ENGINES_KEEP_DIR  keep each file's directory after teardown (daemons stopped, mounts
+ *                       removed) to read the call logs and the config.json of every container
+ *                       created (calls-<runtime>.log.configs/config-<wrapper pid>.json)
+ *   HUSK_ENGINES_TIMINGS   append the timing tables to this file
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -259,8 +263,12 @@ export class Workspace {
         // busy or not empty: reported below if it names a container
       }
     }
-    fs.rmSync(this.dir, { recursive: true, force: true });
-    if (fs.existsSync(this.dir)) problems.push(`could not remove ${this.dir}`);
+    if (process.env.HUSK_ENGINES_KEEP_DIR) {
+      console.log(`HUSK_ENGINES_KEEP_DIR: ${this.dir} kept (daemons stopped, mounts removed)`);
+    } else {
+      fs.rmSync(this.dir, { recursive: true, force: true });
+      if (fs.existsSync(this.dir)) problems.push(`could not remove ${this.dir}`);
+    }
     for (const [p, existed] of this.systemPaths) {
       if (!existed && fs.existsSync(p)) fs.rmSync(p, { recursive: true, force: true });
     }
@@ -390,6 +398,14 @@ function makeWrapper(binDir: string, callLog: string, name: RuntimeName, binary:
 log=${shellQuote(callLog)}
 { printf '%s %s argv:' "$(date +%s.%N)" "$$"; printf ' %q' "$@"; echo; } >> "$log"
 printf '%s %s env: NOTIFY_SOCKET=%q LISTEN_FDS=%q LISTEN_PID=%q XDG_RUNTIME_DIR=%q\\n' "$(date +%s.%N)" "$$" "$NOTIFY_SOCKET" "$LISTEN_FDS" "$LISTEN_PID" "$XDG_RUNTIME_DIR" >> "$log"
+# Keep a copy of the config of each container the engine creates.
+prev=
+for arg in "$@"; do
+  if [ "$prev" = --bundle ] || [ "$prev" = -b ]; then
+    mkdir -p ${shellQuote(callLog + '.configs')} && cp "$arg/config.json" ${shellQuote(callLog + '.configs')}/"config-$$.json" 2>/dev/null
+  fi
+  prev=$arg
+done
 case " $* " in
   *" update "*)
     input=$(mktemp ${shellQuote(binDir)}/stdin.XXXXXX)
@@ -910,4 +926,57 @@ export function scenarios(engine: string, workspace: () => Workspace) {
       });
     }
   };
+}
+
+// ------------------------------------------------------------------------- differential
+
+/** The parts of the probe's `report` that must be the same whichever runtime made the container. */
+export function comparableReport(report: Record<string, any>): Record<string, unknown> {
+  // The rootfs overlay names the container's own layer directories.
+  const options = (text: string) => text.replace(/\b(lowerdir|upperdir|workdir)=[^,]*/g, '$1=...');
+  const mounts = (report.mounts ?? []).map((m: Record<string, any>) => `${m.mountPoint} ${m.fsType} ${options(m.options)}`).sort();
+  return {
+    user: `uid=${report.uid} gid=${report.gid} euid=${report.euid} egid=${report.egid} groups=${(report.groups ?? []).join(',')}`,
+    // An engine's default hostname is the start of the container id.
+    hostname: /^[0-9a-f]{12}$/.test(report.hostname) ? '(container id)' : report.hostname,
+    umask: report.umask,
+    cwd: report.cwd,
+    caps: report.caps,
+    noNewPrivs: report.noNewPrivs,
+    seccomp: report.seccomp,
+    rlimits: report.rlimits,
+    oomScoreAdj: report.oomScoreAdj,
+    env: [...(report.env ?? [])].filter((e: string) => !e.startsWith('HOSTNAME=')).sort(),
+    interfaces: (report.interfaces ?? []).map((i: Record<string, any>) => `${i.name} up=${i.up}`),
+    mounts,
+    fds: (report.fds ?? []).map((f: Record<string, any>) => f.fd),
+    tty: report.tty,
+  };
+}
+
+/** Field-by-field differences between two comparable reports, as readable lines. */
+export function reportDifferences(husk: Record<string, unknown>, runc: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  for (const key of Object.keys(runc)) {
+    const a = JSON.stringify(husk[key]);
+    const b = JSON.stringify(runc[key]);
+    if (a === b) continue;
+    if (Array.isArray(husk[key]) && Array.isArray(runc[key])) {
+      const h = new Set((husk[key] as unknown[]).map((x) => JSON.stringify(x)));
+      const r = new Set((runc[key] as unknown[]).map((x) => JSON.stringify(x)));
+      const onlyHusk = [...h].filter((x) => !r.has(x));
+      const onlyRunc = [...r].filter((x) => !h.has(x));
+      lines.push(`${key}: only with husk: ${onlyHusk.join(' | ') || '-'}; only with runc: ${onlyRunc.join(' | ') || '-'}`);
+    } else {
+      lines.push(`${key}: husk ${a}, runc ${b}`);
+    }
+  }
+  return lines;
+}
+
+/** The first line of a command's output that parses as a JSON object (the probe's report). */
+export function reportIn(stdout: string): Record<string, any> {
+  const line = stdout.split('\n').find((l) => l.startsWith('{'));
+  if (!line) throw new Error(`no report in the output:\n${stdout}`);
+  return JSON.parse(line);
 }
