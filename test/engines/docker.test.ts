@@ -266,6 +266,37 @@ scenario(
   },
 );
 
+scenario(
+  'docker run --network/--pid/--ipc container:X joins another container\'s namespaces; exec --user; restart',
+  async (rt) => {
+    const first = nameOf(rt, 'first');
+    ok(dockerRun(rt, ['--detach', '--name', first, '--ipc', 'shareable', IMAGE, '/probe', 'signals', '0']));
+    await waitFor('the container to print ready', () => docker(['logs', first]).stdout.includes('ready'));
+    const pid = Number(inspect(first, '{{.State.Pid}}'));
+    const ns = (type: string) => fs.readlinkSync(`/proc/${pid}/ns/${type}`);
+    // --network container:X leaves out --network none (they cannot be combined).
+    const joined = ok(docker(['run', '--rm', '--runtime', DOCKER_RUNTIME[rt], '--network', `container:${first}`, '--pid', `container:${first}`, '--ipc', `container:${first}`, IMAGE, '/probe', 'report', ...LINGER]));
+    const report = reportIn(joined.stdout);
+    expect(report.namespaces.net).toBe(ns('net'));
+    expect(report.namespaces.pid).toBe(ns('pid'));
+    expect(report.namespaces.ipc).toBe(ns('ipc'));
+    expect(report.namespaces.mnt).not.toBe(ns('mnt'));
+    expect(report.pid).not.toBe(1);
+
+    const id = ok(docker(['exec', '--user', '65534:65534', first, '/probe', 'id', ...LINGER]));
+    expect(id.stdout).toBe('uid=65534 gid=65534 groups=65534\n');
+
+    // restart: the runtime kills, deletes and creates the same id again.
+    ok(docker(['restart', '--time', '30', first]));
+    await waitFor('the restarted container to run', () => inspect(first, '{{.State.Status}}') === 'running' && docker(['logs', first]).stdout.split('ready').length === 3);
+    expect(Number(inspect(first, '{{.State.Pid}}'))).not.toBe(pid);
+    ok(docker(['rm', '--force', first]));
+  },
+  (rt) => {
+    docker(['rm', '--force', nameOf(rt, 'first')]);
+  },
+);
+
 /**
  * Differential: the same `docker run` options with each runtime; what the probe sees inside
  * (ids, capabilities, seccomp and no_new_privs, rlimits, oom_score_adj, environment, mounts with
