@@ -215,6 +215,28 @@ scenario('run --tmpfs /etc and --read-only: the tmpfs starts with what the image
   expect(readOnly.stderr, describe(readOnly)).toContain('write /x: EROFS');
 });
 
+const POD = (rt: RuntimeName) => `husk-engines-${rt}-pod`;
+
+scenario(
+  'pod: the infra container (catatonit) holds the namespaces a container of the pod joins by path',
+  (rt) => {
+    const pod = POD(rt);
+    ok(podman(rt, ['pod', 'create', '--name', pod, '--network', 'none'], { timeoutMs: 300_000 }));
+    ok(podman(rt, ['pod', 'start', pod]));
+    const infra = ok(podman(rt, ['pod', 'inspect', '--format', '{{.InfraContainerID}}', pod])).stdout.trim();
+    const infraPid = Number(inspect(rt, infra, '{{.State.Pid}}'));
+    expect(infraPid).toBeGreaterThan(0);
+    const res = ok(podman(rt, ['run', '--rm', '--pod', pod, IMAGE, '/probe', 'report']));
+    const report = JSON.parse(res.stdout);
+    for (const type of ['net', 'ipc', 'uts'] as const) expect(report.namespaces[type]).toBe(fs.readlinkSync(`/proc/${infraPid}/ns/${type}`));
+    expect(report.namespaces.mnt).not.toBe(fs.readlinkSync(`/proc/${infraPid}/ns/mnt`));
+    ok(podman(rt, ['pod', 'rm', '--force', pod], { timeoutMs: 120_000 }));
+  },
+  (rt) => {
+    podman(rt, ['pod', 'rm', '--force', POD(rt)], { timeoutMs: 120_000 });
+  },
+);
+
 const SIGNALLED = (rt: RuntimeName) => `husk-engines-${rt}-signalled`;
 
 scenario(
