@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, need, pidsLimit, printTimings,
-  comparableReport, reportDifferences, reportIn, requireRoot, run, runOnTerminal, scenarios, waitFor, type Result, type RuntimeName,
+  comparableReport, reportDifferences, reportIn, requireRoot, run, runOnTerminal, scenarios, TERMINAL_SIZE, waitFor, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -138,9 +138,10 @@ scenario(
     expect(missing.status, describe(missing)).toBe(127);
     expect(missing.stderr, describe(missing)).toMatch(/exec: "\/no\/such\/command"/);
 
-    // exec -t: the process gets a terminal of its own, its controlling terminal.
+    // exec -t: the process gets a terminal of its own, its controlling terminal, of the client's
+    // size (Podman sizes it before the process starts; Docker and ctr resize it just after).
     const tty = ok(podman(rt, ['exec', '--tty', name, '/probe', 'tty'], { terminal: true }));
-    expect(ttyReport(tty), describe(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
+    expect(ttyReport(tty), describe(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, rows: TERMINAL_SIZE.rows, cols: TERMINAL_SIZE.cols });
 
     const pid = Number(inspect(rt, name, '{{.State.Pid}}'));
     expect(pid).toBeGreaterThan(0);
@@ -182,7 +183,7 @@ scenario("a command that does not exist: exit 127 and the runtime's message from
 
 scenario('run -t: the process has a terminal (create --console-socket)', (rt, w) => {
   const res = ok(podman(rt, ['run', '--rm', '--tty', '--network', 'none', IMAGE, '/probe', 'tty'], { terminal: true }));
-  expect(ttyReport(res), describe(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, sid: 1 });
+  expect(ttyReport(res), describe(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, rows: TERMINAL_SIZE.rows, cols: TERMINAL_SIZE.cols, sid: 1 });
   expect(w.calls().find((c) => c.verb === 'create')?.argv).toContain('--console-socket');
 });
 

@@ -129,9 +129,16 @@ export function run(argv: string[], opts: RunOptions = {}): Result {
   };
 }
 
-/** Runs a command on a new pseudo-terminal (util-linux `script`), for clients that want one. */
+/** The size of the terminal runOnTerminal gives a client; the container's should match it. */
+export const TERMINAL_SIZE = { rows: 37, cols: 101 };
+
+/**
+ * Runs a command on a new pseudo-terminal (util-linux `script`) of TERMINAL_SIZE, for clients
+ * that want a terminal (they pass its size on to the container's).
+ */
 export function runOnTerminal(argv: string[], opts: RunOptions = {}): Result {
-  const res = run(['script', '--quiet', '--return', '--command', argv.map(shellQuote).join(' '), '/dev/null'], opts);
+  const command = `stty rows ${TERMINAL_SIZE.rows} cols ${TERMINAL_SIZE.cols}; exec ${argv.map(shellQuote).join(' ')}`;
+  const res = run(['script', '--quiet', '--return', '--command', command, '/dev/null'], opts);
   return { ...res, command: `(on a terminal) ${argv.map(shellQuote).join(' ')}` };
 }
 
