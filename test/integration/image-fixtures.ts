@@ -5,14 +5,14 @@
  * a temporary directory) with optional htpasswd or token auth, and skopeo to push.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, createSign, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import * as tar from 'tar-stream';
-import { probePath, tempDir, which } from './harness';
+import { probePath, which } from './harness';
 
 export interface Entry {
   path: string;
@@ -373,13 +373,52 @@ export interface TokenServer {
   issuer: string;
   certFile: string;
   /** Requests the server answered: scope and who asked (user or "anonymous"). */
-  requests: { scope: string; user: string; granted: string[] }[];
+  readonly requests: { scope: string; user: string; granted: string[] }[];
   stop(): Promise<void>;
 }
 
-function base64url(data: Buffer | string): string {
-  return Buffer.from(data).toString('base64url');
-}
+// The server runs in a process of its own: the tests call husk and skopeo synchronously, which
+// would block a server living in the test's own event loop.
+const TOKEN_SERVER = String.raw`
+const http = require('http');
+const fs = require('fs');
+const { createSign, createPrivateKey } = require('crypto');
+const { USER, PASSWORD, KEY_FILE, CERT_DER, ISSUER, SERVICE, LOG_FILE } = process.env;
+const privateKey = createPrivateKey(fs.readFileSync(KEY_FILE));
+const b64url = (d) => Buffer.from(d).toString('base64url');
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url || '/', 'http://x');
+  const scopes = url.searchParams.getAll('scope');
+  let who = 'anonymous';
+  const authz = req.headers.authorization;
+  if (authz && authz.startsWith('Basic ')) {
+    const [u, p] = Buffer.from(authz.slice(6), 'base64').toString('utf8').split(':');
+    if (u !== USER || p !== PASSWORD) {
+      fs.appendFileSync(LOG_FILE, JSON.stringify({ scope: scopes.join(' '), user: u, granted: [], refused: true }) + '\n');
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] }));
+      return;
+    }
+    who = u;
+  }
+  const access = scopes.map((scope) => {
+    const [type, name, actions] = scope.split(':');
+    const wanted = (actions || '').split(',');
+    const granted = who === USER ? wanted : name && name.startsWith('public/') ? wanted.filter((a) => a === 'pull') : [];
+    fs.appendFileSync(LOG_FILE, JSON.stringify({ scope, user: who, granted }) + '\n');
+    return { type, name, actions: granted };
+  });
+  const now = Math.floor(Date.now() / 1000);
+  const header = { alg: 'RS256', typ: 'JWT', x5c: [CERT_DER] };
+  const claims = { iss: ISSUER, sub: who, aud: SERVICE, exp: now + 300, nbf: now - 10, iat: now, jti: now + '-' + Math.random(), access };
+  const input = b64url(JSON.stringify(header)) + '.' + b64url(JSON.stringify(claims));
+  const token = input + '.' + b64url(createSign('RSA-SHA256').update(input).sign(privateKey));
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\n'));
+process.on('SIGTERM', () => process.exit(0));
+`;
 
 /**
  * A bearer-token server for docker-registry's `token` auth: JWTs signed with an RSA key whose
@@ -387,58 +426,43 @@ function base64url(data: Buffer | string): string {
  * access to repositories under `public/`; `user:password` gets push and pull everywhere.
  */
 export async function startTokenServer(user: string, password: string): Promise<TokenServer> {
-  const dir = tempDir('token-');
+  const dir = fs.mkdtempSync('/tmp/husk-token-');
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyFile = path.join(dir, 'key.pem');
   fs.writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
   const certFile = path.join(dir, 'cert.pem');
   const res = spawnSync('openssl', ['req', '-new', '-x509', '-key', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=husk-test-token'], { encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`openssl failed: ${res.stderr}`);
-  const der = Buffer.from(fs.readFileSync(certFile, 'utf8').replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  const der = fs.readFileSync(certFile, 'utf8').replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
   const issuer = 'husk-test-issuer';
   const service = 'husk-test-registry';
-  const requests: TokenServer['requests'] = [];
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const scopes = url.searchParams.getAll('scope');
-    let who = 'anonymous';
-    const authz = req.headers.authorization;
-    if (authz?.startsWith('Basic ')) {
-      const [u, p] = Buffer.from(authz.slice(6), 'base64').toString('utf8').split(':');
-      if (u !== user || p !== password) {
-        res.writeHead(401, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] }));
-        return;
-      }
-      who = u;
-    }
-    const access = scopes.map((scope) => {
-      const [type, name, actions] = scope.split(':');
-      const wanted = (actions ?? '').split(',');
-      const granted = who === user ? wanted : name?.startsWith('public/') ? wanted.filter((a) => a === 'pull') : [];
-      requests.push({ scope, user: who, granted });
-      return { type, name, actions: granted };
-    });
-    const now = Math.floor(Date.now() / 1000);
-    const header = { alg: 'RS256', typ: 'JWT', x5c: [der.toString('base64')] };
-    const claims = { iss: issuer, sub: who, aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: `${now}-${Math.random()}`, access };
-    const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
-    const signature = createSign('RSA-SHA256').update(input).sign(privateKey);
-    const token = `${input}.${base64url(signature)}`;
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+  const logFile = path.join(dir, 'requests.jsonl');
+  fs.writeFileSync(logFile, '');
+  const child = spawn(process.execPath, ['-e', TOKEN_SERVER], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { USER: user, PASSWORD: password, KEY_FILE: keyFile, CERT_DER: der, ISSUER: issuer, SERVICE: service, LOG_FILE: logFile },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c) => {
+      out += c;
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+    child.on('exit', (code) => reject(new Error(`the token server exited ${code}`)));
+  });
   return {
     realm: `http://127.0.0.1:${port}/token`,
     service,
     issuer,
     certFile,
-    requests,
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    get requests() {
+      return fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
