@@ -26,7 +26,8 @@
  *   HUSK_ENGINES_RUNC   the reference runtime (default: runc on PATH)
  *   HUSK_ENGINES_KEEP_DIR  keep each file's directory after teardown (daemons stopped, mounts
  *                       removed) to read the call logs and the config.json of every container
- *                       created (calls-<runtime>.log.configs/config-<wrapper pid>.json)
+ *                       created and of every exec'd process (calls-<runtime>.log.configs/
+ *                       config-<wrapper pid>.json, process-<wrapper pid>.json)
  *   HUSK_ENGINES_TIMINGS   append the timing tables to this file
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -410,6 +411,9 @@ prev=
 for arg in "$@"; do
   if [ "$prev" = --bundle ] || [ "$prev" = -b ]; then
     mkdir -p ${shellQuote(callLog + '.configs')} && cp "$arg/config.json" ${shellQuote(callLog + '.configs')}/"config-$$.json" 2>/dev/null
+  fi
+  if [ "$prev" = --process ] || [ "$prev" = -p ]; then
+    mkdir -p ${shellQuote(callLog + '.configs')} && cp "$arg" ${shellQuote(callLog + '.configs')}/"process-$$.json" 2>/dev/null
   fi
   prev=$arg
 done
