@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
-  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, need, pidsLimit, printTimings, requireRoot, run, runOnTerminal,
+  IMAGE, RUNTIMES, Workspace, buildImage, cgroupFile, describe, frozen, memoryLimit, need, pidsLimit, printTimings, requireRoot, run, runOnTerminal,
   LINGER, comparableReport, reportDifferences, reportIn, scenarios, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
@@ -334,3 +334,31 @@ for (const [label, options] of Object.entries(OPTION_SETS)) {
     expect(differences, `docker run ${options(volume).join(' ')}: what differs:\n  ${differences.join('\n  ')}`).toEqual([]);
   });
 }
+
+it('docker run --cpus --cpu-shares --cpuset-cpus --memory --memory-reservation --pids-limit: the same cgroup files with husk as with runc', async () => {
+  const files: [string, string, string][] = [
+    ['cpu', 'cpu.cfs_quota_us', 'cpu.max'],
+    ['cpu', 'cpu.cfs_period_us', 'cpu.max'],
+    ['cpu', 'cpu.shares', 'cpu.weight'],
+    ['cpuset', 'cpuset.cpus', 'cpuset.cpus'],
+    ['memory', 'memory.limit_in_bytes', 'memory.max'],
+    ['memory', 'memory.soft_limit_in_bytes', 'memory.low'],
+    ['pids', 'pids.max', 'pids.max'],
+  ];
+  const values: Record<string, Record<string, string>> = {};
+  for (const rt of RUNTIMES) {
+    const name = nameOf(rt, 'cgroups');
+    try {
+      ok(dockerRun(rt, [
+        '--detach', '--name', name, '--cpus', '0.5', '--cpu-shares', '512', '--cpuset-cpus', '0', '--memory', '64m',
+        '--memory-reservation', '32m', '--pids-limit', '40', IMAGE, '/probe', 'sleep', 'inf',
+      ]));
+      const pid = Number(inspect(name, '{{.State.Pid}}'));
+      values[rt] = Object.fromEntries(files.map(([controller, v1, v2]) => [`${controller} ${v1}`, cgroupFile(pid, controller, v1, v2)]));
+    } finally {
+      docker(['rm', '--force', name]);
+    }
+  }
+  expect(values.husk).toEqual(values.runc);
+  expect(values.runc['memory memory.limit_in_bytes'] ?? '').toMatch(/^67108864$|^64m$/);
+});
