@@ -129,6 +129,18 @@ scenario(
 );
 
 scenario(
+  'ctr run --rm -t: the process has a terminal (create --console-socket)',
+  (rt, w) => {
+    const res = ok(ctr(['run', '--rm', '--tty', ...runtimeArgs(rt), IMAGE, id(rt, 'tty'), '/probe', 'tty', ...LINGER], { terminal: true }));
+    const line = /\{"stdin".*\}/.exec(res.stdout);
+    expect(line, describe(res)).not.toBeNull();
+    expect(JSON.parse(line![0])).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, sid: 1 });
+    expect(w.calls().find((c) => c.verb === 'create')?.argv).toContain('--console-socket');
+  },
+  (rt) => removeContainer(id(rt, 'tty')),
+);
+
+scenario(
   'ctr run --rm true (timed)',
   (rt) => {
     ok(ctr(['run', '--rm', ...runtimeArgs(rt), IMAGE, id(rt, 'true'), '/probe', 'exit', '0']));
