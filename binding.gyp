@@ -8,6 +8,7 @@
         "native/namespaces.cc",
         "native/network.cc",
         "native/mounts.cc",
+        "native/copyup.cc",
         "native/devices.cc",
         "native/process.cc",
         "native/caps.cc",

@@ -81,6 +81,7 @@ static long dispatch(Child &c, const Step &s) {
     case Op::Mount: return doMount(c, s);
     case Op::MoveMount: return doMoveMount(c, s);
     case Op::MountSetattr: return doMountSetattr(c, s);
+    case Op::CopyUpMount: return doCopyUpMount(c, s);
     case Op::RemountReadonly: return doRemountReadonly(c, s);
     case Op::MaskPath: return doMaskPath(c, s);
     case Op::Mknod: return doMknod(c, s);

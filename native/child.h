@@ -37,6 +37,8 @@ long doMount(Child &c, const Step &s);
 long doRemountReadonly(Child &c, const Step &s);
 long doMoveMount(Child &c, const Step &s);
 long doMountSetattr(Child &c, const Step &s);
+// copyup.cc
+long doCopyUpMount(Child &c, const Step &s);
 long doMaskPath(Child &c, const Step &s);
 long doPivotRoot(Child &c, const Step &s);
 long doMoveRoot(Child &c, const Step &s);

@@ -31,6 +31,7 @@ enum class Op : uint32_t {
   OpenRoot,      // path: the rootfs; later steps with inRoot resolve their path inside it.
   Mkdir,         // path (inRoot): create the directory and any missing parents.
   Mount,         // source, path (target), fstype, flags, data; inRoot, create.
+  CopyUpMount,   // like Mount (a tmpfs, inRoot), then copy in what the directory held (tmpcopyup).
   MountSetattr,  // path (inRoot): mount_setattr(AT_RECURSIVE), a: attributes to set, b: to clear.
   MoveMount,     // a: a detached mount tree (open_tree fd the parent made), path (inRoot), create.
   RemountReadonly, // path: remount the mount there read-only, keeping its nosuid/nodev/noexec/atime flags.

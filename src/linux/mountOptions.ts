@@ -12,6 +12,8 @@ export interface MountOptions {
   idmap?: 'idmap' | 'ridmap';
   /** Recursive options (rro, rnosuid, ...): MOUNT_ATTR_* bits to set and clear on the tree. */
   recursive?: { set: number; clear: number };
+  /** "tmpcopyup": a tmpfs starts with a copy of what the directory held. */
+  copyUp?: boolean;
 }
 
 // mount_setattr(2)'s MOUNT_ATTR_* bits; the three atime modes share MOUNT_ATTR__ATIME.
@@ -83,7 +85,7 @@ const FLAG_OPTIONS: Record<string, [number, number]> = {
 
 /** Every option husk understands (for `husk features`), besides filesystem data. */
 export function knownMountOptions(): string[] {
-  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION), ...Object.keys(RECURSIVE_OPTIONS), 'idmap', 'ridmap'].sort();
+  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION), ...Object.keys(RECURSIVE_OPTIONS), 'idmap', 'ridmap', 'tmpcopyup'].sort();
 }
 
 export const PROPAGATION: Record<string, number> = {
@@ -103,9 +105,12 @@ export function parseMountOptions(options: string[] = []): MountOptions {
   const data: string[] = [];
   let idmap: MountOptions['idmap'];
   let recursive: MountOptions['recursive'];
+  let copyUp = false;
   for (const option of options) {
     const flag = FLAG_OPTIONS[option];
-    if (option === 'idmap' || option === 'ridmap') {
+    if (option === 'tmpcopyup') {
+      copyUp = true;
+    } else if (option === 'idmap' || option === 'ridmap') {
       idmap = option;
     } else if (option in RECURSIVE_OPTIONS) {
       const [set, clear] = RECURSIVE_OPTIONS[option];
@@ -120,5 +125,5 @@ export function parseMountOptions(options: string[] = []): MountOptions {
       data.push(option);
     }
   }
-  return { flags, propagation, data: data.join(','), ...(idmap ? { idmap } : {}), ...(recursive ? { recursive } : {}) };
+  return { flags, propagation, data: data.join(','), ...(idmap ? { idmap } : {}), ...(recursive ? { recursive } : {}), ...(copyUp ? { copyUp } : {}) };
 }

@@ -75,6 +75,8 @@ export interface Plan {
   userMaps?: { uid: IDMapping[]; gid: IDMapping[]; plan: IdMapPlan };
   /** Warnings for the log (capabilities this kernel lacks, ...). */
   warnings: string[];
+  /** What only --debug shows (seccomp rules naming system calls this architecture lacks). */
+  debug?: string[];
 }
 
 const q = (s: string | null | undefined) => (s === null || s === undefined ? 'NULL' : JSON.stringify(s));
@@ -226,6 +228,15 @@ function configMount(ctx: MountContext, original: Mount, index: number) {
     }
     const rest = parsed.flags & ~(MS.MS_BIND | MS.MS_REC | MS.MS_REMOUNT);
     if (rest) b.add(mountStep(null, dest, null, MS.MS_BIND | MS.MS_REMOUNT | rest, null, { inRoot: true }));
+  } else if (parsed.copyUp) {
+    if (m.type !== 'tmpfs') throw new HuskError(`config.json: ${where}: tmpcopyup applies to tmpfs mounts only (type is ${q(m.type ?? '')})`);
+    const data = parsed.data || null;
+    b.add({
+      op: 'copyUpMount', source: m.source ?? 'tmpfs', path: dest, fstype: 'tmpfs', flags: parsed.flags & ~MS.MS_RDONLY, data, inRoot: true,
+      trace: `mount("tmpfs", ${q(dest)}, "tmpfs", ${flagNames(parsed.flags & ~MS.MS_RDONLY, MS)}, ${data ? q(data) : 'NULL'}); copy what ${q(dest)} held into it`,
+      what: `mount "tmpfs" on ${q(dest)} with a copy of its contents`,
+    });
+    if (parsed.flags & MS.MS_RDONLY) b.add(mountStep(null, dest, null, MS.MS_BIND | MS.MS_REMOUNT | parsed.flags, null, { inRoot: true }));
   } else if (m.type === 'tmpfs' && parsed.flags & MS.MS_RDONLY) {
     // As runc: a read-only tmpfs is mounted writable and made read-only per mount, so its
     // superblock stays writable (what tmpcopyup and later binds of it expect).
@@ -263,10 +274,12 @@ function seccompStep(seccomp: CompiledSeccomp): PlanStep {
 }
 
 /** linux.seccomp compiled to BPF, or undefined; a notify rule needs a listener to send to. */
-function compiledSeccomp(spec: Spec, warnings: string[]): CompiledSeccomp | undefined {
+function compiledSeccomp(spec: Spec, warnings: string[], debug: string[]): CompiledSeccomp | undefined {
   const config = spec.linux?.seccomp;
   if (!config) return undefined;
-  const compiled = compileSeccomp(config, { warn: (w) => warnings.push(w) });
+  // Docker's and Podman's profiles name system calls of other architectures: as runc does,
+  // skipping those is only said with --debug.
+  const compiled = compileSeccomp(config, { warn: (w) => (/unknown system call/.test(w) ? debug : warnings).push(w) });
   if (compiled.notify && !config.listenerPath) throw new HuskError('config.json: linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath');
   return compiled;
 }
@@ -491,11 +504,12 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   }
 
   const warnings: string[] = [];
+  const debug: string[] = [];
   processSteps(b, process, {
     env: processEnv(process, opts.rootfs, host), cwd, stdio: opts.stdio, preserveFds: opts.preserveFds, execFifo: opts.execFifo,
-    denySetgroups: Boolean(userMaps?.plan.denySetgroups), host, warnings, seccomp: compiledSeccomp(spec, warnings),
+    denySetgroups: Boolean(userMaps?.plan.denySetgroups), host, warnings, seccomp: compiledSeccomp(spec, warnings, debug),
   });
-  return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks, userMaps, warnings };
+  return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks, userMaps, warnings, debug };
 }
 
 export interface ExecPlanOptions {
@@ -545,9 +559,10 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
     b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
   }
   const warnings: string[] = [];
+  const debug: string[] = [];
   processSteps(b, process, {
     env: processEnv(process, opts.rootfs, host), cwd: process.cwd || '/', stdio: opts.stdio, preserveFds: opts.preserveFds,
-    denySetgroups: Boolean(opts.setgroupsDenied), host, warnings, seccomp: compiledSeccomp(spec, warnings),
+    denySetgroups: Boolean(opts.setgroupsDenied), host, warnings, seccomp: compiledSeccomp(spec, warnings, debug),
   });
-  return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks: false, warnings };
+  return { steps: b.steps, trace: Boolean(opts.trace), pausesForHooks: false, warnings, debug };
 }

@@ -146,6 +146,7 @@ export async function create(o: CreateOptions): Promise<Created> {
       rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, mountTrees, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
     }, hostView());
     for (const warning of plan.warnings) log.warn(warning);
+    for (const line of plan.debug ?? []) log.debug(line);
     const launched = await launch(plan, {
       onInitPid(pid) {
         if (processSpec.oomScoreAdj !== undefined) {

@@ -134,6 +134,7 @@ export async function exec(o: ExecOptions): Promise<number> {
     preserveFds: o.preserveFds, trace: tracing(), ownUserNamespace: nsOf('self', 'user'), containerUserNamespace: nsOf(record.pid, 'user'), setgroupsDenied,
   }, hostView());
   for (const warning of plan.warnings) log.warn(warning);
+  for (const line of plan.debug ?? []) log.debug(line);
   let consoleFd: number | undefined;
   let launched;
   try {
