@@ -341,3 +341,26 @@ describe('/dev', () => {
     expect(blockDevice).toMatchObject({ type: 'block', rdevMajor: 7, rdevMinor: 200, mode: '0600', uid: 0, gid: 0 });
   });
 });
+
+describe('tmpcopyup', () => {
+  it('a tmpfs over a rootfs directory starts with a copy of it; writes stay in the tmpfs', () => {
+    const bundle = makeBundle({
+      args: ['ls', '/data', 'then', 'stat', '/data/owned', 'then', 'readlink', '/data/link', 'then', 'cat', '/data/sub/f', 'then', 'write', '/data/new', 'x'],
+      config: (c) => c.mounts!.push({ destination: '/data', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'size=1m', 'nosuid'] }),
+    });
+    fs.mkdirSync(bundle.path('/data/sub'), { recursive: true });
+    fs.writeFileSync(bundle.path('/data/owned'), 'owned');
+    fs.chownSync(bundle.path('/data/owned'), 1234, 5678);
+    fs.chmodSync(bundle.path('/data/owned'), 0o640);
+    fs.symlinkSync('owned', bundle.path('/data/link'));
+    fs.writeFileSync(bundle.path('/data/sub/f'), 'deep\n');
+    const res = expectStatus(rt(['run', '--bundle', bundle.dir, newId()]), 0);
+    const lines = res.stdout.split('\n');
+    expect(lines.slice(0, 3)).toEqual(['link', 'owned', 'sub']);
+    expect(JSON.parse(lines[3])).toMatchObject({ uid: 1234, gid: 5678, mode: '0640', size: 5 });
+    expect(lines[4]).toBe('owned');
+    expect(lines[5]).toBe('deep');
+    // The write went to the tmpfs, not to the rootfs under it.
+    expect(fs.existsSync(bundle.path('/data/new'))).toBe(false);
+  });
+});
