@@ -14,6 +14,7 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <linux/sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -42,8 +43,24 @@ static long cloneRaw(unsigned long flags) {
   return check(syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0));
 }
 
+// clone3 into a cgroup v2 directory: the init never runs, not even for a moment, charged to
+// husk's own cgroup. Returns -ENOSYS (and the like) where the kernel cannot, for a fallback.
+static long cloneIntoCgroup(unsigned long flags, int cgroupFd) {
+  clone_args args{};
+  args.flags = flags | CLONE_INTO_CGROUP;
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(cgroupFd);
+  return check(syscall(SYS_clone3, &args, sizeof args));
+}
+
 static long doCloneInit(Child &c, const Step &s) {
-  long pid = cloneRaw(s.flags);
+  long pid = -ENOSYS;
+  c.inCgroup = false;
+  if (s.b) {
+    pid = cloneIntoCgroup(s.flags, static_cast<int>(s.a));
+    if (pid >= 0) c.inCgroup = true;
+  }
+  if (pid == -ENOSYS || pid == -E2BIG || pid == -EOPNOTSUPP || pid == -EINVAL || !s.b) pid = cloneRaw(s.flags);
   if (pid < 0) return pid;
   if (pid == 0) {
     // The init of a pid namespace ignores every signal it has no handler for, even from
@@ -124,7 +141,7 @@ static long dispatch(Child &c, const Step &s) {
     if (plan.trace) sendMessage(c.sock, Msg::StepDone, c.current, r);
     if (s.op == Op::CloneInit) {
       // Stage 1 is done: the parent knows the init by the pid it returns.
-      sendMessage(c.sock, Msg::InitPid, c.current, r);
+      sendMessage(c.sock, c.inCgroup ? Msg::InitPidInCgroup : Msg::InitPid, c.current, r);
       _exit(0);
     }
   }

@@ -16,6 +16,7 @@ struct Child {
   int execFd = -1;       // OpenExec: a program to run with execveat
   const char *execPath = nullptr;  // FindExecutable: the candidate to execve
   int current = 0;       // index of the step being run
+  bool inCgroup = false; // CloneInit put the init straight into its cgroup (clone3)
 };
 
 // Runs the plan from step `first` and never returns (exec or _exit).

@@ -17,8 +17,10 @@ namespace husk {
 // One operation each. The comment says which Step fields it reads.
 enum class Op : uint32_t {
   // Process structure and talking to the parent (sync.h).
-  CloneInit,     // flags: CLONE_NEW* flags. Stage 1 clones the container's init here and
-                 // exits; the init waits for the parent's Continue, then runs the steps after it.
+  CloneInit,     // flags: CLONE_NEW* flags; b: 1 to clone straight into the cgroup v2 directory
+                 // whose fd is a (clone3 CLONE_INTO_CGROUP, falling back to clone). Stage 1
+                 // clones the container's init here and exits; the init waits for the
+                 // parent's Continue, then runs the steps after it.
   Notify,        // a: message type. Tell the parent, wait for its Continue (hooks, id maps).
   Setsid,        // new session: the init leads it (and can take a controlling terminal).
   Prctl,         // a: option, b: argument (PR_SET_NO_NEW_PRIVS, PR_SET_KEEPCAPS, ...).

@@ -6,6 +6,7 @@
 //  child -> parent  StepDone       result of the syscall  step `step` finished (only with --trace)
 //  child -> parent  StepFailed     errno                  step `step` failed; the child exits 1
 //  child -> parent  InitPid        pid                    stage 1 cloned the init (pid as husk sees it)
+//  child -> parent  InitPidInCgroup pid                   the same, cloned straight into its cgroup (clone3)
 //  child -> parent  Hooks          0                      init paused before pivot_root: run the
 //                                                         createRuntime/createContainer hooks
 //  child -> parent  UserMaps       0                      a user namespace exists: write its id maps
@@ -33,6 +34,7 @@ enum class Msg : uint32_t {
   Console = 6,
   Ready = 7,
   SeccompListener = 8,
+  InitPidInCgroup = 9,
   Continue = 100,
 };
 

@@ -53,6 +53,9 @@ export interface PlanOptions {
    * processes that run at once (hooks, exec). */
   execFifo?: { path: string; fd: number };
   noPivot?: boolean;
+  /** An fd of the container's cgroup v2 directory: the init is cloned straight into it
+   * (clone3 CLONE_INTO_CGROUP) where the kernel can. */
+  cgroupFd?: number;
   /** Idmapped bind mounts: config mount index -> a detached mount tree (fd) husk prepared. */
   mountTrees?: Map<number, number>;
   /** fds (in husk) to become the process's stdin, stdout and stderr; husk's own by default. */
@@ -159,10 +162,11 @@ function becomeNamespaceRoot(b: Builder, joined: boolean) {
   b.add({ op: 'setresuid', a: 0, trace: 'setresuid(0, 0, 0)', what: 'become uid 0 in the user namespace' });
 }
 
-function cloneStep(flags: number): PlanStep {
+function cloneStep(flags: number, cgroupFd?: number): PlanStep {
+  const into = cgroupFd !== undefined;
   return {
-    op: 'cloneInit', flags,
-    trace: `clone(${flagNames(flags, CLONE)})`,
+    op: 'cloneInit', flags, a: cgroupFd ?? 0, b: into ? 1 : 0,
+    trace: into ? `clone3(${flagNames(flags, CLONE)}|CLONE_INTO_CGROUP, cgroup=${cgroupFd})` : `clone(${flagNames(flags, CLONE)})`,
     what: 'clone the container init',
   };
 }
@@ -382,7 +386,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   }
   let cloneFlags = 0;
   for (const n of namespaces) if (!n.path && n.type !== 'cgroup' && n.type !== 'user' && n.type !== 'time') cloneFlags |= NAMESPACES[n.type].flag;
-  b.add(cloneStep(cloneFlags));
+  b.add(cloneStep(cloneFlags, opts.cgroupFd));
 
   // The init. (Stage 1 made itself non-dumpable before its first step, and the init
   // inherits that until execve: see native/addon.cc.)

@@ -8,5 +8,6 @@ export const Msg = {
   Console: 6,
   Ready: 7,
   SeccompListener: 8,
+  InitPidInCgroup: 9,
   Continue: 100,
 } as const;

@@ -13,8 +13,9 @@ import { errnoMessage, errnoName } from './errno';
 import { trace } from './trace';
 
 export interface LaunchCallbacks {
-  /** The init exists and waits: put it into its cgroups, record it. */
-  onInitPid?(pid: number): void | Promise<void>;
+  /** The init exists and waits: put it into its cgroups (`inCgroup`: clone3 already put it into
+   * the cgroup v2 directory the plan named), record it. */
+  onInitPid?(pid: number, inCgroup: boolean): void | Promise<void>;
   /** The init paused before pivot_root: run createRuntime and createContainer hooks. */
   onHooks?(pid: number): void | Promise<void>;
   /** The pty master of the container's terminal. */
@@ -86,9 +87,10 @@ export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}): Promi
           throw stepError(plan, msg.step, msg.value);
         }
         case Msg.InitPid:
+        case Msg.InitPidInCgroup:
           initPid = msg.value;
           native.waitpid(stage1);
-          if (callbacks.onInitPid) await callbacks.onInitPid(initPid);
+          if (callbacks.onInitPid) await callbacks.onInitPid(initPid, msg.type === Msg.InitPidInCgroup);
           native.send(sock, Msg.Continue);
           break;
         case Msg.UserMaps:
