@@ -278,7 +278,13 @@ export class Workspace {
       if (fs.existsSync(this.dir)) problems.push(`could not remove ${this.dir}`);
     }
     for (const [p, existed] of this.systemPaths) {
-      if (!existed && fs.existsSync(p)) fs.rmSync(p, { recursive: true, force: true });
+      if (existed) continue;
+      try {
+        if (fs.lstatSync(p).isDirectory()) fs.rmdirSync(p);
+        else fs.unlinkSync(p);
+      } catch {
+        // absent, or a directory that holds something else: left alone
+      }
     }
     if (pids.length) problems.push(`processes that would not die: ${pids.join(', ')}`);
     return problems;
@@ -296,17 +302,24 @@ export class Workspace {
 }
 
 /**
- * Paths outside the workspace that the engines create whatever their configuration: removed by
- * teardown when they did not exist before.
+ * What the engines create outside the workspace whatever their configuration: the files they
+ * leave, then their directories, deepest first. Teardown removes, of those that did not exist
+ * before the file started, the listed files and the directories left empty, and nothing else
+ * (another user of the machine may keep real data there).
  */
 const SYSTEM_PATHS = [
-  '/run/containerd', // containerd-shim-runc-v2's sockets: /run/containerd/s/<hash>
-  '/run/docker', // dockerd's plugin discovery directory
-  '/run/containers', // netavark's run directory
-  '/var/lib/containers', // containers/image's blob-info cache, even with podman --root elsewhere
+  '/run/containerd/s', // containerd-shim-runc-v2's sockets (removed by the shims themselves)
+  '/run/containerd',
+  '/run/docker/plugins', // dockerd's plugin discovery directory
+  '/run/docker',
+  '/run/containers/networks', // netavark's run directory
+  '/run/containers',
+  '/var/lib/containers/cache/blob-info-cache-v1.boltdb', // containers/image's cache, despite --root
+  '/var/lib/containers/cache',
+  '/var/lib/containers',
   '/run/libpod',
-  '/etc/docker/key.json', // dockerd's trust key unless deprecated-key-path says otherwise
-  '/dev/shm/libpod_lock',
+  '/etc/docker/key.json', // dockerd's trust key, unless deprecated-key-path says otherwise
+  '/dev/shm/libpod_lock', // Podman's shm locks, unless lock_type = "file"
 ];
 
 export class Daemon {
