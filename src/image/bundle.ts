@@ -24,7 +24,7 @@ import { ANNOTATIONS, imageToSpec, type ConvertOptions } from './convert';
 import { parseImageConfig, parseManifestDocument, type ImageConfig, type Manifest } from './manifest';
 import type { ImageRef, ImageStore } from './store';
 import * as sys from './sys';
-import { readFileInRoot } from './tree';
+import { readFileInRoot, RootedTree } from './tree';
 import { unpackLayer } from './unpack';
 
 export interface Registration {
@@ -140,6 +140,65 @@ export function lowerDirs(store: ImageStore, image: LoadedImage): string[] {
   return links;
 }
 
+/** lstat of a path inside a layer, only through real directories (never a symlink). */
+function lstatInLayer(diff: string, rel: string): fs.Stats | undefined {
+  let dir = diff;
+  const parts = rel.split('/');
+  for (let i = 0; i < parts.length; i++) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(`${dir}/${parts[i]}`);
+    } catch {
+      return undefined;
+    }
+    if (i === parts.length - 1) return st;
+    if (!st.isDirectory()) return undefined;
+    dir = `${dir}/${parts[i]}`;
+  }
+  return undefined;
+}
+
+/**
+ * A layer that has a directory only as the parent of its entries (no entry of its own) gave it
+ * default attributes. In the merged view those would hide the owner, mode and times a lower
+ * layer gave the directory (Docker's overlay2 shows the defaults; a flattened unpack, such as
+ * umoci's or --copy, keeps the lower ones). husk keeps the lower ones: they are set again
+ * through the mount, which copies the directory up into the container's writable layer.
+ */
+function restoreImplicitDirs(store: ImageStore, image: LoadedImage, rootfs: string) {
+  const diffIDs = [...new Set(image.config.rootfs.diff_ids)];
+  const metas = diffIDs.map((d) => store.layerMeta(d)!);
+  const implicit = metas.map((m) => new Set(m.implicitDirs ?? []));
+  const diffs = diffIDs.map((d) => path.join(store.layerDir(d), 'diff'));
+  const candidates = [...new Set(metas.flatMap((m) => m.implicitDirs ?? []))].sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const rel of candidates) {
+    let top = diffs.length - 1;
+    while (top >= 0 && !lstatInLayer(diffs[top], rel)) top--;
+    if (top < 0 || !implicit[top].has(rel)) continue;
+    let source: fs.Stats | undefined;
+    for (let k = top - 1; k >= 0; k--) {
+      const st = lstatInLayer(diffs[k], rel);
+      if (!st) continue;
+      if (!st.isDirectory()) break; // a whiteout or a file: the directory is new above it
+      if (!implicit[k].has(rel)) {
+        source = st;
+        break;
+      }
+      if (sys.lgetxattr(path.join(diffs[k], rel), 'trusted.overlay.opaque')?.toString() === 'y') break;
+    }
+    if (!source) continue;
+    const parts = rel.split('/');
+    const dir = new RootedTree(rootfs).resolveDir(parts.slice(0, -1), false);
+    if (dir === undefined) continue;
+    const target = path.join(rootfs, dir, parts[parts.length - 1]);
+    if (!fs.lstatSync(target, { throwIfNoEntry: false })?.isDirectory()) continue;
+    fs.lchownSync(target, source.uid, source.gid);
+    fs.chmodSync(target, source.mode & 0o7777);
+    fs.lutimesSync(target, source.atime, source.mtime);
+    trace('husk', `lchown/chmod/lutimes ${JSON.stringify(target)}: the attributes a lower layer gave it (copy-up)`);
+  }
+}
+
 function writeNetworkFiles(dir: string, hostname: string, network: 'none' | 'host' | undefined): Mount[] {
   const hosts = path.join(dir, 'hosts');
   const hostnameFile = path.join(dir, 'hostname');
@@ -220,6 +279,7 @@ export async function createBundle(store: ImageStore, image: LoadedImage, dir: s
       registered = true;
       sys.mountOverlay(rootfs, lowers.map((l) => path.join(store.links, l)), upper, work);
       mounted = true;
+      restoreImplicitDirs(store, image, rootfs);
     }
     const hostname = o.hostname ?? 'husk';
     const mounts = [...(o.mounts ?? [])];

@@ -113,7 +113,7 @@ export async function pull(store: ImageStore, spec: SourceSpec, opts: PullOption
         progress.update(desc.digest, 0, 'unpacking');
         await store.ensureLayer(diffID, async (dir) => {
           const r = await unpackLayer(blob, dir, { mode: 'overlay', what, diffID, onProgress: (n) => progress.update(desc.digest, n) });
-          return { tarSize: r.tarSize, contentSize: r.contentSize, entries: r.entries };
+          return { tarSize: r.tarSize, contentSize: r.contentSize, entries: r.entries, ...(r.implicitDirs.length ? { implicitDirs: r.implicitDirs } : {}) };
         });
         progress.update(desc.digest, desc.size, 'done');
       } catch (err) {

@@ -64,6 +64,8 @@ export interface LayerMeta {
   /** Bytes of file content. */
   contentSize: number;
   entries: number;
+  /** Directories the layer has only as parents of its entries (see unpack.ts). */
+  implicitDirs?: string[];
   created: string;
 }
 

@@ -39,6 +39,9 @@ export class RootedTree {
   /** Relative paths ('' is the root) known to be real directories. */
   private readonly dirs = new Set<string>(['']);
 
+  /** Called for every directory resolveDir creates because an entry needed it as a parent. */
+  onImplicitDir?: (rel: string) => void;
+
   constructor(readonly root: string) {}
 
   abs(rel: string): string {
@@ -77,6 +80,7 @@ export class RootedTree {
         if (!create) return undefined;
         fs.mkdirSync(abs, 0o755);
         this.dirs.add(rel);
+        this.onImplicitDir?.(rel);
         real.push(c);
       } else if (st.isDirectory()) {
         this.dirs.add(rel);

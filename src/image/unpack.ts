@@ -49,6 +49,12 @@ export interface UnpackResult {
   /** Bytes of file content written. */
   contentSize: number;
   entries: number;
+  /**
+   * Directories this layer created only because entries below them needed them (the tar has
+   * no entry of their own): they got default attributes (0755 root:root), which in a merged
+   * view must not hide the attributes lower layers gave them.
+   */
+  implicitDirs: string[];
 }
 
 const WHITEOUT = '.wh.';
@@ -130,6 +136,7 @@ class LayerWriter {
   private readonly dirAttrs = new Map<string, Attrs>();
   /** Flatten mode: what this layer wrote (relative paths), which its whiteouts do not hide. */
   private readonly written = new Set<string>();
+  private readonly implicit = new Set<string>();
   private budget: number;
   private warnedXattr = false;
   private warnedDevice = false;
@@ -138,6 +145,7 @@ class LayerWriter {
 
   constructor(readonly root: string, readonly o: UnpackOptions & { sameOwner: boolean }) {
     this.tree = new RootedTree(root);
+    this.tree.onImplicitDir = (rel) => this.implicit.add(rel);
     this.budget = freeBytes(root);
   }
 
@@ -378,6 +386,10 @@ class LayerWriter {
     this.clear(rel, this.tree.abs(rel));
   }
 
+  implicitDirs(): string[] {
+    return [...this.implicit].filter((rel) => !this.dirAttrs.has(rel) && fs.existsSync(this.tree.abs(rel))).sort();
+  }
+
   /** Directory modes, owners, xattrs and times, deepest first. */
   finish() {
     const dirs = [...this.dirAttrs.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
@@ -441,5 +453,5 @@ export async function unpackLayer(blob: string, dest: string, opts: UnpackOption
   if (opts.diffID && diffID !== opts.diffID) {
     throw new HuskError(`${opts.what}: the uncompressed layer's digest is ${diffID}, but the image config says ${opts.diffID}`);
   }
-  return { diffID, tarSize: tap.size, contentSize: writer.contentSize, entries: writer.entries };
+  return { diffID, tarSize: tap.size, contentSize: writer.contentSize, entries: writer.entries, implicitDirs: writer.implicitDirs() };
 }
