@@ -290,7 +290,9 @@ const OPTION_SETS: Record<string, (volume: string) => string[]> = {
   'user, groups, capabilities, read-only rootfs, tmpfs, bind mount, sysctl, ulimit, oom score': (volume) => [
     '--user', '65534:65534', '--group-add', '10', '--cap-drop', 'all', '--cap-add', 'NET_BIND_SERVICE', '--cap-add', 'KILL',
     '--read-only', '--tmpfs', '/run:size=1m,mode=0750', '--volume', `${volume}:/data:ro`, '--hostname', 'husky',
-    '--env', 'FROM_PODMAN=1', '--workdir', '/tmp', '--ulimit', 'nofile=1000:2000', '--oom-score-adj', '300',
+    // --ulimit replaces containers.conf's default_ulimits, and Podman gives a non-root user
+    // RLIMIT_NPROC 1048576, above this session's hard limit (no CAP_SYS_RESOURCE): runc fails too.
+    '--env', 'FROM_PODMAN=1', '--workdir', '/tmp', '--ulimit', 'nofile=1000:2000', '--ulimit', 'nproc=32768:32768', '--oom-score-adj', '300',
     '--security-opt', 'no-new-privileges', '--sysctl', 'kernel.msgmax=65536', '--shm-size', '2m',
   ],
   // Podman gives a privileged container the capabilities of its own bounding set.
