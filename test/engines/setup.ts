@@ -834,6 +834,12 @@ export function recordTiming(engine: string, scenario: string, runtime: RuntimeN
   timings.push({ engine, scenario, runtime, ms });
 }
 
+/** The median of some numbers (the middle one, or the lower middle). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
 /** Records how long each runtime call of a scenario took, from its wrapper's log. */
 export function recordCallTimes(engine: string, w: Wrapper): void {
   for (const c of w.calls()) if (c.ms !== null) verbTimes.push({ engine, runtime: w.name, verb: c.verb, ms: c.ms });
