@@ -116,6 +116,8 @@ export function kill(root: string, id: string, signal: number, all: boolean) {
   trace('husk', `kill(${record.pid}, ${signal})${all ? ' for every process in the container' : ''}`);
   if (all) killAll(record, signal);
   else process.kill(record.pid, signal);
+  // A frozen (cgroup v1) process dies of SIGKILL only once thawed; runc thaws it too.
+  if (signal === 9 && status === 'paused' && hasCgroup(record)) cgroups().cgroupOf(record)?.thaw();
 }
 
 function waitGone(store: Store, record: ContainerRecord, ms: number): boolean {

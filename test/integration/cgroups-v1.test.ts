@@ -185,6 +185,14 @@ describe.skipIf(!v1Host)('the cgroup over the container\'s life', () => {
     for (const dir of dirs) expect(fs.existsSync(dir), dir).toBe(false);
   });
 
+  it('kill KILL stops a paused container (the frozen init is thawed to die)', async () => {
+    const { id } = runDetached(['sleep', 'inf'], {});
+    expectStatus(rt(['pause', id]), 0);
+    expectStatus(rt(['kill', id, 'KILL']), 0);
+    await waitForStatus(id, 'stopped');
+    expectStatus(rt(['delete', id]), 0);
+  });
+
   it('update changes pids.max and the memory limit of a running container (flags and --resources -)', () => {
     const { id, pid } = runDetached(['sleep', 'inf'], { pids: { limit: 20 }, memory: { limit: 64 * MiB } });
     expect(readCgroupFile(pid, 'pids', 'pids.max')).toBe('20\n');
