@@ -363,3 +363,27 @@ it('docker run --cpus --cpu-shares --cpuset-cpus --memory --memory-reservation -
   expect(values.husk).toEqual(values.runc);
   expect(values.runc['memory memory.limit_in_bytes']).toBe(String(64 * 1024 * 1024));
 });
+
+scenario(
+  'five docker exec at once into one container; --memory enforced (OOM kill, 137)',
+  async (rt) => {
+    const name = nameOf(rt, 'busy');
+    ok(dockerRun(rt, ['--detach', '--name', name, IMAGE, '/probe', 'sleep', 'inf']));
+    // The runtime's state is read and locked by five calls at the same time.
+    const script = [0, 1, 2, 3, 4]
+      .map((i) => `${dockerBinary} exec ${name} /probe echo exec-${i} then sleep 0.5 > ${ws.path(`exec-${rt}-${i}.out`)} 2>&1 & pids="$pids $!"`)
+      .join('\n');
+    const parallel = run(['sh', '-c', `${script}\nfail=0; for pid in $pids; do wait $pid || fail=1; done; exit $fail`], { env });
+    const outputs = [0, 1, 2, 3, 4].map((i) => fs.readFileSync(ws.path(`exec-${rt}-${i}.out`), 'utf8'));
+    expect(parallel.status, `${describe(parallel)}\noutputs: ${JSON.stringify(outputs)}`).toBe(0);
+    expect(outputs).toEqual([0, 1, 2, 3, 4].map((i) => `exec-${i}\n`));
+    ok(docker(['rm', '--force', name]));
+
+    const hog = dockerRun(rt, ['--rm', '--memory', '32m', '--memory-swap', '32m', IMAGE, '/probe', 'hog-memory', '256']);
+    expect(hog.status, describe(hog)).toBe(137);
+    expect(hog.stdout).not.toContain('done');
+  },
+  (rt) => {
+    docker(['rm', '--force', nameOf(rt, 'busy')]);
+  },
+);
