@@ -49,8 +49,17 @@ function describeErrors(body: string): string | undefined {
 
 function fetchFailure(err: unknown): string {
   const cause = (err as { cause?: NodeJS.ErrnoException & { message?: string } }).cause;
-  if (cause) return cause.code ? `${cause.code.toLowerCase()}: ${cause.message}` : String(cause.message ?? cause);
+  if (cause) {
+    const message = String(cause.message ?? cause);
+    return cause.code && !message.includes(cause.code) ? `${message} (${cause.code})` : message;
+  }
   return reason(err);
+}
+
+/** A TLS handshake failure (as against a plain-HTTP registry), not a network one. */
+function isTlsFailure(err: unknown): boolean {
+  const cause = (err as { cause?: NodeJS.ErrnoException & { message?: string } }).cause;
+  return Boolean(cause && (/^(ERR_SSL|EPROTO|ECONNRESET)/.test(cause.code ?? '') || /SSL|TLS|certificate/i.test(String(cause.message))));
 }
 
 /** Everything husk says to one registry: the scheme it settled on and the tokens it got. */
@@ -91,7 +100,8 @@ export class RegistryClient {
       return res;
     } catch (err) {
       if (!this.plainHttpAllowed) {
-        throw new HuskError(`registry ${this.registry}: ${fetchFailure(err)}${isLoopbackRegistry(this.registry) ? '' : ` (for a registry without TLS, use --insecure-registry ${this.registry})`}`);
+        const hint = isTlsFailure(err) ? ` (for a registry without TLS, use --insecure-registry ${this.registry})` : '';
+        throw new HuskError(`registry ${this.registry}: ${fetchFailure(err)}${hint}`);
       }
       const http = `http://${this.host}`;
       try {
