@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, median, need, printTimings, recordTiming, requireRoot, run, runOnTerminal,
-  LINGER, scenarios, waitFor, type Daemon, type Result, type RuntimeName,
+  LINGER, scenarios, yieldToRunner, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -76,7 +76,7 @@ beforeAll(async () => {
   );
   containerd = ws.startDaemon('containerd', [need('containerd'), '--config', config]);
   await containerd.waitReady(() => fs.existsSync(address) && ctr(['version'], { timeoutMs: 10_000 }).status === 0);
-  ok(ctr(['images', 'import', buildImage(ws)], { timeoutMs: 300_000 }));
+  ok(ctr(['images', 'import', buildImage(ws)]));
 }, 600_000);
 
 afterAll(async () => {
@@ -84,12 +84,14 @@ afterAll(async () => {
   try {
     printTimings(ENGINE);
   } finally {
-    const problems = await ws.teardown(() => {
+    const problems = await ws.teardown(async () => {
       if (!containerd) return;
       for (const line of ctr(['task', 'ls', '--quiet']).stdout.split('\n').filter(Boolean)) {
         ctr(['task', 'kill', '--signal', 'SIGKILL', '--all', line]);
+        await yieldToRunner();
         ctr(['task', 'delete', '--force', line]);
       }
+      await yieldToRunner();
       for (const line of ctr(['containers', 'ls', '--quiet']).stdout.split('\n').filter(Boolean)) ctr(['containers', 'delete', line]);
       ctr(['images', 'rm', IMAGE]);
       ctr(['content', 'prune', 'references']);
@@ -226,7 +228,7 @@ scenario(
     await waitFor('the container to print ready', () => fs.existsSync(output) && fs.readFileSync(output, 'utf8').includes('ready'));
     ok(ctr(['task', 'pause', name]));
     // containerd does not check; the runtime must refuse (runc: "cannot exec in a paused state").
-    const exec = ctr(['task', 'exec', '--fifo-dir', ws.path('fifo'), '--exec-id', 'refused', name, '/probe', 'echo', 'no'], { timeoutMs: 60_000 });
+    const exec = ctr(['task', 'exec', '--fifo-dir', ws.path('fifo'), '--exec-id', 'refused', name, '/probe', 'echo', 'no']);
     expect(exec.signal, describe(exec)).toBeNull();
     expect(exec.status, describe(exec)).not.toBe(0);
     expect(exec.stderr, describe(exec)).toMatch(/paused/i);

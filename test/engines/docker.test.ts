@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, cgroupFile, describe, frozen, memoryLimit, median, need, pidsLimit, printTimings, recordTiming, requireRoot, run, runOnTerminal,
-  LINGER, comparableReport, reportDifferences, reportIn, scenarios, waitFor, type Daemon, type Result, type RuntimeName,
+  LINGER, comparableReport, reportDifferences, reportIn, scenarios, yieldToRunner, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -115,7 +115,7 @@ beforeAll(async () => {
     '--add-runtime', `${DOCKER_RUNTIME.husk}=${ws.wrappers.get('husk')!.path}`,
   ]);
   await dockerd.waitReady(() => fs.existsSync(socket) && docker(['version'], { timeoutMs: 10_000 }).status === 0);
-  ok(docker(['load', '--input', buildImage(ws)], { timeoutMs: 300_000 }));
+  ok(docker(['load', '--input', buildImage(ws)]));
 }, 600_000);
 
 afterAll(async () => {
@@ -123,10 +123,11 @@ afterAll(async () => {
   try {
     printTimings(ENGINE);
   } finally {
-    const problems = await ws.teardown(() => {
+    const problems = await ws.teardown(async () => {
       if (dockerd) {
         const all = docker(['ps', '--all', '--quiet']).stdout.split('\n').filter(Boolean);
-        if (all.length) docker(['rm', '--force', ...all], { timeoutMs: 60_000 });
+        if (all.length) docker(['rm', '--force', ...all]);
+        await yieldToRunner();
         docker(['rmi', '--force', IMAGE]);
       }
       // dockerd stops before containerd (daemons stop newest first).
@@ -320,12 +321,13 @@ const OPTION_SETS: Record<string, (volume: string) => string[]> = {
 };
 
 for (const [label, options] of Object.entries(OPTION_SETS)) {
-  it(`docker run with ${label}: the container sees the same with husk as with runc`, () => {
+  it(`docker run with ${label}: the container sees the same with husk as with runc`, async () => {
     const volume = ws.mkdir('volume');
     fs.writeFileSync(`${volume}/file`, 'data\n');
     const reports: Record<string, Record<string, unknown>> = {};
     const devices: Record<string, string> = {};
     for (const rt of RUNTIMES) {
+      await yieldToRunner();
       const res = ok(dockerRun(rt, ['--rm', ...options(volume), IMAGE, '/probe', 'report', 'then', 'ls', '/dev', ...LINGER]));
       reports[rt] = comparableReport(reportIn(res.stdout));
       devices[rt] = res.stdout.slice(res.stdout.indexOf('\n') + 1);
@@ -348,6 +350,7 @@ it('docker run --cpus --cpu-shares --cpuset-cpus --memory --memory-reservation -
   ];
   const values: Record<string, Record<string, string>> = {};
   for (const rt of RUNTIMES) {
+    await yieldToRunner();
     const name = nameOf(rt, 'cgroups');
     try {
       ok(dockerRun(rt, [

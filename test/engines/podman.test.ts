@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, median, need, pidsLimit, printTimings,
-  comparableReport, reportDifferences, reportIn, recordTiming, requireRoot, run, runOnTerminal, scenarios, TERMINAL_SIZE, waitFor, type Result, type RuntimeName,
+  comparableReport, reportDifferences, reportIn, recordTiming, requireRoot, run, runOnTerminal, scenarios, yieldToRunner, TERMINAL_SIZE, waitFor, type Result, type RuntimeName,
 } from './setup';
 
 requireRoot();
@@ -88,11 +88,15 @@ afterAll(async () => {
   try {
     printTimings(ENGINE);
   } finally {
-    const problems = await ws.teardown(() => {
-      for (const rt of RUNTIMES) podman(rt, ['rm', '--all', '--force', '--time', '0'], { timeoutMs: 60_000 });
-      podman('runc', ['rmi', '--all', '--force'], { timeoutMs: 60_000 });
+    const problems = await ws.teardown(async () => {
+      for (const rt of RUNTIMES) {
+        podman(rt, ['rm', '--all', '--force', '--time', '0']);
+        await yieldToRunner();
+      }
+      podman('runc', ['rmi', '--all', '--force']);
+      await yieldToRunner();
       // Podman's storage keeps its layer store mounted until the last user is gone.
-      podman('runc', ['system', 'reset', '--force'], { timeoutMs: 60_000 });
+      podman('runc', ['system', 'reset', '--force']);
     });
     if (problems.length) throw new Error(`podman test left things behind:\n  ${problems.join('\n  ')}`);
   }
@@ -224,7 +228,7 @@ scenario(
   'pod: the infra container (catatonit) holds the namespaces a container of the pod joins by path',
   (rt) => {
     const pod = POD(rt);
-    ok(podman(rt, ['pod', 'create', '--name', pod, '--network', 'none'], { timeoutMs: 300_000 }));
+    ok(podman(rt, ['pod', 'create', '--name', pod, '--network', 'none']));
     ok(podman(rt, ['pod', 'start', pod]));
     const infra = ok(podman(rt, ['pod', 'inspect', '--format', '{{.InfraContainerID}}', pod])).stdout.trim();
     const infraPid = Number(inspect(rt, infra, '{{.State.Pid}}'));
@@ -233,10 +237,10 @@ scenario(
     const report = JSON.parse(res.stdout);
     for (const type of ['net', 'ipc', 'uts'] as const) expect(report.namespaces[type]).toBe(fs.readlinkSync(`/proc/${infraPid}/ns/${type}`));
     expect(report.namespaces.mnt).not.toBe(fs.readlinkSync(`/proc/${infraPid}/ns/mnt`));
-    ok(podman(rt, ['pod', 'rm', '--force', pod], { timeoutMs: 120_000 }));
+    ok(podman(rt, ['pod', 'rm', '--force', pod]));
   },
   (rt) => {
-    podman(rt, ['pod', 'rm', '--force', POD(rt)], { timeoutMs: 120_000 });
+    podman(rt, ['pod', 'rm', '--force', POD(rt)]);
   },
 );
 
@@ -302,12 +306,13 @@ const OPTION_SETS: Record<string, (volume: string) => string[]> = {
 };
 
 for (const [label, options] of Object.entries(OPTION_SETS)) {
-  it(`podman run with ${label}: the container sees the same with husk as with runc`, () => {
+  it(`podman run with ${label}: the container sees the same with husk as with runc`, async () => {
     const volume = ws.mkdir('volume');
     fs.writeFileSync(`${volume}/file`, 'data\n');
     const reports: Record<string, Record<string, unknown>> = {};
     const devices: Record<string, string> = {};
     for (const rt of RUNTIMES) {
+      await yieldToRunner();
       const res = ok(podman(rt, ['run', '--rm', '--network', 'none', ...options(volume), IMAGE, '/probe', 'report', 'then', 'ls', '/dev']));
       reports[rt] = comparableReport(reportIn(res.stdout));
       devices[rt] = res.stdout.slice(res.stdout.indexOf('\n') + 1);

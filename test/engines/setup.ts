@@ -107,14 +107,27 @@ export interface RunOptions {
   extraFds?: number[];
 }
 
-/** Runs a command to its end (killed after timeoutMs, default 120 s) and returns what it did. */
+/**
+ * Lets the test runner's own messages through. Commands run synchronously (spawnSync), which
+ * blocks this worker's event loop; vitest's worker gives up ("Timeout calling onTaskUpdate")
+ * when its messages wait 60 s. Tests yield between steps, and no command may run longer than
+ * COMMAND_TIMEOUT_MS.
+ */
+export function yieldToRunner(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1));
+}
+
+/** The longest any one command may take (it is killed then): well under vitest's 60 s. */
+export const COMMAND_TIMEOUT_MS = 45_000;
+
+/** Runs a command to its end (killed after timeoutMs, at most COMMAND_TIMEOUT_MS) and returns what it did. */
 export function run(argv: string[], opts: RunOptions = {}): Result {
   const started = Date.now();
   const res = spawnSync(argv[0], argv.slice(1), {
     encoding: 'utf8',
     env: { ...process.env, ...opts.env },
     input: opts.input ?? '',
-    timeout: opts.timeoutMs ?? 120_000,
+    timeout: Math.min(opts.timeoutMs ?? COMMAND_TIMEOUT_MS, COMMAND_TIMEOUT_MS),
     killSignal: 'SIGKILL',
     cwd: opts.cwd,
     maxBuffer: 64 * 1024 * 1024,
@@ -941,6 +954,7 @@ export function scenarios(engine: string, workspace: () => Workspace) {
       it(`${name} (${rt})`, async () => {
         const w = workspace().wrappers.get(rt)!;
         resetCalls(w);
+        await yieldToRunner();
         const started = Date.now();
         try {
           await body(rt, w);
@@ -950,8 +964,10 @@ export function scenarios(engine: string, workspace: () => Workspace) {
           if (err instanceof Error) err.message += `\n${w.report()}`;
           throw err;
         } finally {
+          await yieldToRunner();
           await cleanup?.(rt);
         }
+        await yieldToRunner();
         await expectNoLeftovers(w);
       });
     }
