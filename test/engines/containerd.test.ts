@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import {
-  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, median, need, printTimings, recordTiming, requireRoot, run, runOnTerminal,
+  IMAGE, RUNTIMES, Workspace, buildImage, explain, frozen, median, need, printTimings, recordTiming, requireRoot, run, runOnTerminal,
   LINGER, scenarios, yieldToRunner, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
@@ -31,7 +31,7 @@ function runtimeArgs(rt: RuntimeName): string[] {
 }
 
 function ok(res: Result): Result {
-  expect(res.status, describe(res)).toBe(0);
+  expect(res.status, explain(res)).toBe(0);
   return res;
 }
 
@@ -119,7 +119,7 @@ scenario(
     const hello = ok(ctr(['run', '--rm', ...runtimeArgs(rt), IMAGE, id(rt, 'hello'), '/probe', 'echo', 'hello from', rt, ...LINGER]));
     expect(hello.stdout).toBe(`hello from ${rt}\n`);
     const failing = ctr(['run', '--rm', ...runtimeArgs(rt), IMAGE, id(rt, 'exit'), '/probe', 'exit', '5']);
-    expect(failing.status, describe(failing)).toBe(5);
+    expect(failing.status, explain(failing)).toBe(5);
     const create = w.calls().find((c) => c.verb === 'create');
     expect(create, w.report()).toBeDefined();
     expect(create!.argv).toEqual(expect.arrayContaining(['--log-format', 'json']));
@@ -135,7 +135,7 @@ scenario(
   (rt, w) => {
     const res = ok(ctr(['run', '--rm', '--tty', ...runtimeArgs(rt), IMAGE, id(rt, 'tty'), '/probe', 'tty', ...LINGER], { terminal: true }));
     const line = /\{"stdin".*\}/.exec(res.stdout);
-    expect(line, describe(res)).not.toBeNull();
+    expect(line, explain(res)).not.toBeNull();
     expect(JSON.parse(line![0])).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, sid: 1 });
     expect(w.calls().find((c) => c.verb === 'create')?.argv).toContain('--console-socket');
   },
@@ -166,17 +166,17 @@ scenario(
     const exec = ok(ctr(['task', 'exec', ...fifo, '--exec-id', 'echo', name, '/probe', 'echo', 'in', 'exec', ...LINGER]));
     expect(exec.stdout).toBe('in exec\n');
     const failing = ctr(['task', 'exec', ...fifo, '--exec-id', 'exit', name, '/probe', 'exit', '4']);
-    expect(failing.status, describe(failing)).toBe(4);
+    expect(failing.status, explain(failing)).toBe(4);
     const env = ok(ctr(['task', 'exec', ...fifo, '--exec-id', 'env', '--cwd', '/tmp', name, '/probe', 'cwd', ...LINGER]));
     expect(env.stdout).toBe('/tmp\n');
     const missing = ctr(['task', 'exec', ...fifo, '--exec-id', 'missing', name, '/no/such/command']);
-    expect(missing.status, describe(missing)).not.toBe(0);
-    expect(missing.stderr, describe(missing)).toMatch(/OCI runtime exec failed: .*exec: "\/no\/such\/command"/);
+    expect(missing.status, explain(missing)).not.toBe(0);
+    expect(missing.stderr, explain(missing)).toMatch(/OCI runtime exec failed: .*exec: "\/no\/such\/command"/);
 
     // exec -t: ctr wants a terminal of its own; the process gets one as its controlling terminal.
     const tty = ok(ctr(['task', 'exec', ...fifo, '--tty', '--exec-id', 'tty', name, '/probe', 'tty', ...LINGER], { terminal: true }));
     const line = /\{"stdin".*\}/.exec(tty.stdout);
-    expect(line, describe(tty)).not.toBeNull();
+    expect(line, explain(tty)).not.toBeNull();
     expect(JSON.parse(line![0])).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
 
     // A second process that stays: ps lists both.
@@ -210,9 +210,9 @@ scenario(
   "a command that does not exist: ctr shows the runtime's message from its JSON log",
   (rt) => {
     const missing = ctr(['run', '--rm', ...runtimeArgs(rt), IMAGE, id(rt, 'missing'), '/no/such/command']);
-    expect(missing.status, describe(missing)).not.toBe(0);
+    expect(missing.status, explain(missing)).not.toBe(0);
     // containerd reads the last error of the runtime's log.json into its own error.
-    expect(missing.stderr, describe(missing)).toMatch(/OCI runtime create failed: .*exec: "\/no\/such\/command"/);
+    expect(missing.stderr, explain(missing)).toMatch(/OCI runtime create failed: .*exec: "\/no\/such\/command"/);
     expect(missing.stderr.toLowerCase()).toContain('no such file or directory');
   },
   (rt) => removeContainer(id(rt, 'missing')),
@@ -229,9 +229,9 @@ scenario(
     ok(ctr(['task', 'pause', name]));
     // containerd does not check; the runtime must refuse (runc: "cannot exec in a paused state").
     const exec = ctr(['task', 'exec', '--fifo-dir', ws.path('fifo'), '--exec-id', 'refused', name, '/probe', 'echo', 'no']);
-    expect(exec.signal, describe(exec)).toBeNull();
-    expect(exec.status, describe(exec)).not.toBe(0);
-    expect(exec.stderr, describe(exec)).toMatch(/paused/i);
+    expect(exec.signal, explain(exec)).toBeNull();
+    expect(exec.status, explain(exec)).not.toBe(0);
+    expect(exec.stderr, explain(exec)).toMatch(/paused/i);
     expect(exec.stdout).not.toContain('no');
     ok(ctr(['task', 'resume', name]));
 

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
-  IMAGE, RUNTIMES, Workspace, buildImage, cgroupFile, describe, frozen, memoryLimit, median, need, pidsLimit, printTimings, recordTiming, requireRoot, run, runOnTerminal,
+  IMAGE, RUNTIMES, Workspace, buildImage, cgroupFile, explain, frozen, memoryLimit, median, need, pidsLimit, printTimings, recordTiming, requireRoot, run, runOnTerminal,
   LINGER, comparableReport, reportDifferences, reportIn, scenarios, yieldToRunner, waitFor, type Daemon, type Result, type RuntimeName,
 } from './setup';
 
@@ -35,7 +35,7 @@ function dockerRun(rt: RuntimeName, args: string[], opts: { terminal?: boolean }
 }
 
 function ok(res: Result): Result {
-  expect(res.status, describe(res)).toBe(0);
+  expect(res.status, explain(res)).toBe(0);
   return res;
 }
 
@@ -147,7 +147,7 @@ scenario('docker run --rm: output and exit status pass through', (rt, w) => {
   const hello = ok(dockerRun(rt, ['--rm', IMAGE, '/probe', 'echo', 'hello from', rt, ...LINGER]));
   expect(hello.stdout).toBe(`hello from ${rt}\n`);
   const failing = dockerRun(rt, ['--rm', IMAGE, '/probe', 'exit', '6']);
-  expect(failing.status, describe(failing)).toBe(6);
+  expect(failing.status, explain(failing)).toBe(6);
   const create = w.calls().find((c) => c.verb === 'create');
   expect(create, w.report()).toBeDefined();
   expect(create!.argv).toEqual(expect.arrayContaining(['--log-format', 'json']));
@@ -168,18 +168,18 @@ scenario(
 
     expect(ok(docker(['exec', name, '/probe', 'echo', 'in', 'exec', ...LINGER])).stdout).toBe('in exec\n');
     const failing = docker(['exec', name, '/probe', 'exit', '4']);
-    expect(failing.status, describe(failing)).toBe(4);
+    expect(failing.status, explain(failing)).toBe(4);
     const env = ok(docker(['exec', '--env', 'FROM_EXEC=yes', '--workdir', '/tmp', name, '/probe', 'env', 'then', 'cwd', ...LINGER]));
     expect(env.stdout).toContain('FROM_EXEC=yes\n');
     expect(env.stdout).toMatch(/\/tmp\n$/);
     // A command that does not exist: docker exec's 126 with the runtime's message from its log.
     const missing = docker(['exec', name, '/no/such/command']);
-    expect(missing.status, describe(missing)).toBe(126);
+    expect(missing.status, explain(missing)).toBe(126);
     // (docker exec prints the daemon's error on stdout.)
-    expect(missing.stdout + missing.stderr, describe(missing)).toMatch(/OCI runtime exec failed: .*exec: "\/no\/such\/command"/);
+    expect(missing.stdout + missing.stderr, explain(missing)).toMatch(/OCI runtime exec failed: .*exec: "\/no\/such\/command"/);
 
     const tty = ok(docker(['exec', '--tty', name, '/probe', 'tty', ...LINGER], { terminal: true }));
-    expect(ttyReport(tty), describe(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
+    expect(ttyReport(tty), explain(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
 
     // docker top asks the runtime (`ps --format json`) for the container's pids.
     const top = ok(docker(['top', name]));
@@ -208,18 +208,18 @@ scenario(
 
 scenario('docker run -t: the process has a terminal', (rt) => {
   const res = ok(dockerRun(rt, ['--rm', '--tty', IMAGE, '/probe', 'tty', ...LINGER], { terminal: true }));
-  expect(ttyReport(res), describe(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, sid: 1 });
+  expect(ttyReport(res), explain(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, sid: 1 });
 });
 
 scenario("a command that does not exist: exit 127 and the runtime's message from its JSON log", (rt) => {
   const missing = dockerRun(rt, ['--rm', IMAGE, '/no/such/command']);
   // The docker client maps "no such file or directory" in the runtime's error to 127 ...
-  expect(missing.status, describe(missing)).toBe(127);
-  expect(missing.stderr, describe(missing)).toMatch(/OCI runtime create failed: .*exec: "\/no\/such\/command"/);
+  expect(missing.status, explain(missing)).toBe(127);
+  expect(missing.stderr, explain(missing)).toMatch(/OCI runtime create failed: .*exec: "\/no\/such\/command"/);
   expect(missing.stderr.toLowerCase()).toContain('no such file or directory');
   const notExecutable = dockerRun(rt, ['--rm', IMAGE, '/etc/hostname']);
   // ... and "permission denied" to 126.
-  expect(notExecutable.status, describe(notExecutable)).toBe(126);
+  expect(notExecutable.status, explain(notExecutable)).toBe(126);
   expect(notExecutable.stderr.toLowerCase()).toContain('permission denied');
 });
 
@@ -378,12 +378,12 @@ scenario(
       .join('\n');
     const parallel = run(['sh', '-c', `${script}\nfail=0; for pid in $pids; do wait $pid || fail=1; done; exit $fail`], { env });
     const outputs = [0, 1, 2, 3, 4].map((i) => fs.readFileSync(ws.path(`exec-${rt}-${i}.out`), 'utf8'));
-    expect(parallel.status, `${describe(parallel)}\noutputs: ${JSON.stringify(outputs)}`).toBe(0);
+    expect(parallel.status, `${explain(parallel)}\noutputs: ${JSON.stringify(outputs)}`).toBe(0);
     expect(outputs).toEqual([0, 1, 2, 3, 4].map((i) => `exec-${i}\n`));
     ok(docker(['rm', '--force', name]));
 
     const hog = dockerRun(rt, ['--rm', '--memory', '32m', '--memory-swap', '32m', IMAGE, '/probe', 'hog-memory', '256']);
-    expect(hog.status, describe(hog)).toBe(137);
+    expect(hog.status, explain(hog)).toBe(137);
     expect(hog.stdout).not.toContain('done');
   },
   (rt) => {

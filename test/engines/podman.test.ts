@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
-  IMAGE, RUNTIMES, Workspace, buildImage, describe, frozen, memoryLimit, median, need, pidsLimit, printTimings,
+  IMAGE, RUNTIMES, Workspace, buildImage, explain, frozen, memoryLimit, median, need, pidsLimit, printTimings,
   comparableReport, reportDifferences, reportIn, recordTiming, requireRoot, run, runOnTerminal, scenarios, yieldToRunner, TERMINAL_SIZE, waitFor, type Result, type RuntimeName,
 } from './setup';
 
@@ -28,7 +28,7 @@ function podman(rt: RuntimeName, args: string[], opts: { timeoutMs?: number; ter
 }
 
 function ok(res: Result): Result {
-  expect(res.status, describe(res)).toBe(0);
+  expect(res.status, explain(res)).toBe(0);
   return res;
 }
 
@@ -108,7 +108,7 @@ scenario('run --rm: output and exit status pass through', (rt, w) => {
   const hello = ok(podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/probe', 'echo', 'hello from', rt]));
   expect(hello.stdout).toBe(`hello from ${rt}\n`);
   const failing = podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/probe', 'exit', '3']);
-  expect(failing.status, describe(failing)).toBe(3);
+  expect(failing.status, explain(failing)).toBe(3);
   // Podman called the runtime as containers.conf says, with the JSON log.
   const create = w.calls().find((c) => c.verb === 'create');
   expect(create, w.report()).toBeDefined();
@@ -134,19 +134,19 @@ scenario(
     const exec = ok(podman(rt, ['exec', name, '/probe', 'echo', 'in', 'exec']));
     expect(exec.stdout).toBe('in exec\n');
     const failing = podman(rt, ['exec', name, '/probe', 'exit', '4']);
-    expect(failing.status, describe(failing)).toBe(4);
+    expect(failing.status, explain(failing)).toBe(4);
     const env = ok(podman(rt, ['exec', '--env', 'FROM_EXEC=yes', '--workdir', '/tmp', name, '/probe', 'env', 'then', 'cwd']));
     expect(env.stdout).toContain('FROM_EXEC=yes\n');
     expect(env.stdout).toMatch(/\/tmp\n$/);
     // A command that does not exist: 127, with the runtime's message (from exec's JSON log).
     const missing = podman(rt, ['exec', name, '/no/such/command']);
-    expect(missing.status, describe(missing)).toBe(127);
-    expect(missing.stderr, describe(missing)).toMatch(/exec: "\/no\/such\/command"/);
+    expect(missing.status, explain(missing)).toBe(127);
+    expect(missing.stderr, explain(missing)).toMatch(/exec: "\/no\/such\/command"/);
 
     // exec -t: the process gets a terminal of its own, its controlling terminal. (Its size comes
     // from conmon once it has the terminal, racing with the process: not checked here.)
     const tty = ok(podman(rt, ['exec', '--tty', name, '/probe', 'tty'], { terminal: true }));
-    expect(ttyReport(tty), describe(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
+    expect(ttyReport(tty), explain(tty)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true });
 
     const pid = Number(inspect(rt, name, '{{.State.Pid}}'));
     expect(pid).toBeGreaterThan(0);
@@ -175,21 +175,21 @@ scenario(
 scenario("a command that does not exist: exit 127 and the runtime's message from its JSON log", (rt) => {
   const missing = podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/no/such/command']);
   // Podman maps the runtime's "no such file or directory" to 127, like a shell.
-  expect(missing.status, describe(missing)).toBe(127);
+  expect(missing.status, explain(missing)).toBe(127);
   // The runtime's own words (Podman prefixes the runtime's name).
-  expect(missing.stderr, describe(missing)).toMatch(new RegExp(`${rt}: .*exec: "/no/such/command"`));
+  expect(missing.stderr, explain(missing)).toMatch(new RegExp(`${rt}: .*exec: "/no/such/command"`));
   expect(missing.stderr.toLowerCase()).toContain('no such file or directory');
 
   const notExecutable = podman(rt, ['run', '--rm', '--network', 'none', IMAGE, '/etc/hostname']);
   // ... and "permission denied" to 126.
-  expect(notExecutable.status, describe(notExecutable)).toBe(126);
+  expect(notExecutable.status, explain(notExecutable)).toBe(126);
   expect(notExecutable.stderr.toLowerCase()).toContain('permission denied');
 });
 
 // The size is the client's: conmon sets it between create and start.
 scenario('run -t: the process has a terminal of the client\'s size (create --console-socket)', (rt, w) => {
   const res = ok(podman(rt, ['run', '--rm', '--tty', '--network', 'none', IMAGE, '/probe', 'tty'], { terminal: true }));
-  expect(ttyReport(res), describe(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, rows: TERMINAL_SIZE.rows, cols: TERMINAL_SIZE.cols, sid: 1 });
+  expect(ttyReport(res), explain(res)).toMatchObject({ stdin: true, stdout: true, stderr: true, controlling: true, rows: TERMINAL_SIZE.rows, cols: TERMINAL_SIZE.cols, sid: 1 });
   expect(w.calls().find((c) => c.verb === 'create')?.argv).toContain('--console-socket');
 });
 
@@ -218,8 +218,8 @@ scenario('run --tmpfs /etc and --read-only: the tmpfs starts with what the image
   expect(etc.stdout).toContain('root:x:0:0:');
   // --read-only adds tmpfs on /tmp, /var/tmp and /run, each with tmpcopyup: /tmp is writable, / is not.
   const readOnly = podman(rt, ['run', '--rm', '--network', 'none', '--read-only', IMAGE, '/probe', 'write', '/tmp/x', 'then', 'write', '/x']);
-  expect(readOnly.status, describe(readOnly)).toBe(1);
-  expect(readOnly.stderr, describe(readOnly)).toContain('write /x: EROFS');
+  expect(readOnly.status, explain(readOnly)).toBe(1);
+  expect(readOnly.stderr, explain(readOnly)).toContain('write /x: EROFS');
 });
 
 const POD = (rt: RuntimeName) => `husk-engines-${rt}-pod`;

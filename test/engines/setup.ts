@@ -161,7 +161,7 @@ export function shellQuote(word: string): string {
 }
 
 /** A readable account of a command's result, for assertion messages. */
-export function describe(res: Result): string {
+export function explain(res: Result): string {
   const how = res.signal ? `killed by ${res.signal}` : `exit ${res.status}`;
   return `$ ${res.command}\n  -> ${how} after ${res.ms} ms\n  stdout: ${clip(res.stdout)}\n  stderr: ${clip(res.stderr)}`;
 }
@@ -668,7 +668,7 @@ export function buildImage(ws: Workspace): string {
 
 function tar(args: string[]): void {
   const res = run(['tar', '--numeric-owner', '--owner=0', '--group=0', '--sort=name', ...args]);
-  if (res.status !== 0) throw new Error(`tar failed:\n${describe(res)}`);
+  if (res.status !== 0) throw new Error(`tar failed:\n${explain(res)}`);
 }
 
 /** The static probe (test/probe/probe.c), built by the addon's build; rebuilt with gcc if older. */
@@ -686,7 +686,7 @@ export function probePath(): string {
     const res = run(['gcc', '-O2', '-Wall', '-Wno-unused-result', '-static', '-o', temporary, source]);
     if (res.status !== 0) {
       fs.rmSync(temporary, { force: true });
-      throw new Error(`building the probe failed:\n${describe(res)}`);
+      throw new Error(`building the probe failed:\n${explain(res)}`);
     }
     fs.renameSync(temporary, binary);
   }
