@@ -17,7 +17,7 @@
  *   test/vm/run-in-vm.sh sh test/vm/checks/smoke.sh "$PWD"  # one script by hand, raw output
  *
  * Environment: HUSK_VM_CHECKS (space-separated script names), HUSK_VM_TIMEOUT (seconds for the
- * whole guest, default 2400), HUSK_VM_CHECK_TIMEOUT (seconds per script, default 900), and those
+ * whole guest, default 1800), HUSK_VM_CHECK_TIMEOUT (seconds per script, default 1200), and those
  * of run-in-vm.sh. Other HUSK_* variables (e.g. HUSK_TEST_RUNTIME) reach the scripts in the guest.
  *
  * The file is skipped, with the reason as the skipped test's title, when not root or when QEMU is
@@ -31,7 +31,7 @@ import { describe, it } from 'vitest';
 const REPO = path.resolve(__dirname, '..', '..');
 const RUN_IN_VM = path.join(__dirname, 'run-in-vm.sh');
 const CHECKS_DIR = path.join(__dirname, 'checks');
-const VM_TIMEOUT_S = Number(process.env.HUSK_VM_TIMEOUT || 2400);
+const VM_TIMEOUT_S = Number(process.env.HUSK_VM_TIMEOUT || 1800);
 
 /** Why the guest cannot be run here, or undefined when it can. */
 function unavailable(): string | undefined {
@@ -41,9 +41,12 @@ function unavailable(): string | undefined {
   return undefined;
 }
 
-/** The check scripts to run: every checks/*.sh, or those HUSK_VM_CHECKS names. */
+/** The check scripts to run: smoke.sh first (it proves the guest), then every other checks/*.sh; or those HUSK_VM_CHECKS names. */
 function checkScripts(): string[] {
-  const all = fs.readdirSync(CHECKS_DIR).filter((f) => f.endsWith('.sh')).sort();
+  const all = fs
+    .readdirSync(CHECKS_DIR)
+    .filter((f) => f.endsWith('.sh'))
+    .sort((a, b) => Number(b === 'smoke.sh') - Number(a === 'smoke.sh') || a.localeCompare(b));
   const wanted = (process.env.HUSK_VM_CHECKS ?? '').split(/\s+/).filter(Boolean);
   for (const name of wanted) if (!all.includes(name)) throw new Error(`HUSK_VM_CHECKS: no ${name} in ${CHECKS_DIR}`);
   return wanted.length ? all.filter((f) => wanted.includes(f)) : all;
@@ -143,8 +146,10 @@ if (reason) {
         for (const check of run?.checks ?? []) {
           it(check.name, () => {
             if (!check.ok) {
-              const context = check.context.length ? `\n${script} printed before it:\n${check.context.join('\n')}` : '';
-              throw new Error(`${check.why}${context}`);
+              const before = check.context.length ? `\n${script} printed before it:\n${check.context.join('\n')}` : '';
+              // After a failure run-checks.sh adds the kernel's last messages (an OOM kill, ...).
+              const after = run!.trailing.length ? `\n${script} ended with:\n${run!.trailing.join('\n')}` : '';
+              throw new Error(`${check.why}${before}${after}`);
             }
           });
         }
@@ -153,7 +158,7 @@ if (reason) {
           const tail = run.trailing.length ? `\nits last lines:\n${run.trailing.join('\n')}` : '';
           if (run.status === undefined) throw new Error(`${script} did not finish${tail}\n${guest.stderr}`);
           if (run.status === 124 || run.status === 137) {
-            throw new Error(`${script} was killed after ${process.env.HUSK_VM_CHECK_TIMEOUT || 900} s (HUSK_VM_CHECK_TIMEOUT)${tail}`);
+            throw new Error(`${script} was killed after ${process.env.HUSK_VM_CHECK_TIMEOUT || 1200} s (HUSK_VM_CHECK_TIMEOUT)${tail}`);
           }
           if (run.checks.length === 0) throw new Error(`${script} printed no ok / not ok line${tail}`);
           const failed = run.checks.filter((c) => !c.ok).length;

@@ -50,9 +50,9 @@ die() {
   exit 125
 }
 
-usage() {
+usage() { # STATUS: prints the comment above
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
-  exit 125
+  exit "$1"
 }
 
 while [ $# -gt 0 ]; do
@@ -61,14 +61,14 @@ while [ $# -gt 0 ]; do
     --timeout=*) timeout=${1#--timeout=}; shift ;;
     --verbose | -v) verbose=1; shift ;;
     --prepare) prepare_only=1; shift ;;
-    --help | -h) usage ;;
+    --help | -h) usage 0 ;;
     --) shift; break ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) break ;;
   esac
 done
 [[ "$timeout" =~ ^[0-9]+$ && "$timeout" -gt 0 ]] || die "--timeout must be a positive number of seconds, not $timeout"
-[ $prepare_only = 1 ] || [ $# -gt 0 ] || usage
+[ $prepare_only = 1 ] || [ $# -gt 0 ] || usage 125
 [ "$(id -u)" -eq 0 ] || die "must run as root (the guest shares the host's whole root filesystem)"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing (apt-get install qemu-system-x86)"
 
