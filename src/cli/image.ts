@@ -2,7 +2,6 @@
 // Loaded only when `image` is the verb (main.ts hands over the arguments), so the runtime's
 // light verbs never load the image code. Each subcommand parses, makes one call, prints.
 import { Command, Option } from 'commander';
-import * as fs from 'fs';
 import { HuskError } from '../errors';
 import type { GlobalOptions } from './main';
 
@@ -210,6 +209,5 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
     process.stdout.write(cmd.helpInformation());
     return;
   }
-  void fs;
   await cmd.parseAsync(args, { from: 'user' });
 }

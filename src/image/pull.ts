@@ -82,8 +82,7 @@ export async function pull(store: ImageStore, spec: SourceSpec, opts: PullOption
       manifestDigest = desc.digest;
     }
     const manifest = doc.manifest;
-    const configPath = await store.ingestBlob(manifest.config, (offset) => source.blob(manifest.config, offset), `${describe}: config ${manifest.config.digest}`);
-    void configPath;
+    await store.ingestBlob(manifest.config, (offset) => source.blob(manifest.config, offset), `${describe}: config ${manifest.config.digest}`);
     const config = parseImageConfig(store.readBlob(manifest.config.digest), `${describe}: config`);
     const platform = normalizePlatform({ os: config.os ?? 'linux', architecture: config.architecture ?? 'unknown', variant: config.variant });
     if (!indexDigest && opts.platform && !platformMatches(want, platform)) {

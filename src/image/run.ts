@@ -153,7 +153,7 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
 function startReaper(o: ImageRunOptions, store: ImageStore, id: string) {
   const child = spawn(process.execPath, [HUSK_BIN, '--root', o.root, 'image', 'reap', '--store', store.dir, id], {
     detached: true,
-    stdio: ['ignore', 'ignore', process.env.HUSK_DEBUG_REAP ? fs.openSync(process.env.HUSK_DEBUG_REAP, 'a') : 'ignore'],
+    stdio: 'ignore',
   });
   child.unref();
 }

@@ -2,13 +2,13 @@
 // index, manifests by descriptor, and blobs as streams. Archives are unpacked (with the same
 // hostile-safe unpacker as layers) into a private directory under the store's tmp/, which
 // close() removes.
-import { createReadStream } from 'fs';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Readable } from 'stream';
 import { HuskError, reason } from '../errors';
 import { native } from '../native';
-import { checkDigest, digestOf, hexOf, algorithmOf } from './digest';
+import { algorithmOf, checkDigest, digestOf, hexOf } from './digest';
 import { MEDIA, parseManifestDocument, type Descriptor, type Index, type Manifest } from './manifest';
 import { formatReference, parseReference, type Reference } from './reference';
 import { RegistryClient, type RegistryOptions } from './registry';
@@ -154,7 +154,7 @@ function layoutSource(dir: string, tag: string | undefined, ref: Reference | und
     async blob(desc, offset) {
       const file = layoutBlobPath(dir, desc.digest);
       if (!fs.existsSync(file)) throw new HuskError(`${describe}: blob ${desc.digest} is missing from the layout`);
-      return { stream: createReadStream(file, { start: offset, highWaterMark: 1024 * 1024 }), offset };
+      return { stream: fs.createReadStream(file, { start: offset, highWaterMark: 1024 * 1024 }), offset };
     },
     close,
   };
@@ -255,14 +255,13 @@ function dockerArchiveSource(dir: string, spec: Extract<SourceSpec, { kind: 'doc
     async blob(desc, offset) {
       const file = files.get(desc.digest);
       if (!file) throw new HuskError(`${describe}: blob ${desc.digest} is not in the archive`);
-      return { stream: createReadStream(file, { start: offset, highWaterMark: 1024 * 1024 }), offset };
+      return { stream: fs.createReadStream(file, { start: offset, highWaterMark: 1024 * 1024 }), offset };
     },
     close,
   };
 }
 
 function hashFile(file: string): string {
-  const { createHash } = require('crypto') as typeof import('crypto');
   const hash = createHash('sha256');
   const fd = fs.openSync(file, 'r');
   try {

@@ -26,6 +26,7 @@ import * as path from 'path';
 import type { Readable } from 'stream';
 import { HuskError, reason } from '../errors';
 import { native } from '../native';
+import { trace } from '../runtime/trace';
 import { DigestCounter, algorithmOf, digestOf, hexOf } from './digest';
 import type { Descriptor } from './manifest';
 
@@ -276,6 +277,7 @@ export class ImageStore {
         throw err instanceof HuskError ? err : new HuskError(`${what}: download: ${reason(err)} (the next pull resumes it)`);
       }
       fs.renameSync(partial, final);
+      trace('husk', `rename(${JSON.stringify(partial)}, ${JSON.stringify(final)}) = 0 (${desc.size} bytes, ${desc.digest} verified)`);
       return final;
     } finally {
       fs.closeSync(fd);
@@ -334,6 +336,7 @@ export class ImageStore {
         fs.symlinkSync(path.relative(this.links, path.join(final, 'diff')), path.join(this.links, link));
         try {
           fs.renameSync(staging, final);
+          trace('husk', `rename(${JSON.stringify(staging)}, ${JSON.stringify(final)}) = 0 (layer ${diffID}, ${result.entries} entries)`);
         } catch (err) {
           fs.rmSync(path.join(this.links, link), { force: true });
           // Another pull committed the same layer meanwhile: use theirs.

@@ -432,7 +432,8 @@ export async function unpackLayer(blob: string, dest: string, opts: UnpackOption
   }
   const decompress = decompressor(compression);
   const tap = new HashTap();
-  const extract = tar.extract({ allowUnknownFormat: true } as Parameters<typeof tar.extract>[0]);
+  // A deep buffer lets decompression run ahead while files are written.
+  const extract = tar.extract({ allowUnknownFormat: true, highWaterMark: 16 * 1024 * 1024 } as Parameters<typeof tar.extract>[0]);
   const writer = new LayerWriter(dest, { ...opts, sameOwner: opts.sameOwner ?? process.getuid?.() === 0 });
   const streams: NodeJS.ReadWriteStream[] = decompress ? [decompress, tap] : [tap];
   const done = pipeline(input, ...(streams as [Transform]), extract as unknown as NodeJS.WritableStream);

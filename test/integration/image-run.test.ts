@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, expectNothingLeft, expectStatus, isRunc, newId, parseReport, rt, stateRoot, tempDir, waitForStatus, REFERENCE } from './harness';
+import { cleanup, expectNothingLeft, expectStatus, isRunc, newId, parseReport, rt, stateRoot, tempDir, waitForStatus, REFERENCE, RUNTIME, spawnTool, which, jsonLine } from './harness';
 import { buildImage, probeLayer, writeLayout, type BuiltImage } from './image-fixtures';
 
 afterEach(cleanup);
@@ -166,6 +166,28 @@ describe.skipIf(isRunc)('husk image run', () => {
     expect(mountsUnder(store).length).toBe(1);
     expectStatus(rt(['delete', id]), 0);
     expect(mountsUnder(store)).toEqual([]);
+  });
+
+  const script = which('script');
+  it.skipIf(!script)('-t gives the process a terminal, relayed when husk is on one', async () => {
+    const store = tempDir('store-');
+    const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+    const command = [RUNTIME, '--root', stateRoot(), 'image', 'run', '--store', store, '--rm', '-q', '-t', `oci:${layout()}:v1`, 'tty'].map(quote).join(' ');
+    const run = spawnTool(script!, ['-qec', command, '/dev/null'], { detached: true });
+    const exit = await run.exited;
+    expect(exit.status, run.stderr).toBe(0);
+    expect(jsonLine(run.stdout)).toMatchObject({ stdin: true, stdout: true, controlling: true });
+    expect(mountsUnder(store)).toEqual([]);
+  });
+
+  it('-t without a terminal is refused clearly and leaves nothing', async () => {
+    const store = tempDir('store-');
+    const res = rt(['image', 'run', '--store', store, '--rm', '-q', '-t', `oci:${layout()}:v1`]);
+    expectStatus(res, 1);
+    expect(res.stderr).toContain('husk has no terminal to relay it to');
+    expect(mountsUnder(store)).toEqual([]);
+    expect(fs.readdirSync(path.join(store, 'containers'))).toEqual([]);
+    await expectNothingLeft();
   });
 
   it('--net host shares the host network namespace', () => {
