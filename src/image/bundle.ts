@@ -246,7 +246,7 @@ export async function createBundle(store: ImageStore, image: LoadedImage, dir: s
   const regFile = registrationPath(store, bundle);
   let mounted = false;
   let registered = false;
-  const held = o.copy ? undefined : await store.lockStore('sh');
+  const held = await store.lockStore('sh');
   try {
     fs.mkdirSync(rootfs, 0o755);
     created.push(rootfs);
@@ -309,7 +309,7 @@ export async function createBundle(store: ImageStore, image: LoadedImage, dir: s
     else for (const f of [...created.reverse(), path.join(bundle, 'config.json'), ...['hosts', 'hostname', 'resolv.conf'].map((n) => path.join(bundle, n))]) fs.rmSync(f, { recursive: true, force: true });
     throw err;
   } finally {
-    held?.release();
+    held.release();
   }
 }
 

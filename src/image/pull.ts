@@ -65,7 +65,7 @@ export async function pull(store: ImageStore, spec: SourceSpec, opts: PullOption
     throw err;
   });
   try {
-    store.cleanTmp();
+    store.cleanTmp(false, 60_000);
     const describe = source.describe;
     const top = await source.top();
     let doc = parseManifestDocument(top.data, top.mediaType, describe);

@@ -362,9 +362,11 @@ export class ImageStore {
 
   /**
    * Removes tmp/ entries nobody holds: staging directories of a killed unpack, lock files.
-   * Partial downloads are kept (a pull resumes them) unless `all`.
+   * Partial downloads are kept (a pull resumes them) unless `all`. A pull (which others may
+   * run beside it) passes `minAgeMs`, so an entry another pull has just made but not yet
+   * locked is left alone; prune holds the store exclusively and needs no such margin.
    */
-  cleanTmp(all = false): string[] {
+  cleanTmp(all = false, minAgeMs = 0): string[] {
     const removed: string[] = [];
     let names: string[];
     try {
@@ -375,6 +377,10 @@ export class ImageStore {
     for (const name of names) {
       if (name.startsWith('ingest-') && !all) continue;
       const file = path.join(this.tmp, name);
+      if (minAgeMs > 0) {
+        const st = fs.lstatSync(file, { throwIfNoEntry: false });
+        if (!st || Date.now() - st.mtimeMs < minAgeMs) continue;
+      }
       let fd: number;
       try {
         fd = fs.openSync(file, 'r');
