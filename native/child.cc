@@ -60,7 +60,11 @@ static long doCloneInit(Child &c, const Step &s) {
     pid = cloneIntoCgroup(s.flags, static_cast<int>(s.a));
     if (pid >= 0) c.inCgroup = true;
   }
-  if (pid == -ENOSYS || pid == -E2BIG || pid == -EOPNOTSUPP || pid == -EINVAL || !s.b) pid = cloneRaw(s.flags);
+  // Where the kernel cannot (before 5.7), or we may not: inside a new user namespace stage 1
+  // has become an id that cannot write the cgroup; then husk writes cgroup.procs instead.
+  if (!s.b || pid == -ENOSYS || pid == -E2BIG || pid == -EOPNOTSUPP || pid == -EINVAL || pid == -EACCES || pid == -EPERM) {
+    pid = cloneRaw(s.flags);
+  }
   if (pid < 0) return pid;
   if (pid == 0) {
     // The init of a pid namespace ignores every signal it has no handler for, even from

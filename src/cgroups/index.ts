@@ -113,8 +113,24 @@ function isPermissionError(err: unknown): boolean {
  * failure of create removes them. A failure here removes what it made.
  */
 export function enterCgroup(record: ContainerRecord, spec: Spec, pid: number, opts: CgroupOptions = {}): void {
-  const manager = plannedManager(spec, record.id, opts);
+  const manager = prepareCgroup(record, spec, opts);
   if (!manager) return;
+  try {
+    manager.join(pid);
+  } catch (err) {
+    removeCgroup(record, opts.warn, opts);
+    throw err;
+  }
+}
+
+/**
+ * The first half of enterCgroup, before the init exists: makes the container's cgroup and
+ * applies linux.resources, so that the init can be cloned straight into it (clone3
+ * CLONE_INTO_CGROUP) and then joined to the v1 hierarchies. Undefined when there is none.
+ */
+export function prepareCgroup(record: ContainerRecord, spec: Spec, opts: CgroupOptions = {}): CgroupManager | undefined {
+  const manager = plannedManager(spec, record.id, opts);
+  if (!manager) return undefined;
   if (opts.systemd && !spec.linux?.cgroupsPath) {
     opts.warn?.(`--systemd-cgroup: husk has no systemd driver; it manages the container's cgroup itself at ${Object.values(manager.paths)[0]}`);
   }
@@ -135,7 +151,7 @@ export function enterCgroup(record: ContainerRecord, spec: Spec, pid: number, op
       } catch {
         // nothing was made
       }
-      return;
+      return undefined;
     }
     try {
       manager.destroy(0);
@@ -148,11 +164,11 @@ export function enterCgroup(record: ContainerRecord, spec: Spec, pid: number, op
   if (manager.paths[''] !== undefined && Object.keys(manager.paths).length === 1) record.cgroupPath = manager.paths[''];
   try {
     manager.apply(r);
-    manager.join(pid);
   } catch (err) {
     removeCgroup(record, opts.warn, opts);
     throw err;
   }
+  return manager;
 }
 
 /** The manager of a container's recorded cgroup, or undefined when it has none. */

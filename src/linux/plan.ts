@@ -369,7 +369,13 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     const gid = linux.gidMappings ?? [];
     userMaps = { uid, gid, plan: idMapPlan(uid, gid, host.euid, host.egid) };
     b.add({ op: 'unshare', flags: CLONE.CLONE_NEWUSER, trace: 'unshare(CLONE_NEWUSER)', what: 'create the user namespace' });
+    // An unprivileged husk may write the maps of its own processes only while they are
+    // dumpable (a non-dumpable one's /proc files belong to root): briefly, as runc does. Stage 1
+    // is alone in a new, empty user namespace then: no container process can reach it.
+    const unprivileged = host.euid !== 0;
+    if (unprivileged) b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 1, trace: 'prctl(PR_SET_DUMPABLE, 1)', what: 'let husk write the id maps' });
     b.add({ op: 'notify', a: Msg.UserMaps, trace: 'notify(parent, user maps) and wait', what: 'write the uid and gid maps' });
+    if (unprivileged) b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make stage 1 non-dumpable again' });
     if (!userMaps.plan.denySetgroups) b.add({ op: 'setgroups', groups: [], trace: 'setgroups(0, [])', what: 'clear supplementary groups in the user namespace' });
     becomeNamespaceRoot(b, false);
   }

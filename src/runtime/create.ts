@@ -10,7 +10,7 @@ import { hostView } from '../linux/hostInfo';
 import { idmappedMount, userNamespaceFd } from '../linux/idmap';
 import type { Spec } from '../spec/types';
 import { checkResources } from '../cgroups/support';
-import { enterCgroup, removeCgroup } from '../cgroups';
+import { prepareCgroup, removeCgroup, type CgroupManager } from '../cgroups';
 import { native } from '../native';
 import { validateId } from './ids';
 import { Store, type ContainerRecord } from './store';
@@ -136,19 +136,27 @@ export async function create(o: CreateOptions): Promise<Created> {
   let consoleFd: number | undefined;
   let fifoFd: number | undefined;
   let mountTrees: Map<number, number> | undefined;
+  let cgroup: CgroupManager | undefined;
+  let cgroupFd: number | undefined;
   try {
     const execFifo = store.execFifoPath(o.id);
     native.mkfifo(execFifo, 0o622);
     trace('husk', `mkfifo(${JSON.stringify(execFifo)}, 0622) = 0`);
     fifoFd = fs.openSync(execFifo, O_PATH | O_CLOEXEC);
     mountTrees = idmappedTrees(spec, bundle);
+    // The cgroup exists, with its limits, before the init does: the init is cloned straight
+    // into the cgroup v2 directory where the kernel can.
+    cgroup = prepareCgroup(record, spec, { systemd: o.systemdCgroup, warn: log.warn });
+    if (cgroup) store.write(record);
+    const unified = cgroup?.paths[''];
+    if (unified) cgroupFd = fs.openSync(unified, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     const plan = buildPlan(spec, {
-      rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, mountTrees, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
+      rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, mountTrees, cgroupFd, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
     }, hostView());
     for (const warning of plan.warnings) log.warn(warning);
     for (const line of plan.debug ?? []) log.debug(line);
     const launched = await launch(plan, {
-      onInitPid(pid) {
+      onInitPid(pid, inCgroup) {
         if (processSpec.oomScoreAdj !== undefined) {
           // Written from here: lowering it needs CAP_SYS_RESOURCE on the host, which an init
           // inside a user namespace does not have.
@@ -163,8 +171,10 @@ export async function create(o: CreateOptions): Promise<Created> {
         }
         record.pid = pid;
         record.initStartTime = store.startTimeOf(pid);
-        // cgroups: made, limited and joined while the init waits, before its first step.
-        enterCgroup(record, spec, pid, { systemd: o.systemdCgroup, warn: log.warn });
+        // cgroups: joined while the init waits, before its first step (the cgroup v2 one
+        // already, when clone3 put it there; joining it again changes nothing).
+        if (inCgroup) trace('husk', `init ${pid} is in its cgroup v2 directory already (clone3)`);
+        cgroup?.join(pid);
         store.write(record);
         trace('husk', `write ${store.statePath(o.id)} (status creating, pid ${pid})`);
       },
@@ -209,6 +219,7 @@ export async function create(o: CreateOptions): Promise<Created> {
     throw err;
   } finally {
     if (fifoFd !== undefined) fs.closeSync(fifoFd);
+    if (cgroupFd !== undefined) fs.closeSync(cgroupFd);
     for (const fd of mountTrees?.values() ?? []) fs.closeSync(fd);
     unlock();
   }
