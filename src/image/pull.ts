@@ -2,6 +2,9 @@
 // the platform), fetch the config, then every layer blob (three at a time, as Docker does),
 // unpacking each as soon as it is in; finally record the image's names. Everything fetched
 // is checked against its digest and size while it streams (store.ts).
+import { once } from 'events';
+import * as fs from 'fs';
+import { PassThrough } from 'stream';
 import { HuskError } from '../errors';
 import { shortDigest } from './digest';
 import {
@@ -20,9 +23,9 @@ import {
 import { createProgress, type Progress } from './progress';
 import type { RegistryOptions } from './registry';
 import { sourceName, type SourceSpec } from './source';
-import { openSource } from './sources';
+import { openSource, type OpenedSource } from './sources';
 import type { ImageRef, ImageStore } from './store';
-import { unpackLayer } from './unpack';
+import { unpackLayer, unpackLayerStream, type UnpackResult } from './unpack';
 
 export interface PullOptions extends RegistryOptions {
   platform?: Platform;
@@ -53,6 +56,46 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T, i: number
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failed !== undefined) throw failed;
+}
+
+/** Downloads a layer blob into the store while unpacking the same bytes into `dir`. */
+async function downloadAndUnpack(store: ImageStore, source: OpenedSource, desc: Descriptor, diffID: string, dir: string, what: string, progress: Progress): Promise<UnpackResult> {
+  const tee = new PassThrough({ highWaterMark: 16 * 1024 * 1024 });
+  // The unpack destroys its input when it fails; late writes must not turn into an 'error'.
+  tee.on('error', () => undefined);
+  const unpacking = unpackLayerStream(tee, dir, { mode: 'overlay', what, diffID });
+  let failure: unknown;
+  unpacking.catch((err) => (failure = err));
+  const unpackFailed = unpacking.then(() => new Promise<never>(() => undefined));
+  unpackFailed.catch(() => undefined);
+  let fed = 0;
+  let blob: string;
+  try {
+    blob = await store.ingestBlob(desc, (offset) => source.blob(desc, offset), what, {
+      onBytes: (n) => progress.update(desc.digest, n),
+      async onChunk(chunk) {
+        // Once the unpack has failed, the rest is only downloaded to check the digest: a
+        // corrupt blob is reported as the digest mismatch it is, not as a broken tar.
+        fed += chunk.length;
+        if (failure !== undefined || tee.destroyed) return;
+        if (!tee.write(chunk)) await Promise.race([once(tee, 'drain'), unpackFailed]).catch(() => undefined);
+      },
+    });
+  } catch (err) {
+    tee.destroy();
+    await unpacking.catch(() => undefined);
+    throw err;
+  }
+  progress.update(desc.digest, desc.size, 'downloaded');
+  progress.update(desc.digest, fed, 'unpacking');
+  if (tee.destroyed) return unpacking;
+  if (fed === 0 && desc.size > 0) {
+    // Another pull downloaded it meanwhile (or resumed a partial one): unpack the file.
+    fs.createReadStream(blob, { highWaterMark: 1024 * 1024 }).pipe(tee);
+  } else {
+    tee.end();
+  }
+  return unpacking;
 }
 
 export async function pull(store: ImageStore, spec: SourceSpec, opts: PullOptions = {}): Promise<PulledImage> {
@@ -103,17 +146,20 @@ export async function pull(store: ImageStore, spec: SourceSpec, opts: PullOption
         progress.update(desc.digest, desc.size, 'exists');
         return;
       }
+      const meta = (r: UnpackResult) => ({ tarSize: r.tarSize, contentSize: r.contentSize, entries: r.entries, ...(r.implicitDirs.length ? { implicitDirs: r.implicitDirs } : {}) });
       try {
         progress.update(desc.digest, 0, 'downloading');
-        const blob = await store.ingestBlob(desc, (offset) => source.blob(desc, offset), what, {
-          onBytes: (n) => progress.update(desc.digest, n),
-        });
-        progress.update(desc.digest, desc.size, 'downloaded');
-        progress.update(desc.digest, 0, 'unpacking');
-        await store.ensureLayer(diffID, async (dir) => {
-          const r = await unpackLayer(blob, dir, { mode: 'overlay', what, diffID, onProgress: (n) => progress.update(desc.digest, n) });
-          return { tarSize: r.tarSize, contentSize: r.contentSize, entries: r.entries, ...(r.implicitDirs.length ? { implicitDirs: r.implicitDirs } : {}) };
-        });
+        if (store.hasBlob(desc.digest, desc.size) || store.hasPartial(desc.digest)) {
+          // In the store already, or a download to resume: fetch, then unpack the file.
+          const blob = await store.ingestBlob(desc, (offset) => source.blob(desc, offset), what, { onBytes: (n) => progress.update(desc.digest, n) });
+          progress.update(desc.digest, desc.size, 'downloaded');
+          progress.update(desc.digest, 0, 'unpacking');
+          await store.ensureLayer(diffID, async (dir) => meta(await unpackLayer(blob, dir, { mode: 'overlay', what, diffID, onProgress: (n) => progress.update(desc.digest, n) })));
+        } else {
+          // A fresh download is unpacked as it arrives; the layer is committed only once the
+          // blob's digest and the layer's diffID both checked out.
+          await store.ensureLayer(diffID, async (dir) => meta(await downloadAndUnpack(store, source, desc, diffID, dir, what, progress)));
+        }
         progress.update(desc.digest, desc.size, 'done');
       } catch (err) {
         progress.update(desc.digest, 0, 'failed');

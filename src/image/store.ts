@@ -232,7 +232,12 @@ export class ImageStore {
     desc: Descriptor,
     open: (offset: number) => Promise<{ stream: Readable; offset: number }>,
     what: string,
-    hooks: { onWait?: () => void; onBytes?: (n: number, resumedFrom: number) => void } = {},
+    hooks: {
+      onWait?: () => void;
+      onBytes?: (n: number, resumedFrom: number) => void;
+      /** Every byte of a download that starts from 0, in order, as it arrives (to unpack while downloading). */
+      onChunk?: (chunk: Buffer) => void | Promise<void>;
+    } = {},
   ): Promise<string> {
     const final = this.blobPath(desc.digest);
     if (this.hasBlob(desc.digest, desc.size)) return final;
@@ -259,9 +264,11 @@ export class ImageStore {
         counter = new DigestCounter(desc.digest, desc.size, what);
       }
       let position = offset;
+      const onChunk = offset === 0 ? hooks.onChunk : undefined;
       try {
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           counter.update(chunk);
+          if (onChunk) await onChunk(chunk);
           let off = 0;
           while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off, position + off);
           position += chunk.length;
@@ -296,6 +303,11 @@ export class ImageStore {
   }
 
   // ------------------------------------------------------------------------ layers
+
+  /** A download of this blob was interrupted (a pull resumes it). */
+  hasPartial(digest: string): boolean {
+    return fs.existsSync(path.join(this.tmp, `ingest-${algorithmOf(digest)}-${hexOf(digest)}`));
+  }
 
   layerDir(diffID: string): string {
     return path.join(this.layers, algorithmOf(diffID), hexOf(diffID));

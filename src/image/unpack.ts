@@ -23,7 +23,7 @@ import { Transform, type Readable } from 'stream';
 import * as tar from 'tar-stream';
 import { HuskError, reason } from '../errors';
 import { log } from '../runtime/log';
-import { decompressor, sniffFile } from './compression';
+import { decompressor, sniffCompression } from './compression';
 import * as sys from './sys';
 import { cleanName, join, PathError, RootedTree } from './tree';
 
@@ -421,14 +421,51 @@ class HashTap extends Transform {
   }
 }
 
+/** The first bytes of a stream, put back so the stream still starts with them. */
+function peek(stream: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const done = (value: Buffer | Error) => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      if (value instanceof Error) reject(value);
+      else resolve(value);
+    };
+    const onReadable = () => {
+      const chunk = stream.read() as Buffer | null;
+      if (chunk === null) return;
+      stream.unshift(chunk);
+      done(chunk);
+    };
+    const onEnd = () => done(Buffer.alloc(0));
+    const onError = (err: Error) => done(err);
+    stream.on('readable', onReadable);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    onReadable();
+  });
+}
+
 /** Unpacks a layer blob (gzip, zstd or plain tar) into `dest`, which must exist. */
 export async function unpackLayer(blob: string, dest: string, opts: UnpackOptions): Promise<UnpackResult> {
+  return unpackLayerStream(fs.createReadStream(blob, { highWaterMark: 1024 * 1024 }), dest, opts);
+}
+
+/**
+ * Unpacks a layer from a stream (a file, or the bytes of a download as they arrive): the
+ * compression is read from its first bytes.
+ */
+export async function unpackLayerStream(input: Readable, dest: string, opts: UnpackOptions): Promise<UnpackResult> {
   patchPaxDecoding();
-  const compression = sniffFile(blob);
-  const input = fs.createReadStream(blob, { highWaterMark: 1024 * 1024 });
+  let compression: ReturnType<typeof sniffCompression>;
+  try {
+    compression = sniffCompression(await peek(input));
+  } catch (err) {
+    throw new HuskError(`${opts.what}: ${reason(err)}`);
+  }
   if (opts.onProgress) {
     let read = 0;
-    input.on('data', (chunk) => opts.onProgress!((read += chunk.length)));
+    input.on('data', (chunk: Buffer) => opts.onProgress!((read += chunk.length)));
   }
   const decompress = decompressor(compression);
   const tap = new HashTap();
