@@ -1,6 +1,6 @@
 // Pulling an image into the store: resolve the top manifest (or index, then the manifest for
 // the platform), fetch the config, then every layer blob (three at a time, as Docker does),
-// unpacking each as soon as it is in; finally record the image's names. Everything fetched
+// unpacking each while it downloads; finally record the image's names. Everything fetched
 // is checked against its digest and size while it streams (store.ts).
 import { once } from 'events';
 import * as fs from 'fs';
