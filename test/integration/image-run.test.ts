@@ -190,6 +190,15 @@ describe.skipIf(isRunc)('husk image run', () => {
     await expectNothingLeft();
   });
 
+  it('--trace shows the overlay mount and unmount husk makes on the host', () => {
+    const store = tempDir('store-');
+    const res = rt(['--trace', 'image', 'run', '--store', store, '--rm', '-q', `oci:${layout()}:v1`, 'exit', '0']);
+    expectStatus(res, 0);
+    expect(res.stderr).toMatch(/\[husk\] fsopen\("overlay"\) \+ fsconfig\(lowerdir\+ x3 /);
+    expect(res.stderr).toContain(`[husk] umount2("${path.join(store, 'containers')}/`);
+    expect(mountsUnder(store)).toEqual([]);
+  });
+
   it('--net host shares the host network namespace', () => {
     const store = tempDir('store-');
     const res = rt(['image', 'run', '--store', store, '--rm', '-q', '--net', 'host', `oci:${layout()}:v1`]);
