@@ -190,8 +190,8 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
         password = await readStdin();
       }
       if (!password) throw new HuskError('a password is required (--password-stdin)');
-      // A token for a repository scope is what a pull needs; /v2/ is what docker login checks.
-      const client = new RegistryClient(registry, 'library/husk-login-check', { credentials: { username: opts.username, password }, insecure: opts.insecureRegistry });
+      // GET /v2/ with the credentials, as docker login checks them.
+      const client = new RegistryClient(registry, '', { credentials: { username: opts.username, password }, insecure: opts.insecureRegistry });
       await client.ping();
       saveCredentials(registry, opts.username, password);
       process.stdout.write(`Login Succeeded (saved in ${dockerConfigPath()})\n`);

@@ -168,17 +168,19 @@ export class RegistryClient {
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (isLoopbackRegistry(url.host) || this.plainHttpAllowed))) {
       throw new HuskError(`${what}: refusing to send credentials to the token realm ${realm} over plain HTTP`);
     }
-    const scope = params.scope ?? `repository:${this.repository}:pull`;
+    // A challenge names the scope it wants; /v2/ (husk image login) asks for none.
+    const scope = params.scope ?? (this.repository ? `repository:${this.repository}:pull` : undefined);
     let res: Response;
     try {
       if (creds?.identityToken) {
-        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'husk', scope });
+        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'husk' });
+        if (scope) form.set('scope', scope);
         if (params.service) form.set('service', params.service);
-        trace('husk', `POST ${url.origin}${url.pathname} (token, scope ${scope})`);
+        trace('husk', `POST ${url.origin}${url.pathname} (token, scope ${scope ?? 'none'})`);
         res = await fetch(url, { method: 'POST', body: form });
       } else {
         if (params.service) url.searchParams.set('service', params.service);
-        url.searchParams.set('scope', scope);
+        if (scope) url.searchParams.set('scope', scope);
         const headers: Record<string, string> = {};
         if (creds?.username) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
         trace('husk', `GET ${url} (token${creds?.username ? ` for ${creds.username}` : ', anonymous'})`);

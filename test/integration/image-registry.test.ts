@@ -244,6 +244,15 @@ describe.skipIf(isRunc)('registry authentication', () => {
     expect(refused.stderr).toContain('401');
   });
 
+  it('husk image login works through the token endpoint too', () => {
+    const config = tempDir('docker-config-');
+    const bad = rt(['image', 'login', '-u', 'tester', '--password-stdin', tokenRegistry.host], { input: 'nope\n', env: { DOCKER_CONFIG: config } });
+    expectStatus(bad, 1);
+    expect(bad.stderr).toContain('401 (wrong user name or password?)');
+    expectStatus(rt(['image', 'login', '-u', 'tester', '--password-stdin', tokenRegistry.host], { input: 'token-pw\n', env: { DOCKER_CONFIG: config } }), 0);
+    expectStatus(pull(tempDir('store-'), `${tokenRegistry.host}/private/probe:v1`, [], { DOCKER_CONFIG: config }), 0);
+  });
+
   it('runs an image pulled with a token', () => {
     const store = tempDir('store-');
     const res = rt(['image', 'run', '--store', store, '--rm', '-q', `${tokenRegistry.host}/public/probe:v1`, '/probe', 'report'], { env: { DOCKER_CONFIG: tempDir('docker-config-') } });
