@@ -184,7 +184,7 @@ class LayerWriter {
     const parentParts = parts.slice(0, -1);
     if (base.startsWith(WHITEOUT)) {
       stream.resume();
-      if (base === OPAQUE) return this.opaque(parentParts, attrs);
+      if (base === OPAQUE) return this.opaque(parentParts);
       if (base.startsWith(`${WHITEOUT}${WHITEOUT}`)) return; // aufs metadata (.wh..wh.plnk ...)
       return this.whiteout(parentParts, base.slice(WHITEOUT.length), attrs);
     }
@@ -342,11 +342,10 @@ class LayerWriter {
     fs.linkSync(this.tree.abs(targetRel!), abs);
   }
 
-  private opaque(dirParts: string[], attrs: Attrs) {
+  private opaque(dirParts: string[]) {
     if (this.o.mode === 'overlay') {
       const dir = this.tree.resolveDir(dirParts, true)!;
       sys.lsetxattr(this.tree.abs(dir), OPAQUE_XATTR, Buffer.from('y'));
-      void attrs;
       return;
     }
     const dir = this.tree.resolveDir(dirParts, false);
