@@ -156,7 +156,7 @@ async function startRegistry(dir) {
 }
 
 function row(name, r, base) {
-  return `  ${name.padEnd(40)} ${(r.median / 1000).toFixed(2).padStart(7)} s   (min ${(r.min / 1000).toFixed(2)} s)${base ? `   ${(r.median / base.median).toFixed(2)}x` : ''}`;
+  return `  ${name.padEnd(46)} ${(r.median / 1000).toFixed(2).padStart(7)} s   (min ${(r.min / 1000).toFixed(2)} s)${base ? `   ${(r.median / base.median).toFixed(2)}x` : ''}`;
 }
 
 async function main() {
