@@ -227,6 +227,7 @@ end=$(date +%s.%N)
 for pid in "${tail_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 tail_pids=()
 
+[ "$verbose" != 1 ] || sed 's/^/qemu: /' "$run/qemu.log" >&2
 if [ "$verbose" = 1 ] && [ -f "$run/started" ]; then
   awk -v start="$start" -v end="$end" -v up="$(cat "$run/started")" 'BEGIN {
     printf "run-in-vm: the command started %.1f s after the kernel; the guest ran %.1f s in all\n", up, end - start }' >&2
