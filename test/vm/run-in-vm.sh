@@ -183,7 +183,8 @@ cp "$cache/kernel/modules.list" "$initramfs/modules.list"
 (cd "$initramfs" && find . | busybox cpio -o -H newc 2>/dev/null) >"$run/initramfs.cpio"
 rm -rf "$initramfs"
 
-# The command, run by the guest's /bin/sh (the host's: dash on Debian) from /run/husk-vm.
+# The command as a script, /run/husk-vm/command in the guest, run there by the host's /bin/sh
+# (dash on Debian): the environment, then the command from the repository's directory.
 quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 {
   echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8'
@@ -203,7 +204,8 @@ share() { # TAG PATH [OPTIONS]: a virtio-9p share of a host directory
   echo "-fsdev local,id=$1,path=${2//,/,,},security_model=none,multidevs=remap${3:+,$3}"
   echo "-device virtio-9p-pci,fsdev=$1,mount_tag=$1"
 }
-# shellcheck disable=SC2207
+# The repository's path has no spaces (checked above), so $(share ...) splits into words safely.
+# shellcheck disable=SC2046
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot
   -accel "$accel" -cpu max -smp "$cpus" -m "$memory"
   -kernel "$cache/kernel/vmlinux" -initrd "$run/initramfs.cpio"
