@@ -33,6 +33,13 @@
       "ldflags": ["-static"]
     },
     {
+      "target_name": "seccompagent",
+      "type": "executable",
+      "sources": ["test/tools/seccompagent.c"],
+      "cflags": ["-O2", "-Wall"],
+      "ldflags": ["-static"]
+    },
+    {
       "target_name": "recvtty",
       "type": "executable",
       "sources": ["test/tools/recvtty.c"],

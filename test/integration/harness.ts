@@ -109,6 +109,12 @@ export function recvttyPath(): string {
   return (recvttyBinary ??= staticTool('HUSK_RECVTTY', 'recvtty', RECVTTY_SOURCE));
 }
 
+let seccompAgentBinary: string | undefined;
+/** `seccompagent SOCKET_PATH ERRNO`: a seccomp notify listener that answers with -ERRNO. */
+export function seccompAgentPath(): string {
+  return (seccompAgentBinary ??= staticTool('HUSK_SECCOMPAGENT', 'seccompagent', path.join(REPO, 'test', 'tools', 'seccompagent.c')));
+}
+
 // ------------------------------------------------------------------------------------ subreaper
 
 /** True when one of this process's ancestors is tini (which the suite expects to run with -s). */

@@ -6,7 +6,8 @@
 // native/seccomp.cc installing it); the control tests at the top run without a profile and
 // show that the refusals below come from the filter, not from capabilities.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, expectStatus, makeBundle, newId, parseReport, rt, type Spec } from './harness';
+import path from 'node:path';
+import { cleanup, expectStatus, makeBundle, newId, parseReport, rt, seccompAgentPath, spawnTool, tempDir, type Spec } from './harness';
 import { dockerProfile, ociSeccomp, podmanProfile } from '../seccomp-profiles';
 
 afterEach(cleanup);
@@ -205,5 +206,44 @@ describe('argument conditions', () => {
     expect(r.socket[1]).toMatch(/^\d+$/);
     expect(r.socket[2]).toMatch(/^\d+$/);
     expect(r.keyctl).toEqual([expect.stringMatching(/^\d+$/)]); // Podman's profile leaves keyctl to the kernel
+  });
+});
+
+describe('SCMP_ACT_NOTIFY with listenerPath', () => {
+  async function withAgent(answer: number, metadata?: string) {
+    const socket = path.join(tempDir('seccomp-'), 'agent.sock');
+    const agent = spawnTool(seccompAgentPath(), [socket, String(answer)]);
+    await agent.waitForStdout('listening\n');
+    const seccomp = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      listenerPath: socket,
+      ...(metadata ? { listenerMetadata: metadata } : {}),
+      syscalls: [{ names: ['chroot'], action: 'SCMP_ACT_NOTIFY' }],
+    };
+    const id = newId();
+    const bundle = makeBundle({ args: syscalls(['chroot'], ['getpid']), config: (c) => (c.linux!.seccomp = seccomp as any) });
+    const res = rt(['run', '--bundle', bundle.dir, id]);
+    const exit = await agent.exited;
+    return { res, agent, exit, id };
+  }
+
+  it('hands the notify fd and the container process state to the listener, which answers the calls', async () => {
+    const { res, agent, exit, id } = await withAgent(0, 'from-the-test');
+    expectStatus(res, 0);
+    expect(exit.status, agent.stderr).toBe(0);
+    // chroot needs CAP_SYS_CHROOT, which the container lacks: only the agent can make it 0.
+    expect(results(res.stdout).chroot).toEqual(['0']);
+    expect(results(res.stdout).getpid).toEqual(['1']);
+    const lines = agent.stdout.split('\n');
+    const message = JSON.parse(lines[1]);
+    expect(message).toMatchObject({ fds: ['seccompFd'], metadata: 'from-the-test', state: { id, status: 'creating' } });
+    expect(message.pid).toBe(message.state.pid);
+    expect(lines.filter((l) => l.startsWith('notified '))).toHaveLength(1);
+  });
+
+  it("returns the listener's errno to the container", async () => {
+    const { res } = await withAgent(107);
+    expectStatus(res, 0);
+    expect(results(res.stdout).chroot).toEqual(['-1 ENOTCONN']);
   });
 });
