@@ -324,19 +324,8 @@ Napi::Value SendFd(const Napi::CallbackInfo &info) {
   if (!sock) throw errnoError(env, errno, "socket");
   if (connect(sock.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0) throw errnoError(env, errno, "connect", path);
   if (name.empty()) name = "/dev/ptmx";
-  iovec iov{const_cast<char *>(name.data()), name.size()};
-  msghdr hdr{};
-  hdr.msg_iov = &iov;
-  hdr.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-  hdr.msg_control = control;
-  hdr.msg_controllen = sizeof control;
-  cmsghdr *c = CMSG_FIRSTHDR(&hdr);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  if (sendmsg(sock.get(), &hdr, MSG_NOSIGNAL) < 0) throw errnoError(env, errno, "sendmsg", path);
+  long r = sendWithFd(sock.get(), name.data(), name.size(), fd);
+  if (r < 0) throw errnoError(env, static_cast<int>(-r), "sendmsg", path);
   return env.Undefined();
 }
 

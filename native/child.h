@@ -32,6 +32,10 @@ long doUnshare(Child &c, const Step &s);
 long doLinkUp(Child &c, const Step &s);
 // mounts.cc
 long openInRoot(Child &c, const char *path, int create, int *fd);
+// "/proc/thread-self/fd/N" in buf: the path through which a path-taking syscall reaches fd N.
+const char *fdPath(char *buf, size_t size, int fd);
+// An O_PATH directory fd reopened for real (to read it, or to make things in it).
+long reopenDirectory(int pathFd);
 long doOpenRoot(Child &c, const Step &s);
 long doMkdir(Child &c, const Step &s);
 long doMount(Child &c, const Step &s);

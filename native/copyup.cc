@@ -20,13 +20,6 @@ namespace {
 
 constexpr int kMaxDepth = 64;
 
-// Reopens an O_PATH fd for reading (getdents needs a real directory fd).
-long reopenDirectory(int pathFd) {
-  char buf[64];
-  appendNumber(appendString(buf, buf + sizeof buf, "/proc/thread-self/fd/"), buf + sizeof buf, pathFd);
-  return check(open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-}
-
 long copyAttributes(int dir, const char *name, const struct stat &st) {
   if (fchownat(dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
   if (!S_ISLNK(st.st_mode) && fchmodat(dir, name, st.st_mode & 07777, 0) < 0) return -errno;
@@ -109,8 +102,7 @@ long doCopyUpMount(Child &c, const Step &s) {
   struct stat top;
   if (fstat(hidden.get(), &top) < 0) return -errno;
   char buf[64];
-  appendNumber(appendString(buf, buf + sizeof buf, "/proc/thread-self/fd/"), buf + sizeof buf, target.get());
-  if (mount(s.source, buf, s.fstype, s.flags, s.data) < 0) return -errno;
+  if (mount(s.source, fdPath(buf, sizeof buf, target.get()), s.fstype, s.flags, s.data) < 0) return -errno;
   r = openInRoot(c, s.path, 0, &f);
   if (r < 0) return r;
   UniqueFd mounted(f);

@@ -11,8 +11,8 @@
 
 namespace husk {
 
-// Splits "dev/pts/ptmx" into an fd of its directory (opened inside the rootfs, created when
-// missing) and the last component.
+// Splits "dev/pts/ptmx" into a directory fd (opened inside the rootfs, created when missing,
+// and reopened for real: an O_PATH fd cannot make anything) and the last component.
 static long openParent(Child &c, const char *path, int *dirFd, const char **name) {
   const char *slash = strrchr(path, '/');
   char dir[PATH_MAX];
@@ -28,7 +28,13 @@ static long openParent(Child &c, const char *path, int *dirFd, const char **name
     *name = slash + 1;
   }
   if (!**name) return -EINVAL;
-  return openInRoot(c, dir, 1, dirFd);
+  int f = -1;
+  long r = openInRoot(c, dir, 1, &f);
+  if (r < 0) return r;
+  UniqueFd parent(f);
+  r = reopenDirectory(parent.get());
+  if (r >= 0) *dirFd = static_cast<int>(r);
+  return r < 0 ? r : 0;
 }
 
 // The mode is applied exactly: umask is cleared around mknod and the mode set again after.
@@ -38,18 +44,12 @@ long doMknod(Child &c, const Step &s) {
   long r = openParent(c, s.path, &f, &name);
   if (r < 0) return r;
   UniqueFd dir(f);
-  // O_PATH fds cannot be used for *at calls that modify; reopen the directory for real.
-  char buf[64];
-  char *p = appendString(buf, buf + sizeof buf, "/proc/thread-self/fd/");
-  appendNumber(p, buf + sizeof buf, dir.get());
-  UniqueFd real(static_cast<int>(check(open(buf, O_DIRECTORY | O_RDONLY | O_CLOEXEC))));
-  if (!real) return -errno;
   mode_t old = umask(0);
-  r = check(mknodat(real.get(), name, static_cast<mode_t>(s.a), makedev(s.b, s.c)));
+  r = check(mknodat(dir.get(), name, static_cast<mode_t>(s.a), makedev(s.b, s.c)));
   umask(old);
   if (r < 0) return r;
-  if (fchownat(real.get(), name, static_cast<uid_t>(s.d), static_cast<gid_t>(s.e), AT_SYMLINK_NOFOLLOW) < 0) return -errno;
-  return check(fchmodat(real.get(), name, static_cast<mode_t>(s.a) & 07777, 0));
+  if (fchownat(dir.get(), name, static_cast<uid_t>(s.d), static_cast<gid_t>(s.e), AT_SYMLINK_NOFOLLOW) < 0) return -errno;
+  return check(fchmodat(dir.get(), name, static_cast<mode_t>(s.a) & 07777, 0));
 }
 
 long doSymlink(Child &c, const Step &s) {
@@ -58,12 +58,7 @@ long doSymlink(Child &c, const Step &s) {
   long r = openParent(c, s.path, &f, &name);
   if (r < 0) return r;
   UniqueFd dir(f);
-  char buf[64];
-  char *p = appendString(buf, buf + sizeof buf, "/proc/thread-self/fd/");
-  appendNumber(p, buf + sizeof buf, dir.get());
-  UniqueFd real(static_cast<int>(check(open(buf, O_DIRECTORY | O_RDONLY | O_CLOEXEC))));
-  if (!real) return -errno;
-  return check(symlinkat(s.source, real.get(), name));
+  return check(symlinkat(s.source, dir.get(), name));
 }
 
 }  // namespace husk

@@ -105,11 +105,28 @@ restart:
   return 0;
 }
 
-// "/proc/thread-self/fd/N": the path through which a syscall that takes a path reaches fd N.
-static const char *fdPath(char *buf, size_t size, int fd) {
+const char *fdPath(char *buf, size_t size, int fd) {
   char *p = appendString(buf, buf + size, "/proc/thread-self/fd/");
   appendNumber(p, buf + size, fd);
   return buf;
+}
+
+long reopenDirectory(int pathFd) {
+  char buf[64];
+  return check(open(fdPath(buf, sizeof buf, pathFd), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+}
+
+// The path a mount call should use for s.path: itself, or for a path inside the rootfs the
+// fd openInRoot resolved (kept open in *fd while the path is used).
+static long mountTarget(Child &c, const Step &s, int create, UniqueFd *fd, char *buf, size_t size, const char **target) {
+  *target = s.path;
+  if (!s.inRoot) return 0;
+  int f = -1;
+  long r = openInRoot(c, s.path, create, &f);
+  if (r < 0) return r;
+  fd->reset(f);
+  *target = fdPath(buf, size, f);
+  return 0;
 }
 
 long doOpenRoot(Child &c, const Step &s) {
@@ -140,17 +157,12 @@ long doMkdir(Child &c, const Step &s) {
 }
 
 long doMount(Child &c, const Step &s) {
-  const char *target = s.path;
+  const char *target;
   char buf[64];
   UniqueFd fd;
-  if (s.inRoot) {
-    int f = -1;
-    long r = openInRoot(c, s.path, s.create, &f);
-    if (r < 0) return r;
-    fd.reset(f);
-    target = fdPath(buf, sizeof buf, f);
-  }
-  long r = check(mount(s.source, target, s.fstype, s.flags, s.data));
+  long r = mountTarget(c, s, s.create, &fd, buf, sizeof buf, &target);
+  if (r < 0) return r;
+  r = check(mount(s.source, target, s.fstype, s.flags, s.data));
   // Inside a user namespace, a bind remount may not clear the nosuid/nodev/noexec/atime
   // flags the mount was locked with; keep them and try again, as runc does.
   if (r == -EPERM && (s.flags & MS_REMOUNT) && (s.flags & MS_BIND)) {
@@ -160,16 +172,11 @@ long doMount(Child &c, const Step &s) {
 }
 
 long doRemountReadonly(Child &c, const Step &s) {
-  const char *target = s.path;
+  const char *target;
   char buf[64];
   UniqueFd fd;
-  if (s.inRoot) {
-    int f = -1;
-    long r = openInRoot(c, s.path, 0, &f);
-    if (r < 0) return r;
-    fd.reset(f);
-    target = fdPath(buf, sizeof buf, f);
-  }
+  long r = mountTarget(c, s, 0, &fd, buf, sizeof buf, &target);
+  if (r < 0) return r;
   unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | keptFlags(target) | s.flags;
   return check(mount(nullptr, target, nullptr, flags, nullptr));
 }

@@ -7,7 +7,11 @@ namespace husk {
 
 long sendMessage(int sock, Msg type, int32_t step, int64_t value, int fd) {
   SyncMessage msg{static_cast<uint32_t>(type), step, value};
-  iovec iov{&msg, sizeof msg};
+  return sendWithFd(sock, &msg, sizeof msg, fd);
+}
+
+long sendWithFd(int sock, const void *data, size_t len, int fd) {
+  iovec iov{const_cast<void *>(data), len};
   msghdr hdr{};
   hdr.msg_iov = &iov;
   hdr.msg_iovlen = 1;

@@ -32,6 +32,8 @@ class UniqueFd {
 
 // Messages on the sync socket (sync.h). Both return 0 or -errno.
 long sendMessage(int sock, Msg type, int32_t step, int64_t value, int fd = -1);
+// Sends len bytes with fd attached (SCM_RIGHTS) when fd >= 0; never raises SIGPIPE. 0 or -errno.
+long sendWithFd(int sock, const void *data, size_t len, int fd);
 // Reads one message; *fd receives an attached fd or -1. Returns 1, 0 at end-of-file, or -errno.
 long receiveMessage(int sock, SyncMessage *msg, int *fd);
 

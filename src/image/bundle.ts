@@ -26,6 +26,7 @@ import type { ImageRef, ImageStore } from './store';
 import * as sys from './sys';
 import { readFileInRoot, RootedTree } from './tree';
 import { unpackLayer } from './unpack';
+import { processesWhere } from '../linux/procfs';
 
 export interface Registration {
   bundle: string;
@@ -73,16 +74,7 @@ export function processesRootedIn(rootfs: string): number[] {
   } catch {
     return [];
   }
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    try {
-      if (fs.statSync(`/proc/${entry}/root`).dev === dev) pids.push(Number(entry));
-    } catch {
-      // exited, or a kernel thread
-    }
-  }
-  return pids;
+  return processesWhere((pid) => fs.statSync(`/proc/${pid}/root`).dev === dev);
 }
 
 /** Registrations whose rootfs is still mounted: their layers are in use. */

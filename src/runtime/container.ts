@@ -9,6 +9,7 @@ import { validateId } from './ids';
 import { checkTransition } from './state';
 import { Store, type ContainerRecord } from './store';
 import { trace } from './trace';
+import { processesWhere } from '../linux/procfs';
 
 // Hooks pull in child_process and the launcher: loaded only for a container that has them.
 const hooks = () => require('./hooks') as typeof import('./hooks');
@@ -79,15 +80,7 @@ export function containerPids(record: ContainerRecord): number[] {
   } catch {
     return [];
   }
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    try {
-      if (fs.readlinkSync(`/proc/${entry}/ns/mnt`) === ns) pids.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
+  const pids = processesWhere((pid) => fs.readlinkSync(`/proc/${pid}/ns/mnt`) === ns);
   return pids.sort((a, b) => a - b);
 }
 

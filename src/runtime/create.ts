@@ -16,7 +16,7 @@ import { validateId } from './ids';
 import { Store, type ContainerRecord } from './store';
 import { fatalHooks, hookState } from './hooks';
 import { launch } from './launch';
-import { sendSeccompListener } from './seccompListener';
+import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from './log';
 import { trace, tracing } from './trace';
 import { remove, start } from './container';
@@ -188,16 +188,7 @@ export async function create(o: CreateOptions): Promise<Created> {
         sendSeccompListener(spec, record, fd, pid);
       },
       onConsole(fd) {
-        if (o.consoleSocket) {
-          try {
-            native.sendFd(o.consoleSocket, fd, '/dev/ptmx');
-            trace('husk', `sendmsg(${JSON.stringify(o.consoleSocket)}, SCM_RIGHTS [pty master]) = 0`);
-          } finally {
-            fs.closeSync(fd);
-          }
-        } else {
-          consoleFd = fd;
-        }
+        consoleFd = keepOrHandOver(fd, o.consoleSocket);
       },
     });
     fs.closeSync(launched.sock);

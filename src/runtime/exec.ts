@@ -14,7 +14,7 @@ import { validateId } from './ids';
 import { checkTransition } from './state';
 import { Store } from './store';
 import { launch } from './launch';
-import { sendSeccompListener } from './seccompListener';
+import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from './log';
 import { trace, tracing } from './trace';
 
@@ -147,16 +147,7 @@ export async function exec(o: ExecOptions): Promise<number> {
         sendSeccompListener(spec, record, fd, pid, status);
       },
       onConsole(fd) {
-        if (o.consoleSocket) {
-          try {
-            native.sendFd(o.consoleSocket, fd, '/dev/ptmx');
-            trace('husk', `sendmsg(${JSON.stringify(o.consoleSocket)}, SCM_RIGHTS [pty master]) = 0`);
-          } finally {
-            fs.closeSync(fd);
-          }
-        } else {
-          consoleFd = fd;
-        }
+        consoleFd = keepOrHandOver(fd, o.consoleSocket);
       },
     });
   } catch (err) {

@@ -1,4 +1,6 @@
-// linux.seccomp.listenerPath: where the seccomp notify fd of a container's process goes.
+// Handing fds the container's children send (native/sync.h) on to whoever waits for them:
+// the terminal to --console-socket, the seccomp notify fd to linux.seccomp.listenerPath.
+import * as fs from 'fs';
 import { HuskError, reason } from '../errors';
 import { native } from '../native';
 import { OCI_VERSION } from '../spec/defaults';
@@ -25,3 +27,16 @@ export function sendSeccompListener(spec: Spec, record: ContainerRecord, fd: num
   trace('husk', `sendmsg(${JSON.stringify(seccomp.listenerPath)}, SCM_RIGHTS [seccomp notify fd], state) = 0`);
 }
 
+
+/** The pty master goes to --console-socket (and is closed here), or is kept for husk to
+ * relay: returns it then. */
+export function keepOrHandOver(fd: number, consoleSocket: string | undefined): number | undefined {
+  if (!consoleSocket) return fd;
+  try {
+    native.sendFd(consoleSocket, fd, '/dev/ptmx');
+    trace('husk', `sendmsg(${JSON.stringify(consoleSocket)}, SCM_RIGHTS [pty master]) = 0`);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return undefined;
+}
