@@ -5,10 +5,11 @@ import * as tty from 'tty';
 import { native } from '../native';
 
 // Everything a user or an engine may send to `husk run`, except what Node cannot catch
-// (SIGKILL, SIGSTOP) or what is husk's own business (SIGCHLD, SIGWINCH handled below).
+// (SIGKILL, SIGSTOP), what is husk's own business (SIGCHLD, SIGWINCH handled below), and
+// what the process itself raises or Node uses (SIGPROF for its profiler, SIGSEGV, SIGTRAP...).
 const FORWARDED: NodeJS.Signals[] = [
   'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGALRM', 'SIGCONT', 'SIGTSTP',
-  'SIGTTIN', 'SIGTTOU', 'SIGVTALRM', 'SIGPROF', 'SIGIO', 'SIGPWR', 'SIGSYS', 'SIGTRAP', 'SIGPIPE', 'SIGXCPU', 'SIGXFSZ', 'SIGURG',
+  'SIGTTIN', 'SIGTTOU', 'SIGVTALRM', 'SIGIO', 'SIGPWR', 'SIGPIPE', 'SIGXCPU', 'SIGXFSZ', 'SIGURG',
 ];
 
 export interface Forwarding {
