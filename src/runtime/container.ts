@@ -7,7 +7,7 @@ import { HuskError, reason } from '../errors';
 import { native } from '../native';
 import { validateId } from './ids';
 import { checkTransition } from './state';
-import { Store, type ContainerRecord } from './store';
+import { parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
 import { trace } from './trace';
 import { processesWhere } from '../linux/procfs';
 
@@ -74,6 +74,10 @@ export function containerPids(record: ContainerRecord): number[] {
     const inCgroup = cgroups().cgroupPids(record);
     if (inCgroup) return inCgroup;
   }
+  // Only while the init is the container's (its pid may have been reused since it died):
+  // otherwise the namespace read would be someone else's.
+  const stat = readProcStat(record.pid);
+  if (stat === undefined || parseProcStat(stat).startTime !== record.initStartTime) return [];
   let ns: string;
   try {
     ns = fs.readlinkSync(`/proc/${record.pid}/ns/mnt`);
