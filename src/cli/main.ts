@@ -24,7 +24,7 @@ program
   .option('--rootless <value>', 'accepted for runc compatibility (auto, true, false)')
   .option('--criu <path>', 'accepted for runc compatibility; checkpointing is not supported')
   .option('--trace', 'print every kernel step husk takes, with its arguments and result, on stderr', false)
-  .version(versionText(), '-v, --version', 'print the version')
+  .option('-v, --version', 'print the version')
   .enablePositionalOptions()
   .showHelpAfterError(false)
   .configureOutput({ outputError: (str) => usageError(str.replace(/^error: /, '').trimEnd()) });
@@ -255,6 +255,14 @@ program.command('events <id>').description('print the container\'s stats and OOM
   .option('--interval <duration>', 'how often to print the stats', '5s')
   .action(action('events', async (id: string, opts: any) => require('./events').events(globals().root, id, opts.stats, opts.interval)));
 // ---- end cgroup verbs
+
+// --version is answered here rather than by commander's .version(), which would read
+// package.json and the spec module on every call of every verb.
+const first = process.argv[2];
+if (first === '-v' || first === '--version') {
+  process.stdout.write(versionText() + '\n');
+  process.exit(0);
+}
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`husk: ${reason(err)}\n`);
