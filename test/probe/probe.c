@@ -705,11 +705,13 @@ static void report_mount_line(char *line)
 	free(options);
 }
 
-static void report_mounts(void)
+/* A JSON array under `key` with what `emit` writes for each non-empty line of `file`, or null
+ * when the file cannot be read (no /proc). */
+static void report_lines(const char *key, const char *file, void (*emit)(char *line))
 {
-	char *text = read_text("/proc/self/mountinfo");
+	char *text = read_text(file);
 
-	json_key("mounts");
+	json_key(key);
 	if (!text) {
 		json_null();
 		return;
@@ -720,11 +722,22 @@ static void report_mounts(void)
 
 		if (end)
 			*end = '\0';
-		report_mount_line(line);
+		if (*line)
+			emit(line);
 		line = end ? end + 1 : line + strlen(line);
 	}
 	json_close(']');
 	free(text);
+}
+
+static void emit_string(char *line)
+{
+	json_string(line);
+}
+
+static void report_mounts(void)
+{
+	report_lines("mounts", "/proc/self/mountinfo", report_mount_line);
 }
 
 /* getifaddrs talks netlink, so this works without /proc and /sys. */
@@ -777,25 +790,7 @@ static void report_interfaces(void)
 
 static void report_cgroup(void)
 {
-	char *text = read_text("/proc/self/cgroup");
-
-	json_key("cgroup");
-	if (!text) {
-		json_null();
-		return;
-	}
-	json_open('[');
-	for (char *line = text; *line;) {
-		char *end = strchr(line, '\n');
-
-		if (end)
-			*end = '\0';
-		if (*line)
-			json_string(line);
-		line = end ? end + 1 : line + strlen(line);
-	}
-	json_close(']');
-	free(text);
+	report_lines("cgroup", "/proc/self/cgroup", emit_string);
 }
 
 static const struct name_value rlimit_names[] = {
