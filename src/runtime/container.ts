@@ -7,7 +7,7 @@ import { HuskError, reason } from '../errors';
 import { native } from '../native';
 import { validateId } from './ids';
 import { checkTransition } from './state';
-import { parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
+import { hasCgroup, parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
 import { trace } from './trace';
 import { processesWhere } from '../linux/procfs';
 
@@ -15,7 +15,6 @@ import { processesWhere } from '../linux/procfs';
 const hooks = () => require('./hooks') as typeof import('./hooks');
 // The cgroup managers: loaded only for a container that has a cgroup.
 const cgroups = () => require('../cgroups') as typeof import('../cgroups');
-const hasCgroup = (record: ContainerRecord) => !!(record.cgroupPaths || record.cgroupPath);
 
 /** Opens the exec fifo and reads the init's byte: the init execs the container's process. */
 function releaseInit(store: Store, record: ContainerRecord) {

@@ -12,7 +12,7 @@ import type { Process } from '../spec/types';
 import { validateProcess } from '../spec/validate';
 import { validateId } from './ids';
 import { checkTransition } from './state';
-import { Store } from './store';
+import { hasCgroup, Store } from './store';
 import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from './log';
@@ -141,7 +141,7 @@ export async function exec(o: ExecOptions): Promise<number> {
     launched = await launch(plan, {
       onInitPid(pid) {
         // Into the container's cgroups before it runs anything: its limits cover the process.
-        if (record.cgroupPaths || record.cgroupPath) require('../cgroups').joinCgroup(record, pid);
+        if (hasCgroup(record)) require('../cgroups').joinCgroup(record, pid);
       },
       onSeccompListener(fd, pid) {
         sendSeccompListener(spec, record, fd, pid, status);

@@ -295,6 +295,11 @@ export class Store {
   }
 }
 
+/** Whether the container has a cgroup of its own (the cgroup module is loaded only then). */
+export function hasCgroup(record: ContainerRecord): boolean {
+  return !!(record.cgroupPaths || record.cgroupPath);
+}
+
 /**
  * runc's `containerState`, key for key in runc's order: ociVersion, id, pid, status, bundle,
  * rootfs, created, annotations (only when there are some), owner. runc prints the pid as 0
