@@ -173,7 +173,9 @@ describe.skipIf(isRunc)('husk image run', () => {
     const store = tempDir('store-');
     const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
     const command = [RUNTIME, '--root', stateRoot(), 'image', 'run', '--store', store, '--rm', '-q', '-t', `oci:${layout()}:v1`, 'tty'].map(quote).join(' ');
-    const run = spawnTool(script!, ['-qec', command, '/dev/null'], { detached: true });
+    // script's stdin stays open: at EOF script types its terminal's EOF character, which husk
+    // would relay and the container's pty would echo ahead of the output.
+    const run = spawnTool(script!, ['-qec', command, '/dev/null'], { detached: true, stdin: 'pipe' });
     const exit = await run.exited;
     expect(exit.status, run.stderr).toBe(0);
     expect(jsonLine(run.stdout)).toMatchObject({ stdin: true, stdout: true, controlling: true });

@@ -145,7 +145,9 @@ describe('terminal: true without a console socket', () => {
     // script(1) runs the runtime on a new pty, so the runtime has a controlling terminal.
     const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
     const command = [RUNTIME, '--root', stateRoot(), 'run', '--bundle', bundle, newId()].map(quote).join(' ');
-    const run = spawnTool(script!, ['-qec', command, '/dev/null'], { detached: true });
+    // script's stdin stays open: at EOF script types its terminal's EOF character, which husk
+    // would relay and the container's pty would echo ahead of the output.
+    const run = spawnTool(script!, ['-qec', command, '/dev/null'], { detached: true, stdin: 'pipe' });
     const exit = await run.exited;
     expect(exit.status, run.stderr).toBe(0);
     const tty = jsonIn<TtyReport>(run.stdout);
