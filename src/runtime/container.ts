@@ -17,7 +17,7 @@ const hooks = () => require('./hooks') as typeof import('./hooks');
 const cgroups = () => require('../cgroups') as typeof import('../cgroups');
 
 /** Opens the exec fifo and reads the init's byte: the init execs the container's process. */
-function releaseInit(store: Store, record: ContainerRecord) {
+export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, record: ContainerRecord) {
   const fifo = store.execFifoPath(record.id);
   // Non-blocking open: an init that died must not leave `start` hanging on the fifo.
   const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -25,6 +25,9 @@ function releaseInit(store: Store, record: ContainerRecord) {
     const buf = Buffer.alloc(1);
     const sleeper = new Int32Array(new SharedArrayBuffer(4));
     for (;;) {
+      // Whether the init is gone is asked before reading: an init that wrote its byte, exec'd
+      // and exited at once between a read and the check is not taken for one that never ran.
+      const stopped = store.refresh(record) === 'stopped';
       let n = 0;
       try {
         n = fs.readSync(fd, buf, 0, 1, null);
@@ -32,7 +35,7 @@ function releaseInit(store: Store, record: ContainerRecord) {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
       }
       if (n === 1) break;
-      if (store.refresh(record) === 'stopped') throw new HuskError('cannot start a container that has stopped');
+      if (stopped) throw new HuskError('cannot start a container that has stopped');
       Atomics.wait(sleeper, 0, 0, 2);
     }
   } finally {
