@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { HuskError } from '../errors';
 import type { GlobalOptions } from './main';
+import { oneLine, usageError } from './usage';
 
 type Action = (verb: string, fn: (...args: any[]) => Promise<number | void> | number | void) => (...args: any[]) => Promise<void>;
 
@@ -54,7 +55,7 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
     .description('images: pull them from registries or archives, keep them in a store, run them')
     .enablePositionalOptions()
     .showHelpAfterError(false)
-    .configureOutput({ outputError: (str) => process.stderr.write(`husk: image: ${str.replace(/^error: /, '')}`) })
+    .configureOutput({ outputError: (str) => usageError(`image: ${oneLine(str)}`, g) })
     .exitOverride((err) => {
       process.exit(err.exitCode);
     });

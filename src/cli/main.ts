@@ -3,6 +3,7 @@
 // This is the only place that prints errors: once, as `husk: <verb> <id>: <what>: <why>`.
 import { Command, Option } from 'commander';
 import { HuskError, reason } from '../errors';
+import { oneLine, usageError } from './usage';
 
 export interface GlobalOptions {
   root: string;
@@ -27,19 +28,7 @@ program
   .option('-v, --version', 'print the version')
   .enablePositionalOptions()
   .showHelpAfterError(false)
-  .configureOutput({ outputError: (str) => usageError(str.replace(/^error: /, '').trimEnd()) });
-
-/**
- * A command-line error (unknown verb or option, missing argument): printed like any other error,
- * and written to --log as well, as runc does, since containerd and Podman show the log's last
- * error line. The global options before the verb are already parsed when this runs.
- */
-function usageError(message: string): void {
-  const g = program.opts() as Partial<GlobalOptions>;
-  const { configureLog, log } = require('../runtime/log');
-  configureLog({ file: g.log, format: g.logFormat === 'json' ? 'json' : 'text', debug: false });
-  log.error(message);
-}
+  .configureOutput({ outputError: (str) => usageError(oneLine(str), program.opts()) });
 
 /** runc's choice: /run/husk for root; for another user their runtime dir, or a private /tmp one. */
 function defaultRoot(): string {

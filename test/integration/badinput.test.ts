@@ -220,6 +220,20 @@ describe('--log', () => {
     expect(last.msg).not.toBe('');
   });
 
+  // Command-line errors too, for runc's verbs and for `husk image`, each on one line.
+  it.each([
+    [['kil', 'x'], `unknown command 'kil' (Did you mean kill?)`],
+    [['kill'], `missing required argument 'id'`],
+    [['image', 'pull'], `image: missing required argument 'image'`],
+    [['image', 'pul', 'x'], `image: unknown command 'pul' (Did you mean pull?)`],
+  ])('a usage error (%j) is one line on stderr and a JSON error line in the log', (args, message) => {
+    const res = rt(['--log-format', 'json', ...args], { log: true });
+    expectStatus(res, 1);
+    expect(res.stderr).toBe(`husk: ${message}\n`);
+    const lines = fs.readFileSync(res.logFile!, 'utf8').split('\n').filter(Boolean);
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ level: 'error', msg: message });
+  });
+
   it('writes the error to the log file in text format by default', () => {
     const res = rt(['state', newId()], { log: true });
     expectStatus(res, 1);
