@@ -73,8 +73,11 @@ function readCgroupFile(pid: number, controller: string, file: string): string {
   return fs.readFileSync(path.join(cgroupDirs(pid).get(controller)!, file), 'utf8');
 }
 
-/** Starts a detached container with these resources and returns its id and init pid. */
-function runDetached(args: string[], resources: Record<string, unknown>, extra?: (c: any) => void) {
+/**
+ * Creates a container with these resources, its init waiting in its cgroups, and returns its
+ * id and init pid. A test that must look before the process runs (or ends) starts it itself.
+ */
+function createWith(args: string[], resources: Record<string, unknown>, extra?: (c: any) => void) {
   const bundle = makeBundle({
     args,
     config: (c) => {
@@ -83,9 +86,16 @@ function runDetached(args: string[], resources: Record<string, unknown>, extra?:
     },
   });
   const id = newId('cg');
-  expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
+  expectStatus(rt(['create', '--bundle', bundle.dir, id]), 0);
   const pid = state(id)!.pid;
   return { id, pid, bundle };
+}
+
+/** Starts a detached container with these resources and returns its id and init pid. */
+function runDetached(args: string[], resources: Record<string, unknown>, extra?: (c: any) => void) {
+  const created = createWith(args, resources, extra);
+  expectStatus(rt(['start', created.id]), 0);
+  return created;
 }
 
 /** user+system clock ticks of a process, from /proc/PID/stat. */
@@ -133,9 +143,11 @@ describe.skipIf(!v1Host)('cgroup v1 limits, seen from inside the container', () 
   });
 
   it('a CPU quota throttles the spinning process (cpu.stat nr_throttled)', async () => {
-    const { id, pid } = runDetached(['spin', '1'], { cpu: { quota: 10000, period: 100000 } });
+    // Looked at before the start: the spin lasts one second of wall-clock time.
+    const { id, pid } = createWith(['spin', '1'], { cpu: { quota: 10000, period: 100000 } });
     const cpuDir = cgroupDirs(pid).get('cpu')!;
     expect(fs.readFileSync(path.join(cpuDir, 'cpu.cfs_quota_us'), 'utf8')).toBe('10000\n');
+    expectStatus(rt(['start', id]), 0);
     await waitForStatus(id, 'stopped');
     const throttled = Number(/^nr_throttled (\d+)$/m.exec(fs.readFileSync(path.join(cpuDir, 'cpu.stat'), 'utf8'))![1]);
     expect(throttled).toBeGreaterThan(0);
@@ -240,9 +252,12 @@ describe.skipIf(!v1Host)('the cgroup over the container\'s life', () => {
   });
 
   it('the events stream reports an OOM kill', async () => {
-    // The hog starts after the stream does (it must be watching when the kill happens).
-    const { id } = runDetached(['sleep', '2', 'then', 'hog-memory', '512'], { memory: { limit: 32 * MiB, swap: 32 * MiB } });
+    // The hog starts once the stream is watching (its first stats line): an OOM kill before
+    // that would not be reported.
+    const { id } = createWith(['hog-memory', '512'], { memory: { limit: 32 * MiB, swap: 32 * MiB } });
     const events = rtSpawn(['events', '--interval', '200ms', id]);
+    await events.waitForStdout(`{"type":"stats","id":"${id}"`, 20_000);
+    expectStatus(rt(['start', id]), 0);
     await events.waitForStdout(`{"type":"oom","id":"${id}"}`, 20_000);
     await waitForStatus(id, 'stopped');
     expectStatus(rt(['delete', id]), 0);

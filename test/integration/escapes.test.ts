@@ -17,6 +17,7 @@ import {
   rt,
   state,
   tempDir,
+  waitFor,
   type Bundle,
   type BundleOptions,
   type RtResult,
@@ -336,11 +337,7 @@ describe('file descriptors and the working directory', () => {
       const id = newId();
       const created = expectStatus(rt(['create', '--bundle', bundle.dir, id], { extraFds: [fd, fd] }), 0);
       expectStatus(rt(['start', id], { extraFds: [fd] }), 0);
-      let out = '';
-      for (let i = 0; i < 100 && !out.includes('\n'); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        out = created.readStdout();
-      }
+      const out = await waitFor(() => created.readStdout().includes('\n') && created.readStdout(), 'the probe\'s report');
       const report = parseReport(out);
       expect(report.fds.map((f) => f.fd)).toEqual([0, 1, 2]);
       for (const f of report.fds) expect(f.target ?? '').not.toContain(dir);

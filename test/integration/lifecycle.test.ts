@@ -47,7 +47,9 @@ describe('create, start, kill, delete', () => {
   it.each([['KILL'], ['SIGKILL'], ['9'], ['TERM'], ['SIGTERM'], ['15']])('kill accepts the signal as %s', async (signal) => {
     const bundle = makeBundle({ args: ['signals', '0'] });
     const id = newId();
-    expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
+    const run = expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
+    // A pid namespace's init gets a signal from outside only once it handles it: wait for that.
+    await waitFor(() => run.readStdout().includes('ready\n'), 'the probe to handle signals');
     const { pid } = state(id)!;
     const kill = rt(['kill', id, signal]);
     expectStatus(kill, 0);
