@@ -57,21 +57,31 @@ export function forwardSignals(pid: number, consoleFd?: number): Forwarding {
   };
 }
 
-/** A relay of the container's output; drained() waits for its end, at most `ms` after the
- * container's exit (a process that escaped the container may hold the other end open). */
+/** A relay of the container's output; drained() waits for its end, or until no output came
+ * for `ms` after the container's exit (a process that escaped the container may hold the
+ * other end open): output still flowing is never cut off. */
 export interface Relay {
   drained(ms: number): Promise<void>;
 }
 
-function relay(done: Promise<void>, stop: () => void): Relay {
+interface RelayControl extends Relay {
+  /** Output came: the quiet period starts again. */
+  touch(): void;
+}
+
+function relay(done: Promise<void>, stop: () => void): RelayControl {
+  let timer: NodeJS.Timeout | undefined;
   return {
+    touch() {
+      timer?.refresh();
+    },
     drained(ms) {
-      let timer: NodeJS.Timeout | undefined;
       const limit = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, ms);
       });
       return Promise.race([done, limit]).then(() => {
         if (timer) clearTimeout(timer);
+        timer = undefined;
         stop();
       });
     },
@@ -87,16 +97,20 @@ export function relayStdio([stdinW, stdoutR, stderrR]: [number, number, number])
   process.stdin.pipe(input);
   const copy = (fd: number, to: NodeJS.WriteStream) => new Promise<void>((resolve) => {
     const out = fs.createReadStream('', { fd });
-    out.on('data', (chunk) => to.write(chunk));
+    out.on('data', (chunk) => {
+      to.write(chunk);
+      control.touch();
+    });
     out.on('error', () => resolve());
     out.on('close', () => resolve());
   });
   const done = Promise.all([copy(stdoutR, process.stdout), copy(stderrR, process.stderr)]).then(() => undefined);
-  return relay(done, () => {
+  const control = relay(done, () => {
     process.stdin.unpipe(input);
     process.stdin.pause();
     input.destroy();
   });
+  return control;
 }
 
 /** Copies the pty master to stdout and stdin to the master until the container hangs up. */
@@ -118,7 +132,10 @@ export function relayTerminal(master: number): Relay {
     };
     stdin.on('data', input);
     const output = new tty.ReadStream(master);
-    output.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+    output.on('data', (chunk: Buffer) => {
+      process.stdout.write(chunk);
+      control.touch();
+    });
     finish = () => {
       stdin.off('data', input);
       if (stdin.isTTY) stdin.setRawMode(wasRaw);
@@ -131,5 +148,6 @@ export function relayTerminal(master: number): Relay {
     output.on('end', finish);
     output.on('close', finish);
   });
-  return relay(done, () => finish());
+  const control = relay(done, () => finish());
+  return control;
 }

@@ -198,7 +198,7 @@ scenario(
     ok(docker(['stop', '--time', '60', name]));
     expect(inspect(name, '{{.State.Status}}')).toBe('exited');
     expect(inspect(name, '{{.State.ExitCode}}')).toBe('0');
-    expect(docker(['logs', name]).stdout).toContain('signal TERM');
+    await waitFor('"signal TERM" in docker logs', () => docker(['logs', name]).stdout.includes('signal TERM'));
     ok(docker(['rm', name]));
   },
   (rt) => {

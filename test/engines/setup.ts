@@ -105,6 +105,8 @@ export interface RunOptions {
   cwd?: string;
   /** Open fds passed on as the command's fds 3, 4, ... */
   extraFds?: number[];
+  /** An open fd for the command's stdin, instead of a pipe carrying `input`. */
+  stdinFd?: number;
 }
 
 /**
@@ -126,12 +128,12 @@ export function run(argv: string[], opts: RunOptions = {}): Result {
   const res = spawnSync(argv[0], argv.slice(1), {
     encoding: 'utf8',
     env: { ...process.env, ...opts.env },
-    input: opts.input ?? '',
+    input: opts.stdinFd === undefined ? opts.input ?? '' : undefined,
     timeout: Math.min(opts.timeoutMs ?? COMMAND_TIMEOUT_MS, COMMAND_TIMEOUT_MS),
     killSignal: 'SIGKILL',
     cwd: opts.cwd,
     maxBuffer: 64 * 1024 * 1024,
-    stdio: ['pipe', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
+    stdio: [opts.stdinFd ?? 'pipe', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
   });
   return {
     command: argv.map(shellQuote).join(' '),
@@ -152,8 +154,19 @@ export const TERMINAL_SIZE = { rows: 37, cols: 101 };
  */
 export function runOnTerminal(argv: string[], opts: RunOptions = {}): Result {
   const command = `stty rows ${TERMINAL_SIZE.rows} cols ${TERMINAL_SIZE.cols}; exec ${argv.map(shellQuote).join(' ')}`;
-  const res = run(['script', '--quiet', '--return', '--command', command, '/dev/null'], opts);
-  return { ...res, command: `(on a terminal) ${argv.map(shellQuote).join(' ')}` };
+  // script's stdin must never reach EOF: at EOF script types its terminal's EOF character,
+  // which a client relaying its raw terminal passes on to the container's. A fifo opened for
+  // reading and writing by this process has a writer as long as it is open.
+  const fifo = path.join(fs.mkdtempSync('/tmp/husk-terminal-'), 'stdin');
+  spawnSync('mkfifo', ['-m', '0600', fifo]);
+  const stdinFd = fs.openSync(fifo, fs.constants.O_RDWR);
+  try {
+    const res = run(['script', '--quiet', '--return', '--command', command, '/dev/null'], { ...opts, stdinFd });
+    return { ...res, command: `(on a terminal) ${argv.map(shellQuote).join(' ')}` };
+  } finally {
+    fs.closeSync(stdinFd);
+    fs.rmSync(path.dirname(fifo), { recursive: true, force: true });
+  }
 }
 
 export function shellQuote(word: string): string {

@@ -1184,6 +1184,37 @@ static int cmd_fork_bomb(char **args, int count)
 	return 0;
 }
 
+/*
+ * A child that outlives the probe holding its stdout and stderr: it prints TEXT after DELAY
+ * seconds, then keeps the descriptors open for HOLD seconds. The probe goes on at once.
+ */
+static int cmd_background(char **args, int count)
+{
+	char *end;
+	double delay, hold;
+	pid_t pid;
+
+	delay = strtod(args[0], &end);
+	if (*end || end == args[0] || !(delay >= 0) || delay > 1e6)
+		return usage_error("background", "expected a delay in seconds");
+	hold = strtod(args[1], &end);
+	if (*end || end == args[1] || !(hold >= 0) || hold > 1e6)
+		return usage_error("background", "expected a time to hold stdout in seconds");
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		return fail("background", "fork", errno);
+	if (pid == 0) {
+		sleep_seconds(delay);
+		printf("%s\n", args[2]);
+		fflush(stdout);
+		sleep_seconds(hold);
+		_exit(0);
+	}
+	return 0;
+}
+
 static double monotonic_seconds(void)
 {
 	struct timespec now;
@@ -1690,6 +1721,7 @@ static const struct command commands[] = {
 	{ "hog-memory", 1, 1, cmd_hog_memory, "hog-memory MIB" },
 	{ "fork-bomb", 1, 1, cmd_fork_bomb, "fork-bomb COUNT" },
 	{ "spin", 1, 1, cmd_spin, "spin SECONDS" },
+	{ "background", 3, 3, cmd_background, "background DELAY HOLD TEXT" },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
