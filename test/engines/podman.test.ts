@@ -162,7 +162,7 @@ scenario(
     ok(podman(rt, ['stop', '--time', '60', name]));
     expect(inspect(rt, name, '{{.State.Status}}')).toBe('exited');
     expect(inspect(rt, name, '{{.State.ExitCode}}')).toBe('0');
-    expect(podman(rt, ['logs', name]).stdout).toContain('signal TERM');
+    await waitFor('"signal TERM" in podman logs', () => podman(rt, ['logs', name]).stdout.includes('signal TERM'));
 
     ok(podman(rt, ['rm', name]));
     expect(ok(podman(rt, ['ps', '--all', '--quiet', '--filter', `name=${name}`])).stdout.trim()).toBe('');
