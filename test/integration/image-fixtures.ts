@@ -288,7 +288,6 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   const dir = fs.mkdtempSync('/tmp/husk-registry-');
   const storage = opts.storage ?? path.join(dir, 'storage');
   fs.mkdirSync(storage, { recursive: true });
-  const port = await freePort();
   let auth = '';
   if (opts.htpasswd) {
     const htpasswd = which('htpasswd');
@@ -300,7 +299,11 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   } else if (opts.token) {
     auth = `auth:\n  token:\n    realm: ${opts.token.realm}\n    service: ${opts.token.service}\n    issuer: ${opts.token.issuer}\n    rootcertbundle: ${opts.token.certFile}\n`;
   }
-  const config = `version: 0.1
+  // The free port may be taken by someone else before the registry binds it: then it exits
+  // ("address already in use") and another port is tried.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const config = `version: 0.1
 log:
   level: warn
   accesslog:
@@ -313,25 +316,34 @@ storage:
 http:
   addr: 127.0.0.1:${port}
 ${auth}`;
-  fs.writeFileSync(path.join(dir, 'config.yml'), config);
-  const child = spawn(bin, ['serve', path.join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c) => (output += c));
-  child.stderr!.on('data', (c) => (output += c));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  try {
-    await waitForPort(port, child, () => output);
-  } catch (err) {
-    child.kill('SIGKILL');
-    await exited;
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw err;
+    fs.writeFileSync(path.join(dir, 'config.yml'), config);
+    const child = spawn(bin, ['serve', path.join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (c) => (output += c));
+    child.stderr!.on('data', (c) => (output += c));
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    try {
+      await waitForPort(port, child, () => output);
+      // Someone else's server may answer on the port while ours failed to bind it.
+      await new Promise((r) => setTimeout(r, 100));
+      if (child.exitCode !== null) throw new Error(`docker-registry exited ${child.exitCode}: ${output}`);
+    } catch (err) {
+      child.kill('SIGKILL');
+      await exited;
+      if (attempt < 5 && /address already in use/.test(output)) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    return registry(port, dir, child, exited, () => output);
   }
+}
+
+function registry(port: number, dir: string, child: ChildProcess, exited: Promise<void>, log: () => string): Registry {
   return {
     host: `127.0.0.1:${port}`,
     port,
     dir,
-    log: () => output,
+    log,
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
@@ -339,8 +351,8 @@ ${auth}`;
         child.kill('SIGKILL');
         await exited;
       }
-      if (!opts.storage) fs.rmSync(dir, { recursive: true, force: true });
-      else fs.rmSync(dir, { recursive: true, force: true });
+      // The storage survives when it was given (it lies outside dir).
+      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
