@@ -15,7 +15,7 @@ import { CLONE, MS, PR, S_IFBLK, S_IFCHR, S_IFIFO, flagNames } from './constants
 import { parseMountOptions } from './mountOptions';
 import { JOIN_ORDER, NAMESPACES } from './namespaces';
 import { RLIMITS } from './rlimits';
-import { compileSeccomp, type CompiledSeccomp } from './seccomp';
+import type { CompiledSeccomp } from './seccomp';
 import { Msg } from '../native/sync';
 
 export interface PlanStep extends NativeStep {
@@ -283,6 +283,8 @@ function compiledSeccomp(spec: Spec, warnings: string[], debug: string[]): Compi
   if (!config) return undefined;
   // Docker's and Podman's profiles name system calls of other architectures: as runc does,
   // skipping those is only said with --debug.
+  // The compiler and its syscall tables are loaded only for a config that has a filter.
+  const { compileSeccomp } = require('./seccomp') as typeof import('./seccomp');
   const compiled = compileSeccomp(config, { warn: (w) => (/unknown system call/.test(w) ? debug : warnings).push(w) });
   if (compiled.notify && !config.listenerPath) throw new HuskError('config.json: linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath');
   return compiled;

@@ -13,12 +13,14 @@ import { checkResources, prepareCgroup, removeCgroup, type CgroupManager } from 
 import { native } from '../native';
 import { validateId } from './ids';
 import { Store, type ContainerRecord } from './store';
-import { fatalHooks, hookState } from './hooks';
 import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from './log';
 import { trace, tracing } from './trace';
 import { remove, start } from './container';
+
+// Hooks pull in child_process: loaded only for a container that has them.
+const hooks = () => require('./hooks') as typeof import('./hooks');
 
 /** open(2)'s O_PATH and O_CLOEXEC, which fs.constants does not name. */
 const O_PATH = 0o10000000;
@@ -178,6 +180,7 @@ export async function create(o: CreateOptions): Promise<Created> {
         trace('husk', `write ${store.statePath(o.id)} (status creating, pid ${pid})`);
       },
       async onHooks(pid) {
+        const { fatalHooks, hookState } = hooks();
         const state = hookState(record, 'creating', pid);
         await fatalHooks('prestart', spec, state, false);
         await fatalHooks('createRuntime', spec, state, false);
