@@ -27,6 +27,9 @@
 #   HUSK_VM_MEMORY   guest memory (default 2G); HUSK_VM_CPUS  guest CPUs (default 2)
 #   HUSK_VM_VERBOSE  1: also copy the guest's console to stderr, and print the boot time
 #   HUSK_VM_APPEND   more kernel parameters (e.g. loglevel=7 to see the kernel's messages)
+#   HUSK_VM_BOOT_TIMEOUT  seconds for the guest to start the command (default 120; it takes
+#                    3-5 s): a guest that hangs while booting is killed and booted again, at most
+#                    three times in all
 #   HUSK_* and CI are passed on to the command in the guest.
 set -euo pipefail
 
@@ -38,6 +41,8 @@ memory=${HUSK_VM_MEMORY:-2G}
 cpus=${HUSK_VM_CPUS:-2}
 verbose=${HUSK_VM_VERBOSE:-0}
 timeout=600
+boot_timeout=${HUSK_VM_BOOT_TIMEOUT:-120}
+boot_attempts=3
 prepare_only=0
 
 # The modules the initramfs loads, in this order (each needs the ones before it). loop is for
@@ -68,6 +73,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ "$timeout" =~ ^[0-9]+$ && "$timeout" -gt 0 ]] || die "--timeout must be a positive number of seconds, not $timeout"
+[[ "$boot_timeout" =~ ^[0-9]+$ && "$boot_timeout" -gt 0 ]] || die "HUSK_VM_BOOT_TIMEOUT must be a positive number of seconds, not $boot_timeout"
 [ $prepare_only = 1 ] || [ $# -gt 0 ] || usage 125
 [ "$(id -u)" -eq 0 ] || die "must run as root (the guest shares the host's whole root filesystem)"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing (apt-get install qemu-system-x86)"
@@ -197,37 +203,70 @@ quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
   for arg in "$@"; do printf ' %s' "$(quote "$arg")"; done
   echo
 } >"$run/command"
-: >"$run/output"
-: >"$run/console"
 
 share() { # TAG PATH [OPTIONS]: a virtio-9p share of a host directory
   echo "-fsdev local,id=$1,path=${2//,/,,},security_model=none,multidevs=remap${3:+,$3}"
   echo "-device virtio-9p-pci,fsdev=$1,mount_tag=$1"
 }
+# cryptomgr.notests: the kernel's crypto self-tests are of no use here, and one of them is where a
+# guest was seen to hang while booting under load.
 # The repository's path has no spaces (checked above), so $(share ...) splits into words safely.
 # shellcheck disable=SC2046
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot
   -accel "$accel" -cpu max -smp "$cpus" -m "$memory"
   -kernel "$cache/kernel/vmlinux" -initrd "$run/initramfs.cpio"
-  -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 husk_vm.repo=$repo ${HUSK_VM_APPEND:-}"
+  -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 cryptomgr.notests husk_vm.repo=$repo ${HUSK_VM_APPEND:-}"
   -serial "file:$run/console" -serial "file:$run/output"
   $(share hostroot / readonly=on) $(share repo "$repo") $(share run "$run"))
 
-start=$(date +%s.%N)
-timeout --kill-after=5 "$timeout" "${qemu[@]}" </dev/null >"$run/qemu.log" 2>&1 &
-qemu_pid=$!
-tail -s 0.2 -n +1 -f --pid="$qemu_pid" "$run/output" &
-tail_pids+=($!)
-if [ "$verbose" = 1 ]; then
-  tail -s 0.2 -n +1 -f --pid="$qemu_pid" "$run/console" >&2 &
+# Boots the guest and waits for it to end. A guest whose command has not started after
+# $boot_timeout s hung while booting (seen under load: a soft lockup in the kernel's own start-up
+# under TCG): it is killed, and boot returns 2 so that another is booted.
+boot() {
+  : >"$run/output"
+  : >"$run/console"
+  rm -f "$run/started"
+  start=$(date +%s.%N)
+  timeout --kill-after=5 "$timeout" "${qemu[@]}" </dev/null >"$run/qemu.log" 2>&1 &
+  qemu_pid=$!
+  tail -s 0.2 -n +1 -f --pid="$qemu_pid" "$run/output" &
   tail_pids+=($!)
-fi
-qemu_status=0
-wait "$qemu_pid" || qemu_status=$?
-qemu_pid=''
-end=$(date +%s.%N)
-for pid in "${tail_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-tail_pids=()
+  if [ "$verbose" = 1 ]; then
+    tail -s 0.2 -n +1 -f --pid="$qemu_pid" "$run/console" >&2 &
+    tail_pids+=($!)
+  fi
+  local waited=0 hung=0
+  while [ ! -f "$run/started" ] && kill -0 "$qemu_pid" 2>/dev/null; do
+    if [ "$waited" -ge $((boot_timeout * 5)) ]; then
+      hung=1
+      kill -TERM "$qemu_pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+    waited=$((waited + 1))
+  done
+  qemu_status=0
+  wait "$qemu_pid" || qemu_status=$?
+  qemu_pid=''
+  end=$(date +%s.%N)
+  for pid in "${tail_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  tail_pids=()
+  if [ "$hung" = 1 ]; then
+    echo "run-in-vm: the guest did not start the command within $boot_timeout s; its console's last lines:" >&2
+    tail -n 5 "$run/console" | sed 's/^/console: /' >&2
+    return 2
+  fi
+  return 0
+}
+
+for attempt in $(seq 1 "$boot_attempts"); do
+  if boot; then break; fi
+  if [ "$attempt" -eq "$boot_attempts" ]; then
+    echo "run-in-vm: the guest hung while booting $boot_attempts times" >&2
+    exit 125
+  fi
+  echo "run-in-vm: booting it again ($((attempt + 1)) of $boot_attempts)" >&2
+done
 
 [ "$verbose" != 1 ] || sed 's/^/qemu: /' "$run/qemu.log" >&2
 if [ "$verbose" = 1 ] && [ -f "$run/started" ]; then
