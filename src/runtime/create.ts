@@ -242,7 +242,7 @@ export async function run(o: RunOptions): Promise<number> {
   forwarding.release();
   const relayed = consoleFd !== undefined ? relayTerminal(consoleFd) : stdioPipes ? relayStdio(stdioPipes) : undefined;
   const status = await native.waitpidAsync(record.pid);
-  await relayed?.drained(2000);
+  await relayed?.drained(2000, 10_000);
   forwarding.stop();
   if (!o.keep) await remove(o.root, o.id, true);
   return status.code ?? 128 + (status.signal ?? 0);

@@ -169,7 +169,7 @@ export async function exec(o: ExecOptions): Promise<number> {
   forwarding.release();
   const relay = consoleFd !== undefined ? relayTerminal(consoleFd) : relayStdio([pipes![0][1], pipes![1][1], pipes![2][1]]);
   const exit = await native.waitpidAsync(launched.pid);
-  await relay.drained(2000);
+  await relay.drained(2000, 10_000);
   forwarding.stop();
   return exit.code ?? 128 + (exit.signal ?? 0);
 }

@@ -57,11 +57,11 @@ export function forwardSignals(pid: number, consoleFd?: number): Forwarding {
   };
 }
 
-/** A relay of the container's output; drained() waits for its end, or until no output came
- * for `ms` after the container's exit (a process that escaped the container may hold the
- * other end open): output still flowing is never cut off. */
+/** A relay of the container's output. Called once the container's process has exited,
+ * drained() waits for the output's end, or until none came for `quietMs`, or `capMs` at most:
+ * a process that escaped the container may hold the other end open, quiet or chatty. */
 export interface Relay {
-  drained(ms: number): Promise<void>;
+  drained(quietMs: number, capMs: number): Promise<void>;
 }
 
 interface RelayControl extends Relay {
@@ -75,12 +75,15 @@ function relay(done: Promise<void>, stop: () => void): RelayControl {
     touch() {
       timer?.refresh();
     },
-    drained(ms) {
+    drained(quietMs, capMs) {
+      let cap: NodeJS.Timeout | undefined;
       const limit = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, ms);
+        timer = setTimeout(resolve, quietMs);
+        cap = setTimeout(resolve, capMs);
       });
       return Promise.race([done, limit]).then(() => {
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
+        clearTimeout(cap);
         timer = undefined;
         stop();
       });

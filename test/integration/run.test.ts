@@ -100,6 +100,20 @@ describe('run in the foreground', () => {
     await expectNothingLeft();
   });
 
+  it('returns when the process exits though a process it left behind keeps writing', async () => {
+    // The child prints every 0.2 s for five minutes: waiting for a quiet moment alone would
+    // never end.
+    const bundle = makeBundle({
+      args: ['background', '0', '300', 'tick', '0.2', 'then', 'exit', '4'],
+      config: (c) => (c.linux!.namespaces = c.linux!.namespaces!.filter((ns) => ns.type !== 'pid')),
+    });
+    const run = rtSpawn(['run', '--bundle', bundle.dir, newId()]);
+    const exit = await run.exited;
+    expect(exit).toEqual({ status: 4, signal: null });
+    expect(run.stdout.startsWith('tick\n'), run.stdout).toBe(true);
+    await expectNothingLeft();
+  });
+
   it('exits 137 when the container is killed with KILL from outside', async () => {
     const bundle = makeBundle({ args: ['signals', '0'] });
     const id = newId();

@@ -1184,14 +1184,23 @@ static int cmd_fork_bomb(char **args, int count)
 	return 0;
 }
 
+static double monotonic_seconds(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
 /*
  * A child that outlives the probe holding its stdout and stderr: it prints TEXT after DELAY
- * seconds, then keeps the descriptors open for HOLD seconds. The probe goes on at once.
+ * seconds (and again every EVERY seconds, when given), and keeps the descriptors open for HOLD
+ * seconds in all. The probe goes on at once.
  */
 static int cmd_background(char **args, int count)
 {
 	char *end;
-	double delay, hold;
+	double delay, hold, every = 0;
 	pid_t pid;
 
 	delay = strtod(args[0], &end);
@@ -1200,27 +1209,32 @@ static int cmd_background(char **args, int count)
 	hold = strtod(args[1], &end);
 	if (*end || end == args[1] || !(hold >= 0) || hold > 1e6)
 		return usage_error("background", "expected a time to hold stdout in seconds");
+	if (count > 3) {
+		every = strtod(args[3], &end);
+		if (*end || end == args[3] || !(every > 0) || every > 1e6)
+			return usage_error("background", "expected a positive interval in seconds");
+	}
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0)
 		return fail("background", "fork", errno);
 	if (pid == 0) {
+		double started = monotonic_seconds(), left;
+
 		sleep_seconds(delay);
-		printf("%s\n", args[2]);
-		fflush(stdout);
-		sleep_seconds(hold);
+		do {
+			printf("%s\n", args[2]);
+			fflush(stdout);
+			if (every > 0)
+				sleep_seconds(every);
+		} while (every > 0 && monotonic_seconds() - started < hold);
+		left = hold - (monotonic_seconds() - started);
+		if (left > 0)
+			sleep_seconds(left);
 		_exit(0);
 	}
 	return 0;
-}
-
-static double monotonic_seconds(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
 static int cmd_spin(char **args, int count)
@@ -1721,7 +1735,7 @@ static const struct command commands[] = {
 	{ "hog-memory", 1, 1, cmd_hog_memory, "hog-memory MIB" },
 	{ "fork-bomb", 1, 1, cmd_fork_bomb, "fork-bomb COUNT" },
 	{ "spin", 1, 1, cmd_spin, "spin SECONDS" },
-	{ "background", 3, 3, cmd_background, "background DELAY HOLD TEXT" },
+	{ "background", 3, 4, cmd_background, "background DELAY HOLD TEXT [EVERY]" },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
