@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <limits.h>
+#include <math.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -981,6 +982,18 @@ static int cmd_report(char **args, int count)
 
 /* ------------------------------------------------- process and timing */
 
+/* A number of seconds in [0, max] (fractions allowed) into *out; false if TEXT is not one. */
+static bool parse_seconds(const char *text, double max, double *out)
+{
+	char *end;
+	double value = strtod(text, &end);
+
+	if (*end || end == text || !(value >= 0) || value > max)
+		return false;
+	*out = value;
+	return true;
+}
+
 static void sleep_seconds(double seconds)
 {
 	struct timespec left;
@@ -993,7 +1006,6 @@ static void sleep_seconds(double seconds)
 
 static int cmd_sleep(char **args, int count)
 {
-	char *end;
 	double seconds;
 
 	if (strcasecmp(args[0], "inf") == 0 || strcasecmp(args[0], "infinity") == 0) {
@@ -1001,8 +1013,7 @@ static int cmd_sleep(char **args, int count)
 		for (;;)
 			pause();
 	}
-	seconds = strtod(args[0], &end);
-	if (*end || end == args[0] || !(seconds >= 0) || seconds > 1e9)
+	if (!parse_seconds(args[0], 1e9, &seconds))
 		return usage_error("sleep", "expected a number of seconds or inf");
 	fflush(stdout);
 	sleep_seconds(seconds);
@@ -1199,21 +1210,15 @@ static double monotonic_seconds(void)
  */
 static int cmd_background(char **args, int count)
 {
-	char *end;
 	double delay, hold, every = 0;
 	pid_t pid;
 
-	delay = strtod(args[0], &end);
-	if (*end || end == args[0] || !(delay >= 0) || delay > 1e6)
+	if (!parse_seconds(args[0], 1e6, &delay))
 		return usage_error("background", "expected a delay in seconds");
-	hold = strtod(args[1], &end);
-	if (*end || end == args[1] || !(hold >= 0) || hold > 1e6)
+	if (!parse_seconds(args[1], 1e6, &hold))
 		return usage_error("background", "expected a time to hold stdout in seconds");
-	if (count > 3) {
-		every = strtod(args[3], &end);
-		if (*end || end == args[3] || !(every > 0) || every > 1e6)
-			return usage_error("background", "expected a positive interval in seconds");
-	}
+	if (count > 3 && (!parse_seconds(args[3], 1e6, &every) || every == 0))
+		return usage_error("background", "expected a positive interval in seconds");
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
@@ -1239,12 +1244,11 @@ static int cmd_background(char **args, int count)
 
 static int cmd_spin(char **args, int count)
 {
-	char *end;
-	double seconds = strtod(args[0], &end), deadline;
+	double seconds, deadline;
 	struct rusage usage;
 	volatile unsigned long counter = 0;
 
-	if (*end || end == args[0] || !(seconds >= 0))
+	if (!parse_seconds(args[0], HUGE_VAL, &seconds))
 		return usage_error("spin", "expected a number of seconds");
 	deadline = monotonic_seconds() + seconds;
 	while (monotonic_seconds() < deadline)
