@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { HuskError, reason } from '../errors';
-import { trace } from '../runtime/trace';
+import { trace } from '../host/trace';
 
 export interface CgroupFs {
   /** The whole file; throws the errno error (ENOENT...). */

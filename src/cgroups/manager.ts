@@ -3,7 +3,7 @@
 // the cgroup2 one on hybrid hosts) both implement it. This file holds what they share:
 // joining, listing processes, emptying and removing directories.
 import { HuskError, reason } from '../errors';
-import { trace } from '../runtime/trace';
+import { trace } from '../host/trace';
 import type { CgroupFs } from './fs';
 import { CgroupDir, errnoOf } from './fs';
 import { distinctDirs } from './paths';

@@ -1,6 +1,6 @@
 // husk events: the container's stats as runc prints them (`--stats` once, or every
 // --interval), and an "oom" event whenever the OOM killer kills in it.
-import { log } from '../runtime/log';
+import { log } from '../host/log';
 
 export async function events(root: string, id: string, stats: boolean, interval: string): Promise<void> {
   const verbs = require('../cgroups/verbs') as typeof import('../cgroups/verbs');

@@ -53,9 +53,9 @@ function globals(): GlobalOptions {
 function action(verb: string, fn: (...args: any[]) => Promise<number | void> | number | void, failure = 1) {
   return async (...args: any[]) => {
     const g = globals();
-    const { configureLog, log } = require('../runtime/log');
+    const { configureLog, log } = require('../host/log');
     configureLog({ file: g.log, format: g.logFormat, debug: g.debug });
-    if (g.trace) require('../runtime/trace').enableTrace();
+    if (g.trace) require('../host/trace').enableTrace();
     const id = typeof args[0] === 'string' ? args[0] : '';
     try {
       const code = await fn(...args);

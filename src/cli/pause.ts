@@ -1,5 +1,5 @@
 // husk pause / husk resume: freeze and thaw every process of the container (runc's verbs).
-import { log } from '../runtime/log';
+import { log } from '../host/log';
 
 export function pause(root: string, id: string): void {
   require('../cgroups/verbs').pause(root, id, { warn: log.warn });

@@ -1,5 +1,5 @@
 // husk resume: thaw a paused container.
-import { log } from '../runtime/log';
+import { log } from '../host/log';
 
 export function resume(root: string, id: string): void {
   require('../cgroups/verbs').resume(root, id, { warn: log.warn });

@@ -1,7 +1,7 @@
 // husk update: new resource limits for a container, from runc's flags or from
 // `-r FILE|-` (OCI LinuxResources JSON; then the other flags are ignored, as in runc).
 import { HuskError } from '../errors';
-import { log } from '../runtime/log';
+import { log } from '../host/log';
 import type { Resources } from '../spec/types';
 
 export interface UpdateFlags {

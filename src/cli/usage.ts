@@ -10,7 +10,7 @@ export function oneLine(text: string): string {
 
 /** Prints `husk: <message>` and logs it; `g` holds the global options parsed so far. */
 export function usageError(message: string, g: Partial<GlobalOptions>): void {
-  const { configureLog, log } = require('../runtime/log') as typeof import('../runtime/log');
+  const { configureLog, log } = require('../host/log') as typeof import('../host/log');
   configureLog({ file: g.log, format: g.logFormat === 'json' ? 'json' : 'text', debug: false });
   log.error(message);
 }

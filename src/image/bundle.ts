@@ -17,8 +17,8 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { HuskError, reason } from '../errors';
-import { log } from '../runtime/log';
-import { trace } from '../runtime/trace';
+import { log } from '../host/log';
+import { trace } from '../host/trace';
 import type { Hooks, Mount, Spec } from '../spec/types';
 import { ANNOTATIONS, imageToSpec, type ConvertOptions } from './convert';
 import { parseImageConfig, parseManifestDocument, type ImageConfig, type Manifest } from './manifest';
@@ -26,7 +26,7 @@ import type { ImageRef, ImageStore } from './store';
 import * as sys from './sys';
 import { readFileInRoot, RootedTree } from './tree';
 import { unpackLayer } from './unpack';
-import { processesWhere } from '../linux/procfs';
+import { processesWhere } from '../host/procfs';
 
 export interface Registration {
   bundle: string;

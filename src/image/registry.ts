@@ -10,7 +10,7 @@
 // token it gets is sent on every request after. `Basic` sends the credentials directly.
 import { Readable } from 'stream';
 import { HuskError, reason } from '../errors';
-import { trace } from '../runtime/trace';
+import { trace } from '../host/trace';
 import { credentialsFor, parseChallenges, type Credentials } from './auth';
 import { digestOf } from './digest';
 import { ACCEPTED_MANIFESTS } from './manifest';

@@ -14,7 +14,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { HuskError } from '../errors';
-import { log } from '../runtime/log';
+import { log } from '../host/log';
 import { Store } from '../runtime/store';
 import { validateId } from '../runtime/ids';
 import type { Hooks } from '../spec/types';

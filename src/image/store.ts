@@ -26,7 +26,7 @@ import * as path from 'path';
 import type { Readable } from 'stream';
 import { HuskError, reason } from '../errors';
 import { native } from '../native';
-import { trace } from '../runtime/trace';
+import { trace } from '../host/trace';
 import { DigestCounter, algorithmOf, digestOf, hexOf } from './digest';
 import type { Descriptor } from './manifest';
 

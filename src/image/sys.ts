@@ -3,7 +3,7 @@
 // the overlay mount of a bundle's rootfs. One seam, so every kernel step is traced.
 import * as fs from 'fs';
 import { native } from '../native';
-import { trace } from '../runtime/trace';
+import { trace } from '../host/trace';
 
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;

@@ -22,7 +22,7 @@ import { pipeline } from 'stream/promises';
 import { Transform, type Readable } from 'stream';
 import * as tar from 'tar-stream';
 import { HuskError, reason } from '../errors';
-import { log } from '../runtime/log';
+import { log } from '../host/log';
 import { decompressor, sniffCompression } from './compression';
 import * as sys from './sys';
 import { cleanName, join, PathError, RootedTree } from './tree';

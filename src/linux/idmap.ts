@@ -9,7 +9,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import { HuskError } from '../errors';
 import type { IDMapping } from '../spec/types';
-import { trace } from '../runtime/trace';
+import { trace } from '../host/trace';
 
 export interface IdMapPlan {
   /** Write the maps directly (true) or through newuidmap/newgidmap (false). */

@@ -8,8 +8,8 @@ import { native } from '../native';
 import { validateId } from './ids';
 import { checkTransition } from './state';
 import { hasCgroup, parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
-import { trace } from './trace';
-import { processesWhere } from '../linux/procfs';
+import { trace } from '../host/trace';
+import { processesWhere } from '../host/procfs';
 
 // Hooks pull in child_process and the launcher: loaded only for a container that has them.
 const hooks = () => require('./hooks') as typeof import('./hooks');

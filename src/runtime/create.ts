@@ -15,8 +15,8 @@ import { validateId } from './ids';
 import { Store, type ContainerRecord } from './store';
 import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
-import { log } from './log';
-import { trace, tracing } from './trace';
+import { log } from '../host/log';
+import { trace, tracing } from '../host/trace';
 import { remove, start } from './container';
 
 // Hooks pull in child_process: loaded only for a container that has them.

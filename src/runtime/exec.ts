@@ -15,8 +15,8 @@ import { checkTransition } from './state';
 import { hasCgroup, Store } from './store';
 import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
-import { log } from './log';
-import { trace, tracing } from './trace';
+import { log } from '../host/log';
+import { trace, tracing } from '../host/trace';
 
 export interface ExecOptions {
   root: string;

@@ -6,7 +6,7 @@ import { native } from '../native';
 import { OCI_VERSION } from '../spec/defaults';
 import type { Spec } from '../spec/types';
 import type { ContainerRecord } from './store';
-import { trace } from './trace';
+import { trace } from '../host/trace';
 
 /** Hands the seccomp notify fd to linux.seccomp.listenerPath with the container process
  * state, as the runtime spec describes (the fd in SCM_RIGHTS, "seccompFd" in `fds`). */

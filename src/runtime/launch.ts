@@ -9,8 +9,8 @@ import type { Plan } from '../linux/plan';
 import { writeIdMaps } from '../linux/idmap';
 import { native } from '../native';
 import { Msg } from '../native/sync';
-import { errnoMessage, errnoName } from './errno';
-import { trace } from './trace';
+import { errnoMessage, errnoName } from '../host/errno';
+import { trace } from '../host/trace';
 
 export interface LaunchCallbacks {
   /** The init exists and waits: put it into its cgroups (`inCgroup`: clone3 already put it into

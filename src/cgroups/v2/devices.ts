@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import { HuskError, reason } from '../../errors';
 import { native } from '../../native';
-import { trace } from '../../runtime/trace';
+import { trace } from '../../host/trace';
 import type { DeviceCgroupRule } from '../../spec/types';
 import { deviceFilter, DEVICE_FILTER_LICENSE, encodeProgram } from '../devicefilter';
 import { containerDeviceRules, emulate } from '../devicerules';
