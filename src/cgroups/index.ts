@@ -13,7 +13,7 @@ import { HuskError, reason } from '../errors';
 import type { ContainerRecord } from '../runtime/store';
 import type { Resources, Spec } from '../spec/types';
 import { realFs, type CgroupFs } from './fs';
-import { readLayout, type CgroupLayout } from './layout';
+import { readLayout, type CgroupLayout } from '../host/cgroupLayout';
 import type { CgroupManager } from './manager';
 import { cgroupDirs, distinctDirs, innerPath } from './paths';
 import { V1Manager } from './v1/manager';

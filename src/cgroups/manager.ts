@@ -10,7 +10,7 @@ import { distinctDirs } from './paths';
 import type { Resources } from './resources';
 import type { Stats } from './stats';
 import type { BpfPrimitives } from './v2/devices';
-import { sleepSync } from './wait';
+import { sleepSync } from '../host/sleep';
 
 export interface ManagerOptions {
   fs: CgroupFs;

@@ -11,7 +11,7 @@
 //     husk has no systemd driver and refuses that form with a clear message.
 import * as path from 'path';
 import { HuskError } from '../errors';
-import type { CgroupLayout } from './layout';
+import type { CgroupLayout } from '../host/cgroupLayout';
 
 /**
  * runc's utils.CleanPath: lexically cleaned; a relative path stays relative but cannot climb

@@ -9,6 +9,7 @@ import { validateId } from '../runtime/ids';
 import type { Resources } from '../spec/types';
 import { requireCgroup, type CgroupOptions } from './index';
 import { eventJson } from './stats';
+import { sleep } from '../host/sleep';
 
 function locked<T>(root: string, id: string, fn: (store: Store) => T): T {
   validateId(id);
@@ -107,8 +108,6 @@ export interface EventsOptions {
   /** Where each JSON line goes (stdout). */
   write: (line: string) => void;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * runc events: with --stats one {"type":"stats",...} line; otherwise a stats line every

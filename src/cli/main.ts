@@ -177,19 +177,12 @@ program.command('ps <id> [psArgs...]').description('list the processes in a cont
 
 program.command('features').description('print what this husk supports (the OCI features JSON)')
   .action(action('features', () => {
-    const fs = require('fs');
-    const enabled = (file: string, want: string) => {
-      try {
-        return fs.readFileSync(file, 'utf8').trim() === want;
-      } catch {
-        return false;
-      }
-    };
+    const modules = require('../host/securityModules').securityModules();
     const out = require('../spec/features').features({
       cgroupV1: true,
       cgroupV2: true,
-      apparmor: enabled('/sys/module/apparmor/parameters/enabled', 'Y'),
-      selinux: fs.existsSync('/sys/fs/selinux/enforce'),
+      apparmor: modules.includes('apparmor'),
+      selinux: modules.includes('selinux'),
     });
     process.stdout.write(JSON.stringify(out, null, 4) + '\n');
   }));

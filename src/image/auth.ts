@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { HuskError, reason } from '../errors';
+import { writeFileAtomic } from '../host/atomicWrite';
 import { DOCKER_HUB } from './reference';
 
 export const DOCKER_HUB_AUTH_KEY = 'https://index.docker.io/v1/';
@@ -173,9 +174,7 @@ export function credentialsFor(registry: string, file = dockerConfigPath()): Cre
 
 function writeConfig(file: string, config: DockerConfig) {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(config, null, '\t') + '\n', 0o600);
 }
 
 /** Stores credentials as `docker login` does (base64 in `auths`), keeping everything else. */

@@ -23,8 +23,10 @@ import type { Hooks, Mount, Spec } from '../spec/types';
 import { ANNOTATIONS, imageToSpec, type ConvertOptions } from './convert';
 import { parseImageConfig, parseManifestDocument, type ImageConfig, type Manifest } from './manifest';
 import type { ImageRef, ImageStore } from './store';
+import { isMountPoint, readMountInfo } from '../host/mountinfo';
 import * as sys from './sys';
-import { readFileInRoot, RootedTree } from './tree';
+import { readFileInRoot } from '../host/rootfs';
+import { RootedTree } from './tree';
 import { unpackLayer } from './unpack';
 import { processesWhere } from '../host/procfs';
 
@@ -79,7 +81,7 @@ export function processesRootedIn(rootfs: string): number[] {
 
 /** Registrations whose rootfs is still mounted: their layers are in use. */
 export function liveRegistrations(store: ImageStore): { file: string; reg: Registration }[] {
-  const mounted = new Set(sys.mountPoints().map((m) => m.mountPoint));
+  const mounted = new Set(readMountInfo().map((m) => m.mountPoint));
   return readRegistrations(store).filter(({ reg }) => mounted.has(reg.rootfs));
 }
 
@@ -315,7 +317,7 @@ export function removeBundle(store: ImageStore, dir: string, force = false): voi
   const bundle = path.resolve(dir);
   const rootfs = path.join(bundle, 'rootfs');
   const regFile = registrationPath(store, bundle);
-  if (sys.isMountPoint(rootfs)) {
+  if (isMountPoint(rootfs)) {
     const users = processesRootedIn(rootfs);
     if (users.length && !force) {
       throw new HuskError(`bundle ${bundle}: the rootfs is in use by process${users.length > 1 ? 'es' : ''} ${users.slice(0, 5).join(', ')} (stop the container first)`);

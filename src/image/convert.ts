@@ -11,6 +11,7 @@
 import { HuskError } from '../errors';
 import { defaultSpec } from '../spec/defaults';
 import type { Mount, Resources, Spec, User } from '../spec/types';
+import { parseGroup, parsePasswd, type PasswdEntry } from '../host/passwd';
 import type { ImageConfig } from './manifest';
 
 /** Docker's default capability set for containers (moby's oci/caps/defaults.go). */
@@ -52,47 +53,12 @@ export const ANNOTATIONS = {
 
 // ------------------------------------------------------------------------------ users
 
-export interface PasswdEntry {
-  name: string;
-  uid: number;
-  gid: number;
-  home: string;
-}
-
-export interface GroupEntry {
-  name: string;
-  gid: number;
-  members: string[];
-}
-
 const isId = (s: string) => /^[0-9]+$/.test(s);
 
 function toId(s: string, what: string): number {
   const n = Number(s);
   if (!Number.isSafeInteger(n) || n < 0 || n > 0xfffffffe) throw new HuskError(`${what} ${JSON.stringify(s)} is out of range`);
   return n;
-}
-
-export function parsePasswd(text: string | undefined): PasswdEntry[] {
-  const out: PasswdEntry[] = [];
-  for (const line of (text ?? '').split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const f = line.split(':');
-    if (f.length < 4 || !isId(f[2]) || !isId(f[3])) continue;
-    out.push({ name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? '/' });
-  }
-  return out;
-}
-
-export function parseGroup(text: string | undefined): GroupEntry[] {
-  const out: GroupEntry[] = [];
-  for (const line of (text ?? '').split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const f = line.split(':');
-    if (f.length < 3 || !isId(f[2])) continue;
-    out.push({ name: f[0], gid: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) });
-  }
-  return out;
 }
 
 /**

@@ -8,7 +8,7 @@ import { parseManifestDocument, parseImageConfig } from './manifest';
 import { DOCKER_HUB, familiarName, parseReference } from './reference';
 import { parseSource, sourceName } from './source';
 import type { ImageRef, ImageStore } from './store';
-import * as sys from './sys';
+import { readMountInfo } from '../host/mountinfo';
 
 export interface Found {
   /** The names that matched (one for a name; every name of the image for a digest). */
@@ -212,7 +212,7 @@ export function collectGarbage(store: ImageStore): GcResult {
     }
   };
   for (const ref of Object.values(store.readRefs().images)) keepImage(ref.digest, ref.config, ref.index);
-  const mounted = new Set(sys.mountPoints().map((m) => m.mountPoint));
+  const mounted = new Set(readMountInfo().map((m) => m.mountPoint));
   for (const { file, reg } of readRegistrations(store)) {
     if (mounted.has(reg.rootfs)) {
       keepBlobs.add(reg.image.digest);

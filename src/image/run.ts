@@ -26,7 +26,8 @@ import { createProgress } from './progress';
 import { pull } from './pull';
 import { parseSource } from './source';
 import { ImageStore } from './store';
-import * as sys from './sys';
+import { isMountPoint } from '../host/mountinfo';
+import { sleep } from '../host/sleep';
 
 export const HUSK_BIN = path.join(__dirname, '..', '..', 'bin', 'husk');
 
@@ -100,7 +101,7 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
   const dir = path.join(store.containers, id);
   if (fs.existsSync(dir)) {
     // Left by a container whose state is gone (a crash, or a state root wiped at reboot).
-    if (sys.isMountPoint(path.join(dir, 'rootfs')) && processesRootedIn(path.join(dir, 'rootfs')).length) {
+    if (isMountPoint(path.join(dir, 'rootfs')) && processesRootedIn(path.join(dir, 'rootfs')).length) {
       throw new HuskError(`${dir} is still in use by a container named ${id} in another state root`);
     }
     removeBundle(store, dir, true);
@@ -175,6 +176,6 @@ export async function reap(root: string, id: string): Promise<void> {
       await remove(root, id, true).catch(() => undefined);
       return;
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
   }
 }

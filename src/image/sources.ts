@@ -15,7 +15,7 @@ import { RegistryClient, type RegistryOptions } from './registry';
 import type { SourceSpec } from './source';
 import { sourceName } from './source';
 import type { ImageStore } from './store';
-import { resolveInRoot } from './tree';
+import { resolveInRoot } from '../host/rootfs';
 import { unpackLayer } from './unpack';
 import { sniffFile } from './compression';
 

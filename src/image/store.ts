@@ -26,6 +26,8 @@ import * as path from 'path';
 import type { Readable } from 'stream';
 import { HuskError, reason } from '../errors';
 import { native } from '../native';
+import { writeFileAtomic } from '../host/atomicWrite';
+import { sleep } from '../host/sleep';
 import { trace } from '../host/trace';
 import { DigestCounter, algorithmOf, digestOf, hexOf } from './digest';
 import type { Descriptor } from './manifest';
@@ -70,7 +72,6 @@ export interface LayerMeta {
   created: string;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** An fd and the flock on it; release() closes both. */
 export interface Held {
@@ -90,12 +91,6 @@ async function acquire(fd: number, mode: 'ex' | 'sh', onWait?: () => void): Prom
     waited = true;
     await sleep(delay);
   }
-}
-
-function writeAtomically(file: string, data: string | Buffer, mode = 0o644) {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  fs.writeFileSync(tmp, data, { mode });
-  fs.renameSync(tmp, file);
 }
 
 export function shortLinkName(): string {
@@ -186,7 +181,7 @@ export class ImageStore {
     try {
       const refs = this.readRefs();
       fn(refs);
-      writeAtomically(path.join(this.dir, 'refs.json'), JSON.stringify(refs, null, 2) + '\n', 0o600);
+      writeFileAtomic(path.join(this.dir, 'refs.json'), JSON.stringify(refs, null, 2) + '\n', 0o600);
     } finally {
       held.release();
     }
@@ -220,7 +215,7 @@ export class ImageStore {
     const actual = digestOf(data, algorithmOf(digest));
     if (actual !== digest) throw new HuskError(`${what}: digest mismatch: got ${actual}, expected ${digest}`);
     if (this.hasBlob(digest, data.length)) return;
-    writeAtomically(this.blobPath(digest), data, 0o600);
+    writeFileAtomic(this.blobPath(digest), data, 0o600);
   }
 
   /**

@@ -1,7 +1,6 @@
 // The system calls the image code makes beyond Node's fs, all from the addon (native/host.cc):
 // mknod (overlay whiteouts, device nodes), lsetxattr (opaque directories, layer xattrs), and
 // the overlay mount of a bundle's rootfs. One seam, so every kernel step is traced.
-import * as fs from 'fs';
 import { native } from '../native';
 import { trace } from '../host/trace';
 
@@ -43,22 +42,4 @@ export function mountOverlay(target: string, lowerdirs: string[], upperdir: stri
 export function unmount(target: string, detach = false) {
   native.umount2(target, UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0));
   trace('husk', `umount2(${JSON.stringify(target)}, UMOUNT_NOFOLLOW${detach ? ' | MNT_DETACH' : ''}) = 0`);
-}
-
-/** Mount points from /proc/self/mountinfo (decoded), in the kernel's order. */
-export function mountPoints(): { mountPoint: string; fsType: string }[] {
-  const out: { mountPoint: string; fsType: string }[] = [];
-  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  for (const line of text.split('\n')) {
-    const fields = line.split(' ');
-    if (fields.length < 10) continue;
-    const dash = fields.indexOf('-');
-    const mountPoint = fields[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    out.push({ mountPoint, fsType: fields[dash + 1] });
-  }
-  return out;
-}
-
-export function isMountPoint(dir: string): boolean {
-  return mountPoints().some((m) => m.mountPoint === dir);
 }

@@ -10,6 +10,7 @@ import { checkTransition } from './state';
 import { hasCgroup, parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
 import { trace } from '../host/trace';
 import { processesWhere } from '../host/procfs';
+import { sleepSync } from '../host/sleep';
 
 // Hooks pull in child_process and the launcher: loaded only for a container that has them.
 const hooks = () => require('./hooks') as typeof import('./hooks');
@@ -23,7 +24,6 @@ export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, reco
   const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
     const buf = Buffer.alloc(1);
-    const sleeper = new Int32Array(new SharedArrayBuffer(4));
     for (;;) {
       // Whether the init is gone is asked before reading: an init that wrote its byte, exec'd
       // and exited at once between a read and the check is not taken for one that never ran.
@@ -36,7 +36,7 @@ export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, reco
       }
       if (n === 1) break;
       if (stopped) throw new HuskError('cannot start a container that has stopped');
-      Atomics.wait(sleeper, 0, 0, 2);
+      sleepSync(2);
     }
   } finally {
     fs.closeSync(fd);
@@ -120,7 +120,6 @@ export function kill(root: string, id: string, signal: number, all: boolean) {
 }
 
 function waitGone(store: Store, record: ContainerRecord, ms: number): boolean {
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
   const until = Date.now() + ms;
   while (Date.now() < until) {
     try {
@@ -129,7 +128,7 @@ function waitGone(store: Store, record: ContainerRecord, ms: number): boolean {
       // not our child
     }
     if (store.refresh(record) === 'stopped') return true;
-    Atomics.wait(sleeper, 0, 0, 5);
+    sleepSync(5);
   }
   return false;
 }

@@ -17,6 +17,7 @@ import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from '../host/log';
 import { trace, tracing } from '../host/trace';
+import { writeFileAtomic } from '../host/atomicWrite';
 import { remove, start } from './container';
 
 // Hooks pull in child_process: loaded only for a container that has them.
@@ -50,12 +51,6 @@ export interface Created {
   consoleFd?: number;
   /** husk's ends of the stdio pipes (stdin's write end, stdout's and stderr's read ends). */
   stdioPipes?: [number, number, number];
-}
-
-function writeAtomically(file: string, text: string) {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
 }
 
 /** Detached, idmapped copies of the bind mounts that ask for it, made here because
@@ -196,7 +191,7 @@ export async function create(o: CreateOptions): Promise<Created> {
     fs.closeSync(launched.sock);
     record.status = 'created';
     store.write(record);
-    if (o.pidFile) writeAtomically(path.resolve(o.pidFile), String(record.pid));
+    if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(record.pid));
     closePipes(0);
     return { record, consoleFd, stdioPipes: pipes && [pipes[0][1], pipes[1][1], pipes[2][1]] };
   } catch (err) {

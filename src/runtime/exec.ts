@@ -17,6 +17,7 @@ import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from '../host/log';
 import { trace, tracing } from '../host/trace';
+import { writeFileAtomic } from '../host/atomicWrite';
 
 export interface ExecOptions {
   root: string;
@@ -159,9 +160,7 @@ export async function exec(o: ExecOptions): Promise<number> {
   }
   fs.closeSync(launched.sock);
   if (o.pidFile) {
-    const file = path.resolve(o.pidFile);
-    fs.writeFileSync(`${file}.tmp-${globalThis.process.pid}`, String(launched.pid));
-    fs.renameSync(`${file}.tmp-${globalThis.process.pid}`, file);
+    writeFileAtomic(path.resolve(o.pidFile), String(launched.pid));
   }
   if (o.detach) return 0;
   const { forwardSignals, relayTerminal, relayStdio } = await import('./foreground');

@@ -26,6 +26,8 @@ import { native } from '../native';
 import { OCI_VERSION } from '../spec/defaults';
 import type { ContainerStatus, NamespaceType, RuncState, Spec } from '../spec/types';
 import { isValidId, validateId } from './ids';
+import { writeFileAtomic } from '../host/atomicWrite';
+import { parsePasswd } from '../host/passwd';
 
 /** What husk keeps about one container, in `<root>/<id>/state.json`. */
 export interface ContainerRecord {
@@ -133,7 +135,7 @@ export class Store {
     const staging = fs.mkdtempSync(path.join(this.root, `~create-${process.pid}-`));
     try {
       fs.chmodSync(staging, 0o711);
-      writeJson(path.join(staging, 'state.json'), record);
+      writeFileAtomic(path.join(staging, 'state.json'), JSON.stringify(record), 0o600);
       fs.renameSync(staging, final);
     } catch (err) {
       fs.rmSync(staging, { recursive: true, force: true });
@@ -149,7 +151,7 @@ export class Store {
   write(record: ContainerRecord): void {
     const file = this.statePath(record.id);
     try {
-      writeJson(file, record);
+      writeFileAtomic(file, JSON.stringify(record), 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw this.doesNotExist(record.id, err);
       throw new HuskError(`cannot write ${file}: ${reason(err)}`, { cause: err });
@@ -410,26 +412,11 @@ export function nowRfc3339Nano(): string {
 
 /** The user name for a uid from /etc/passwd, or "#<uid>" as runc's list shows an unknown one. */
 export function userName(uid: number, passwdFile = '/etc/passwd'): string {
-  let text = '';
+  let text: string | undefined;
   try {
     text = fs.readFileSync(passwdFile, 'utf8');
   } catch {
     // no passwd file: fall through to the number
   }
-  for (const line of text.split('\n')) {
-    const fields = line.split(':');
-    if (fields.length >= 3 && fields[2] === String(uid) && fields[0]) return fields[0];
-  }
-  return `#${uid}`;
-}
-
-function writeJson(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
+  return parsePasswd(text).find((p) => p.uid === uid && p.name)?.name ?? `#${uid}`;
 }

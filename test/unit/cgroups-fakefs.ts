@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { realFs, type CgroupFs } from '../../src/cgroups/fs';
 
-import { parseLayout, type CgroupLayout } from '../../src/cgroups/layout';
+import { parseLayout, type CgroupLayout } from '../../src/host/cgroupLayout';
 
 const V2_FILES: Record<string, Record<string, string>> = {
   '': {

@@ -1,7 +1,7 @@
 // Where a container's cgroup goes: the host's layout from mountinfo and /proc/self/cgroup,
 // and linux.cgroupsPath placed as runc places it (cleaned, absolute, relative, default).
 import { describe, expect, it } from 'vitest';
-import { describeLayout, parseLayout, parseProcCgroup } from '../../src/cgroups/layout';
+import { describeLayout, parseLayout, parseProcCgroup } from '../../src/host/cgroupLayout';
 import { cgroupDirs, cleanPath, distinctDirs, innerPath } from '../../src/cgroups/paths';
 import { HYBRID_MOUNTINFO, HYBRID_PROC_CGROUP, UNIFIED_MOUNTINFO } from './cgroups-fakefs';
 

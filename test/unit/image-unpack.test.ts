@@ -8,7 +8,8 @@ import zlib from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import * as tar from 'tar-stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanName, readFileInRoot, resolveInRoot, RootedTree } from '../../src/image/tree';
+import { readFileInRoot, resolveInRoot } from '../../src/host/rootfs';
+import { cleanName, RootedTree } from '../../src/image/tree';
 import { unpackLayer } from '../../src/image/unpack';
 import { sniffCompression } from '../../src/image/compression';
 

@@ -3,7 +3,7 @@
 // pause to let stragglers settle, and given up (thawed again) after 1000 tries.
 import { HuskError } from '../../errors';
 import type { CgroupDir } from '../fs';
-import { sleepSync } from '../wait';
+import { sleepSync } from '../../host/sleep';
 
 export function state(dir: CgroupDir): string {
   return (dir.readOptional('freezer.state') ?? '').trim();

@@ -5,12 +5,12 @@
 // controller is not mounted, or that only cgroup v2 has, is refused by name.
 import { HuskError } from '../../errors';
 import { CgroupDir } from '../fs';
-import type { CgroupLayout } from '../layout';
-import { describeLayout } from '../layout';
+import type { CgroupLayout } from '../../host/cgroupLayout';
+import { describeLayout } from '../../host/cgroupLayout';
 import { BaseManager, SIGKILL, type ApplyOptions, type CgroupManager, type ManagerOptions } from '../manager';
 import { isSet, refuse, type Resources } from '../resources';
 import { emptyStats, type Stats } from '../stats';
-import { sleepSync } from '../wait';
+import { sleepSync } from '../../host/sleep';
 import * as hugetlbV2 from '../v2/hugetlb';
 import { makeCgroupDirs } from '../v2/manager';
 import * as rdma from '../v2/rdma';

@@ -2,7 +2,7 @@
 // subtree has stopped (the write alone only starts it).
 import { HuskError } from '../../errors';
 import type { CgroupDir } from '../fs';
-import { sleepSync } from '../wait';
+import { sleepSync } from '../../host/sleep';
 
 export function frozen(dir: CgroupDir): boolean {
   return /^frozen 1$/m.test(dir.readOptional('cgroup.events') ?? '');

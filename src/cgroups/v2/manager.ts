@@ -7,7 +7,7 @@ import { CgroupDir, errnoOf, type CgroupFs } from '../fs';
 import { BaseManager, SIGKILL, type ApplyOptions, type CgroupManager, type ManagerOptions } from '../manager';
 import { refuse, type Resources } from '../resources';
 import { emptyStats, type Stats } from '../stats';
-import { sleepSync } from '../wait';
+import { sleepSync } from '../../host/sleep';
 import * as cpu from './cpu';
 import * as cpuset from './cpuset';
 import * as devices from './devices';

@@ -1,4 +1,5 @@
-// Which cgroup hierarchies this host has, and where husk itself sits in each of them.
+// Which cgroup hierarchies this host has, and where husk itself sits in each of them: the one
+// discovery of cgroup v1 (and v2) for the cgroup managers and for the container's /sys/fs/cgroup.
 //
 //   unified  cgroup2 mounted on /sys/fs/cgroup: one hierarchy, every controller in it
 //   hybrid   cgroup v1 hierarchies (cpu, memory, ...) plus a cgroup2 mount, usually
@@ -10,6 +11,7 @@
 // rules are unit-tested with made-up hosts; readLayout() reads the real ones.
 import * as fs from 'fs';
 import * as path from 'path';
+import { parseMountInfo } from './mountinfo';
 
 export type CgroupMode = 'unified' | 'hybrid' | 'legacy' | 'none';
 
@@ -46,20 +48,11 @@ interface CgroupMount {
   superOptions: string[];
 }
 
-function unescapeMountinfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
 function cgroupMounts(mountinfo: string): CgroupMount[] {
   const out: CgroupMount[] = [];
-  for (const line of mountinfo.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const left = line.slice(0, sep).split(' ');
-    const right = line.slice(sep + 3).split(' ');
-    const fsType = right[0];
-    if (fsType !== 'cgroup' && fsType !== 'cgroup2') continue;
-    out.push({ mountPoint: unescapeMountinfo(left[4]), root: unescapeMountinfo(left[3]), fsType, superOptions: (right[2] ?? '').split(',') });
+  for (const m of parseMountInfo(mountinfo)) {
+    if (m.fsType !== 'cgroup' && m.fsType !== 'cgroup2') continue;
+    out.push({ mountPoint: m.mountPoint, root: m.root, fsType: m.fsType, superOptions: m.superOptions.split(',') });
   }
   return out;
 }
@@ -127,11 +120,6 @@ let cached: CgroupLayout | undefined;
 /** This host's layout, read once per process. */
 export function readLayout(): CgroupLayout {
   return (cached ??= parseLayout(fs.readFileSync('/proc/self/mountinfo', 'utf8'), fs.readFileSync('/proc/self/cgroup', 'utf8')));
-}
-
-/** The v1 hierarchy that holds `controller` (or `name=systemd`), if it is mounted. */
-export function v1Hierarchy(layout: CgroupLayout, controller: string): Hierarchy | undefined {
-  return layout.v1.find((h) => h.controllers.includes(controller));
 }
 
 /** "hybrid: cgroup v1 controllers, cgroup2 at /sys/fs/cgroup/unified" — for messages. */
