@@ -1,16 +1,15 @@
-// The container's cgroup over its life, as the lifecycle verbs use it:
+// The container's cgroup, by its directories (controller -> path; "" is the cgroup2 one):
 //
-//   create   checkResources (before anything exists) -> enterCgroup in onInitPid: make the
-//            directories, apply linux.resources, move the waiting init in, record the paths
-//   delete   removeCgroup: kill what is left, wait, rmdir every directory
-//   ps, kill --all, pause, resume, update, events: cgroupOf(record)
+//   checkResources  before anything exists: what this host's layout cannot apply is refused
+//   createCgroup    make the directories and apply linux.resources, before the init exists
+//   managerFor      the manager of directories made earlier (join, freeze, stats, destroy)
 //
-// The record keeps the directories (controller -> path; "" is the cgroup2 one), so later
-// verbs never recompute them from a config that might now resolve differently.
+// This package knows nothing of containers: runtime/cgroup.ts keeps the directories in the
+// container's record, so later verbs never recompute them from a config that might now
+// resolve differently.
 import * as fs from 'fs';
 import * as path from 'path';
 import { HuskError, reason } from '../errors';
-import type { ContainerRecord } from '../runtime/store';
 import type { Resources, Spec } from '../spec/types';
 import { realFs, type CgroupFs } from './fs';
 import { readLayout, type CgroupLayout } from '../host/cgroupLayout';
@@ -108,28 +107,12 @@ function isPermissionError(err: unknown): boolean {
 }
 
 /**
- * Makes the container's cgroup, applies linux.resources and moves `pid` (the waiting init)
- * into it; records the directories in `record.cgroupPaths` as soon as they exist, so a later
- * failure of create removes them. A failure here removes what it made.
+ * Before the init exists: makes the container's cgroup and applies linux.resources, so that
+ * the init can be cloned straight into it (clone3 CLONE_INTO_CGROUP) and then joined to the v1
+ * hierarchies. Undefined when there is none. A failure removes what it made.
  */
-export function enterCgroup(record: ContainerRecord, spec: Spec, pid: number, opts: CgroupOptions = {}): void {
-  const manager = prepareCgroup(record, spec, opts);
-  if (!manager) return;
-  try {
-    manager.join(pid);
-  } catch (err) {
-    removeCgroup(record, opts.warn, opts);
-    throw err;
-  }
-}
-
-/**
- * The first half of enterCgroup, before the init exists: makes the container's cgroup and
- * applies linux.resources, so that the init can be cloned straight into it (clone3
- * CLONE_INTO_CGROUP) and then joined to the v1 hierarchies. Undefined when there is none.
- */
-export function prepareCgroup(record: ContainerRecord, spec: Spec, opts: CgroupOptions = {}): CgroupManager | undefined {
-  const manager = plannedManager(spec, record.id, opts);
+export function createCgroup(spec: Spec, id: string, opts: CgroupOptions = {}): CgroupManager | undefined {
+  const manager = plannedManager(spec, id, opts);
   if (!manager) return undefined;
   if (opts.systemd && !spec.linux?.cgroupsPath) {
     opts.warn?.(`--systemd-cgroup: husk has no systemd driver; it manages the container's cgroup itself at ${Object.values(manager.paths)[0]}`);
@@ -160,53 +143,11 @@ export function prepareCgroup(record: ContainerRecord, spec: Spec, opts: CgroupO
     }
     throw err;
   }
-  record.cgroupPaths = { ...manager.paths };
-  if (manager.paths[''] !== undefined && Object.keys(manager.paths).length === 1) record.cgroupPath = manager.paths[''];
   try {
     manager.apply(r);
   } catch (err) {
-    removeCgroup(record, opts.warn, opts);
+    managerFor(manager.paths, opts).destroy();
     throw err;
   }
-  return manager;
-}
-
-/** The manager of a container's recorded cgroup, or undefined when it has none. */
-export function cgroupOf(record: ContainerRecord, opts: CgroupOptions = {}): CgroupManager | undefined {
-  const paths = record.cgroupPaths ?? (record.cgroupPath ? { '': record.cgroupPath } : undefined);
-  if (!paths || Object.keys(paths).length === 0) return undefined;
-  return managerFor(paths, opts);
-}
-
-/**
- * Kills whatever is still in the container's cgroup, waits for it, removes every directory
- * and forgets them. Throws if they cannot be removed (the record then keeps them, and
- * `delete` can be retried).
- */
-export function removeCgroup(record: ContainerRecord, warn?: (msg: string) => void, opts: CgroupOptions = {}): void {
-  const manager = cgroupOf(record, { ...opts, warn });
-  if (!manager) return;
-  manager.destroy();
-  delete record.cgroupPaths;
-  delete record.cgroupPath;
-}
-
-/** Moves another process (exec) into every directory of the container's cgroup. */
-export function joinCgroup(record: ContainerRecord, pid: number, opts: CgroupOptions = {}): void {
-  cgroupOf(record, opts)?.join(pid);
-}
-
-/** The processes in the container's cgroup, or undefined when it has none (or it is gone). */
-export function cgroupPids(record: ContainerRecord, opts: CgroupOptions = {}): number[] | undefined {
-  const manager = cgroupOf(record, opts);
-  if (!manager || !manager.exists()) return undefined;
-  return manager.pids();
-}
-
-/** A container that must have a cgroup for `what` (pause, update, events). */
-export function requireCgroup(record: ContainerRecord, what: string, opts: CgroupOptions = {}): CgroupManager {
-  const manager = cgroupOf(record, opts);
-  if (!manager) throw new HuskError(`cannot ${what}: the container has no cgroup`);
-  if (!manager.exists()) throw new HuskError(`cannot ${what}: its cgroup ${Object.values(manager.paths)[0]} no longer exists`);
   return manager;
 }

@@ -3,6 +3,6 @@
 import { log } from '../host/log';
 
 export async function events(root: string, id: string, stats: boolean, interval: string): Promise<void> {
-  const verbs = require('../cgroups/verbs') as typeof import('../cgroups/verbs');
+  const verbs = require('../runtime/cgroupVerbs') as typeof import('../runtime/cgroupVerbs');
   await verbs.events(root, id, { stats, intervalMs: verbs.parseDuration(interval), write: (line) => process.stdout.write(line) }, { warn: log.warn });
 }

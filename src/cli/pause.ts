@@ -2,5 +2,5 @@
 import { log } from '../host/log';
 
 export function pause(root: string, id: string): void {
-  require('../cgroups/verbs').pause(root, id, { warn: log.warn });
+  require('../runtime/cgroupVerbs').pause(root, id, { warn: log.warn });
 }

@@ -2,5 +2,5 @@
 import { log } from '../host/log';
 
 export function resume(root: string, id: string): void {
-  require('../cgroups/verbs').resume(root, id, { warn: log.warn });
+  require('../runtime/cgroupVerbs').resume(root, id, { warn: log.warn });
 }

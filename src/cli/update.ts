@@ -96,7 +96,7 @@ export function resourcesFromFlags(f: UpdateFlags): Resources {
 }
 
 export function update(root: string, id: string, flags: UpdateFlags): void {
-  const verbs = require('../cgroups/verbs') as typeof import('../cgroups/verbs');
+  const verbs = require('../runtime/cgroupVerbs') as typeof import('../runtime/cgroupVerbs');
   const changes = flags.resources !== undefined ? verbs.readResourcesFile(flags.resources) : resourcesFromFlags(flags);
   verbs.update(root, id, changes, { warn: log.warn });
 }

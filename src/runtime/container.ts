@@ -15,7 +15,7 @@ import { sleepSync } from '../host/sleep';
 // Hooks pull in child_process and the launcher: loaded only for a container that has them.
 const hooks = () => require('./hooks') as typeof import('./hooks');
 // The cgroup managers: loaded only for a container that has a cgroup.
-const cgroups = () => require('../cgroups') as typeof import('../cgroups');
+const cgroups = () => require('./cgroup') as typeof import('./cgroup');
 
 /** Opens the exec fifo and reads the init's byte: the init execs the container's process. */
 export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, record: ContainerRecord) {

@@ -142,7 +142,7 @@ export async function exec(o: ExecOptions): Promise<number> {
     launched = await launch(plan, {
       onInitPid(pid) {
         // Into the container's cgroups before it runs anything: its limits cover the process.
-        if (hasCgroup(record)) require('../cgroups').joinCgroup(record, pid);
+        if (hasCgroup(record)) require('./cgroup').joinCgroup(record, pid);
       },
       onSeccompListener(fd, pid) {
         sendSeccompListener(spec, record, fd, pid, status);

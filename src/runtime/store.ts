@@ -52,11 +52,9 @@ export interface ContainerRecord {
   annotations?: Record<string, string>;
   /** `<root>/<id>/exec.fifo`: while it exists, the init waits for `start`. */
   execFifo: string;
-  /** The container's cgroup (absolute, under /sys/fs/cgroup), once the cgroup manager made it. */
-  cgroupPath?: string;
   /**
    * Every directory of the container's cgroup, by controller ("" for the cgroup2 hierarchy;
-   * cgroup v1 hosts have one per hierarchy). Set by src/cgroups, removed with the cgroup.
+   * cgroup v1 hosts have one per hierarchy). Set by runtime/cgroup.ts, removed with the cgroup.
    */
   cgroupPaths?: Record<string, string>;
   /** Namespace files of the init (/proc/<pid>/ns/<type>), for verbs that join them. */
@@ -299,7 +297,7 @@ export class Store {
 
 /** Whether the container has a cgroup of its own (the cgroup module is loaded only then). */
 export function hasCgroup(record: ContainerRecord): boolean {
-  return !!(record.cgroupPaths || record.cgroupPath);
+  return !!record.cgroupPaths;
 }
 
 /**

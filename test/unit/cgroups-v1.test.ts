@@ -2,7 +2,8 @@
 // cgroup2 at /sys/fs/cgroup/unified with only hugetlb): directories, files, values, refusals.
 import * as fs from 'fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cgroupOf, checkResources, enterCgroup, managerFor, removeCgroup } from '../../src/cgroups';
+import { checkResources, managerFor, type CgroupOptions } from '../../src/cgroups';
+import { cgroupOf, prepareCgroup, removeCgroup } from '../../src/runtime/cgroup';
 import { statsJson } from '../../src/cgroups/stats';
 import type { ContainerRecord } from '../../src/runtime/store';
 import type { Resources, Spec } from '../../src/spec/types';
@@ -14,6 +15,8 @@ let layout: ReturnType<typeof fakeHybrid>['layout'];
 const opts = () => ({ fs: cfs, layout, signal: (pid: number, sig: number) => void cfs.signals.push([pid, sig]) });
 const spec = (resources: Resources = {}): Spec => ({ ociVersion: '1.0.2', linux: { resources } }) as Spec;
 const record = (): ContainerRecord => ({ id: 'c1' }) as ContainerRecord;
+// create's two steps: the cgroup made before the init exists, then the init joined to it.
+const enterCgroup = (rec: ContainerRecord, s: Spec, pid: number, o: CgroupOptions) => prepareCgroup(rec, s, o)?.join(pid);
 const D = (h: string) => `/sys/fs/cgroup/${h}/c1`;
 const MEM = '/sys/fs/cgroup/memory/session/abc/c1';
 
@@ -29,7 +32,6 @@ describe('creating the cgroups', () => {
     enterCgroup(rec, spec({ devices: [{ allow: false, access: 'rwm' }] }), 77, opts());
     expect(Object.keys(rec.cgroupPaths!)).toEqual(['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'pids', 'name=systemd', '']);
     expect(rec.cgroupPaths!.memory).toBe(root + MEM);
-    expect(rec.cgroupPath).toBeUndefined();
     for (const dir of [D('cpu'), D('cpuacct'), D('cpuset'), MEM, D('devices'), D('freezer'), D('blkio'), D('pids'), D('systemd'), D('unified')]) {
       expect(cfs.writesTo(`${dir}/cgroup.procs`), dir).toEqual(['77']);
     }

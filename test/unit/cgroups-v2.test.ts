@@ -2,7 +2,8 @@
 // controllers it enables, and exactly which files get which values; what it refuses.
 import * as fs from 'fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cgroupOf, checkResources, enterCgroup, managerFor, plannedManager, removeCgroup } from '../../src/cgroups';
+import { checkResources, managerFor, plannedManager, type CgroupOptions } from '../../src/cgroups';
+import { cgroupOf, prepareCgroup, removeCgroup } from '../../src/runtime/cgroup';
 import type { BpfPrimitives } from '../../src/cgroups/v2/devices';
 import * as devicesV2 from '../../src/cgroups/v2/devices';
 import { CgroupDir } from '../../src/cgroups/fs';
@@ -27,13 +28,14 @@ afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const spec = (resources: Resources = {}, cgroupsPath?: string): Spec => ({ ociVersion: '1.0.2', linux: { resources, ...(cgroupsPath ? { cgroupsPath } : {}) } }) as Spec;
 const record = (): ContainerRecord => ({ id: 'c1' }) as ContainerRecord;
+// create's two steps: the cgroup made before the init exists, then the init joined to it.
+const enterCgroup = (rec: ContainerRecord, s: Spec, pid: number, o: CgroupOptions) => prepareCgroup(rec, s, o)?.join(pid);
 
 describe('creating the cgroup', () => {
   it('makes it under the parent of husk\'s cgroup, enabling every controller on the way, and moves the init in', () => {
     const rec = record();
     enterCgroup(rec, spec(), 4321, opts());
     expect(rec.cgroupPaths).toEqual({ '': root + C });
-    expect(rec.cgroupPath).toBe(root + C);
     expect(cfs.writesTo('/sys/fs/cgroup/user.slice/cgroup.subtree_control')).toEqual(['+cpuset +cpu +io +memory +hugetlb +pids +rdma']);
     expect(cfs.read(`${root}${C}/cgroup.controllers`).trim()).toBe('cpuset cpu io memory hugetlb pids rdma');
     expect(cfs.writesTo(`${C}/cgroup.procs`)).toEqual(['4321']);

@@ -1,7 +1,7 @@
 // What the cgroup verbs read from their command line and how update merges, without a
 // container: runc's flag semantics, go-units sizes, Go durations, the event lines.
 import { describe, expect, it } from 'vitest';
-import { mergeResources, parseDuration } from '../../src/cgroups/verbs';
+import { mergeResources, parseDuration } from '../../src/runtime/cgroupVerbs';
 import { emptyStats, eventJson, parseCpuList, parseU64, U64_MAX } from '../../src/cgroups/stats';
 import { ramInBytes, resourcesFromFlags } from '../../src/cli/update';
 

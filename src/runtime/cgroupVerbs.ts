@@ -1,14 +1,15 @@
 // The verbs that act on a running container through its cgroup: pause, resume, update and
 // events. Each takes the container's lock (events only reads), checks the transition in
-// the one table (runtime/state.ts) and records what it changed.
+// the one table (state.ts) and records what it changed.
 import * as fs from 'fs';
 import { HuskError, reason } from '../errors';
-import { checkTransition } from '../runtime/state';
-import { Store } from '../runtime/store';
-import { validateId } from '../runtime/ids';
+import { checkTransition } from './state';
+import { Store } from './store';
+import { validateId } from './ids';
 import type { Resources } from '../spec/types';
-import { requireCgroup, type CgroupOptions } from './index';
-import { eventJson } from './stats';
+import type { CgroupOptions } from '../cgroups';
+import { eventJson } from '../cgroups/stats';
+import { requireCgroup } from './cgroup';
 import { sleep } from '../host/sleep';
 
 function locked<T>(root: string, id: string, fn: (store: Store) => T): T {
