@@ -178,7 +178,7 @@ program.command('ps <id> [psArgs...]').description('list the processes in a cont
 program.command('features').description('print what this husk supports (the OCI features JSON)')
   .action(action('features', () => {
     const modules = require('../host/securityModules').securityModules();
-    const out = require('../spec/features').features({
+    const out = require('../runtime/features').features({
       cgroupV1: true,
       cgroupV2: true,
       apparmor: modules.includes('apparmor'),

@@ -1,6 +1,6 @@
 // husk features: the OCI features document must list exactly what husk implements.
 import { describe, expect, it } from 'vitest';
-import { features } from '../../src/spec/features';
+import { features } from '../../src/runtime/features';
 import { parseMountOptions } from '../../src/linux/mountOptions';
 import { compileSeccomp } from '../../src/linux/seccomp';
 

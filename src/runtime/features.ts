@@ -1,8 +1,8 @@
 // `husk features`: what this husk supports, in the runtime spec's features format (the JSON
 // engines read to decide what they may put in config.json). It must be true: everything
 // listed is implemented and tested, nothing implemented is left out.
-import { HOOK_NAMES, NAMESPACE_TYPES, SECCOMP_ACTIONS, SECCOMP_FLAGS, SECCOMP_OPERATORS } from './types';
-import { OCI_VERSION } from './defaults';
+import { HOOK_NAMES, NAMESPACE_TYPES, SECCOMP_ACTIONS, SECCOMP_FLAGS, SECCOMP_OPERATORS } from '../spec/types';
+import { OCI_VERSION } from '../spec/defaults';
 import { knownMountOptions } from '../linux/mountOptions';
 import { CAPABILITIES } from '../linux/capabilities';
 import { SUPPORTED_ARCHES } from '../linux/seccomp';
