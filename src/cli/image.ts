@@ -133,9 +133,9 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
     .action(action('image bundle', async (text: string, dir: string, command: string[], opts: any) => {
       const { findOrPull } = require('../image/run') as typeof import('../image/run');
       const { createBundle } = require('../image/bundle') as typeof import('../image/bundle');
-      const { resourcesFromFlags } = require('../image/convert') as typeof import('../image/convert');
+      const { resourcesFromRunFlags } = require('../image/convert') as typeof import('../image/convert');
       const s = store(opts).init();
-      const resources = resourcesFromFlags(opts);
+      const resources = resourcesFromRunFlags(opts);
       const img = await findOrPull(s, text, { ...opts, insecureRegistry: opts.insecureRegistry });
       const b = await createBundle(s, img, dir, {
         copy: opts.copy, cmd: command, entrypoint: opts.entrypoint === undefined ? undefined : [opts.entrypoint], env: opts.env, workdir: opts.workdir,

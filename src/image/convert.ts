@@ -12,6 +12,7 @@ import { HuskError } from '../errors';
 import { defaultSpec } from '../spec/defaults';
 import type { Mount, Resources, Spec, User } from '../spec/types';
 import { parseGroup, parsePasswd, type PasswdEntry } from '../host/passwd';
+import { ramInBytes } from '../runtime/resources';
 import type { ImageConfig } from './manifest';
 
 /** Docker's default capability set for containers (moby's oci/caps/defaults.go). */
@@ -117,12 +118,14 @@ export function resolveUser(spec: string | undefined, passwdText: string | undef
 
 // ------------------------------------------------------------------------------ resources
 
-/** Docker's memory sizes: a number with an optional b, k, m, g (binary units), any case. */
+/** Docker's memory sizes (go-units RAMInBytes, as Docker reads them), more than 0 bytes. */
 export function parseMemory(text: string, flag: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([bkmgt]?)b?$/i.exec(text.trim());
-  if (!m) throw new HuskError(`${flag} ${JSON.stringify(text)}: expected a size such as 512m or 2g`);
-  const scale: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-  const bytes = Math.floor(Number(m[1]) * scale[m[2].toLowerCase()]);
+  let bytes: number;
+  try {
+    bytes = ramInBytes(text.trim());
+  } catch {
+    throw new HuskError(`${flag} ${JSON.stringify(text)}: expected a size such as 512m or 2g`);
+  }
   if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new HuskError(`${flag} ${JSON.stringify(text)}: must be more than 0 bytes`);
   return bytes;
 }
@@ -135,7 +138,7 @@ export interface ResourceFlags {
 }
 
 /** docker run's --memory, --memory-swap, --pids-limit and --cpus as linux.resources. */
-export function resourcesFromFlags(f: ResourceFlags): Resources | undefined {
+export function resourcesFromRunFlags(f: ResourceFlags): Resources | undefined {
   const r: Resources = {};
   if (f.memory !== undefined) {
     const limit = parseMemory(f.memory, '--memory');

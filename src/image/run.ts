@@ -19,7 +19,7 @@ import { Store } from '../runtime/store';
 import { validateId } from '../runtime/ids';
 import type { Hooks } from '../spec/types';
 import { createBundle, loadImage, processesRootedIn, removeBundle, type LoadedImage } from './bundle';
-import { resourcesFromFlags, type ResourceFlags } from './convert';
+import { resourcesFromRunFlags, type ResourceFlags } from './convert';
 import { findImage } from './images';
 import { parsePlatform, formatPlatform } from './manifest';
 import { createProgress } from './progress';
@@ -92,7 +92,7 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
   if (!['none', 'host', 'private'].includes(o.network ?? 'none')) {
     throw new HuskError(`--net ${JSON.stringify(o.network)}: expected none (a network namespace with loopback only) or host`);
   }
-  const resources = resourcesFromFlags(o);
+  const resources = resourcesFromRunFlags(o);
   const id = o.name ?? newContainerId();
   validateId(id);
   const state = new Store(o.root);

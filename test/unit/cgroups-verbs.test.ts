@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { mergeResources, parseDuration } from '../../src/runtime/cgroupVerbs';
 import { emptyStats, eventJson, parseCpuList, parseU64, U64_MAX } from '../../src/cgroups/stats';
-import { ramInBytes, resourcesFromFlags } from '../../src/cli/update';
+import { ramInBytes, resourcesFromFlags } from '../../src/runtime/resources';
 
 describe('update flags as runc reads them', () => {
   it('memory sizes in go-units binary multiples, -1 for none', () => {

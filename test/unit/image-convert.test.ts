@@ -1,6 +1,6 @@
 // Image config -> config.json (image-spec conversion.md) and docker run's flags.
 import { describe, expect, it } from 'vitest';
-import { annotationsFor, DEFAULT_PATH, imageToSpec, mergeEnv, parseMemory, processArgs, resolveUser, resourcesFromFlags } from '../../src/image/convert';
+import { annotationsFor, DEFAULT_PATH, imageToSpec, mergeEnv, parseMemory, processArgs, resolveUser, resourcesFromRunFlags } from '../../src/image/convert';
 import type { ImageConfig } from '../../src/image/manifest';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n# comment\nbroken line\nbob:x:1001:100::/home/bob:/bin/sh\n';
@@ -104,18 +104,18 @@ describe('resources', () => {
   });
 
   it('maps --memory, --memory-swap, --pids-limit and --cpus to linux.resources', () => {
-    expect(resourcesFromFlags({})).toBeUndefined();
-    expect(resourcesFromFlags({ memory: '64m', memorySwap: '128m', pidsLimit: '20', cpus: '1.5' })).toEqual({
+    expect(resourcesFromRunFlags({})).toBeUndefined();
+    expect(resourcesFromRunFlags({ memory: '64m', memorySwap: '128m', pidsLimit: '20', cpus: '1.5' })).toEqual({
       memory: { limit: 64 * 1024 * 1024, swap: 128 * 1024 * 1024 },
       pids: { limit: 20 },
       cpu: { quota: 150000, period: 100000 },
     });
-    expect(resourcesFromFlags({ memory: '64m', memorySwap: '-1' })).toEqual({ memory: { limit: 64 * 1024 * 1024, swap: -1 } });
-    expect(resourcesFromFlags({ pidsLimit: '-1' })).toBeUndefined();
-    expect(() => resourcesFromFlags({ memory: '1m' })).toThrow('the minimum is 6m');
-    expect(() => resourcesFromFlags({ memorySwap: '1g' })).toThrow('--memory-swap needs --memory');
-    expect(() => resourcesFromFlags({ memory: '1g', memorySwap: '512m' })).toThrow('must be at least --memory');
-    expect(() => resourcesFromFlags({ cpus: '0' })).toThrow('expected a positive number');
-    expect(() => resourcesFromFlags({ pidsLimit: '2.5' })).toThrow('not an integer');
+    expect(resourcesFromRunFlags({ memory: '64m', memorySwap: '-1' })).toEqual({ memory: { limit: 64 * 1024 * 1024, swap: -1 } });
+    expect(resourcesFromRunFlags({ pidsLimit: '-1' })).toBeUndefined();
+    expect(() => resourcesFromRunFlags({ memory: '1m' })).toThrow('the minimum is 6m');
+    expect(() => resourcesFromRunFlags({ memorySwap: '1g' })).toThrow('--memory-swap needs --memory');
+    expect(() => resourcesFromRunFlags({ memory: '1g', memorySwap: '512m' })).toThrow('must be at least --memory');
+    expect(() => resourcesFromRunFlags({ cpus: '0' })).toThrow('expected a positive number');
+    expect(() => resourcesFromRunFlags({ pidsLimit: '2.5' })).toThrow('not an integer');
   });
 });
