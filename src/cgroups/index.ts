@@ -1,8 +1,11 @@
 // The container's cgroup, by its directories (controller -> path; "" is the cgroup2 one):
 //
-//   checkResources  before anything exists: what this host's layout cannot apply is refused
-//   createCgroup    make the directories and apply linux.resources, before the init exists
-//   managerFor      the manager of directories made earlier (join, freeze, stats, destroy)
+//   checkResourcesApplicable  before anything exists: what this host's layout cannot apply
+//                             is refused (spec/validate.ts has checked the types already)
+//   createCgroup              make the directories and apply linux.resources, before the
+//                             init exists
+//   managerFor                the manager of directories made earlier (join, freeze, stats,
+//                             destroy)
 //
 // This package knows nothing of containers: runtime/cgroup.ts keeps the directories in the
 // container's record, so later verbs never recompute them from a config that might now
@@ -62,7 +65,7 @@ export function limitsRequested(r: Resources): boolean {
  * naming the field ("config.json: linux.resources.unified: ..."). No cgroup filesystem at
  * all: limits are refused, device rules only warned about.
  */
-export function checkResources(spec: Spec, warn: (msg: string) => void, opts: CgroupOptions = {}): void {
+export function checkResourcesApplicable(spec: Spec, warn: (msg: string) => void, opts: CgroupOptions = {}): void {
   const r = resourcesOf(spec);
   // The id only names the default directory, which the checks do not depend on.
   const manager = plannedManager(spec, 'check', { ...opts, warn });

@@ -2,8 +2,8 @@
 // cgroup package made are kept in the record (`cgroupPaths`), and every later verb works on
 // them, never on a config that might now resolve differently.
 //
-//   create   checkResources (before anything exists) -> prepareCgroup before the init exists,
-//            recording the directories -> the manager's join in onInitPid
+//   create   checkResourcesApplicable (before anything exists) -> prepareCgroup before the
+//            init exists, recording the directories -> the manager's join in onInitPid
 //   delete   removeCgroup: kill what is left, wait, rmdir every directory
 //   ps, kill --all, exec, pause, resume, update, events: cgroupOf(record)
 import { HuskError } from '../errors';

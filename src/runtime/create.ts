@@ -9,7 +9,7 @@ import { buildPlan } from '../linux/plan';
 import { hostView } from '../linux/hostInfo';
 import { idmappedMount, userNamespaceFd } from '../linux/idmap';
 import type { Spec } from '../spec/types';
-import { checkResources, type CgroupManager } from '../cgroups';
+import { checkResourcesApplicable, type CgroupManager } from '../cgroups';
 import { prepareCgroup, removeCgroup } from './cgroup';
 import { native } from '../native';
 import { validateId } from './ids';
@@ -95,7 +95,7 @@ export async function create(o: CreateOptions): Promise<Created> {
   if (!fs.statSync(rootfs, { throwIfNoEntry: false })?.isDirectory()) {
     throw new HuskError(`config.json: root.path ${JSON.stringify(spec.root!.path)}: rootfs ${rootfs} does not exist or is not a directory`);
   }
-  checkResources(spec, log.warn);
+  checkResourcesApplicable(spec, log.warn);
   if (o.systemdCgroup && spec.linux?.cgroupsPath) {
     throw new HuskError(`--systemd-cgroup: cgroupsPath ${JSON.stringify(spec.linux.cgroupsPath)} needs systemd to manage the cgroup, which husk does not support yet`);
   }

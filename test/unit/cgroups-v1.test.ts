@@ -2,7 +2,7 @@
 // cgroup2 at /sys/fs/cgroup/unified with only hugetlb): directories, files, values, refusals.
 import * as fs from 'fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkResources, managerFor, type CgroupOptions } from '../../src/cgroups';
+import { checkResourcesApplicable, managerFor, type CgroupOptions } from '../../src/cgroups';
 import { cgroupOf, prepareCgroup, removeCgroup } from '../../src/runtime/cgroup';
 import { statsJson } from '../../src/cgroups/stats';
 import type { ContainerRecord } from '../../src/runtime/store';
@@ -162,15 +162,15 @@ describe('every resource, file by file', () => {
 
 describe('what this layout cannot apply is refused by name', () => {
   it('unified (cgroup v2 files) on a hybrid host', () => {
-    expect(() => checkResources(spec({ unified: { 'memory.high': '100M' } }), () => undefined, opts())).toThrow(
+    expect(() => checkResourcesApplicable(spec({ unified: { 'memory.high': '100M' } }), () => undefined, opts())).toThrow(
       'config.json: linux.resources.unified: cgroup v2 files cannot be set on this host, whose resource controllers are cgroup v1 (hybrid: cgroup v1 controllers, and cgroup v2 at ' + root + '/sys/fs/cgroup/unified)',
     );
   });
   it('a controller that is not mounted', () => {
-    expect(() => checkResources(spec({ network: { classID: 0x100001 } }), () => undefined, opts())).toThrow(
+    expect(() => checkResourcesApplicable(spec({ network: { classID: 0x100001 } }), () => undefined, opts())).toThrow(
       'config.json: linux.resources.network.classID: the net_cls cgroup controller is not mounted on this host',
     );
-    expect(() => checkResources(spec({ rdma: { mlx5_0: { hcaHandles: 1 } } }), () => undefined, opts())).toThrow('config.json: linux.resources.rdma: the rdma cgroup controller is not mounted');
+    expect(() => checkResourcesApplicable(spec({ rdma: { mlx5_0: { hcaHandles: 1 } } }), () => undefined, opts())).toThrow('config.json: linux.resources.rdma: the rdma cgroup controller is not mounted');
   });
   it('swappiness out of range (runc\'s message)', () => {
     expect(() => enterCgroup(record(), spec({ memory: { swappiness: 200 } }), 1, opts())).toThrow('linux.resources.memory.swappiness: invalid memory swappiness value: 200 (valid range is 0-100)');

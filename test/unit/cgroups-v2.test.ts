@@ -2,7 +2,7 @@
 // controllers it enables, and exactly which files get which values; what it refuses.
 import * as fs from 'fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkResources, managerFor, plannedManager, type CgroupOptions } from '../../src/cgroups';
+import { checkResourcesApplicable, managerFor, plannedManager, type CgroupOptions } from '../../src/cgroups';
 import { cgroupOf, prepareCgroup, removeCgroup } from '../../src/runtime/cgroup';
 import type { BpfPrimitives } from '../../src/cgroups/v2/devices';
 import * as devicesV2 from '../../src/cgroups/v2/devices';
@@ -173,10 +173,10 @@ describe('what cgroup v2 cannot apply is refused by name, before anything is mad
     ['unified procs', { unified: { 'cgroup.procs': '1' } }, 'config.json: linux.resources.unified["cgroup.procs"]: cgroup.procs is managed by husk and cannot be set'],
     ['unified form', { unified: { memory: '1' } }, 'config.json: linux.resources.unified["memory"]: must be in the form CONTROLLER.PARAMETER'],
   ])('%s', (_name, r, message) => {
-    expect(() => checkResources(spec(r), () => undefined, opts())).toThrow(message);
+    expect(() => checkResourcesApplicable(spec(r), () => undefined, opts())).toThrow(message);
   });
   it('accepts useHierarchy true and zero realtime values', () => {
-    expect(() => checkResources(spec({ memory: { useHierarchy: true }, cpu: { realtimeRuntime: 0, realtimePeriod: 0 } }), () => undefined, opts())).not.toThrow();
+    expect(() => checkResourcesApplicable(spec({ memory: { useHierarchy: true }, cpu: { realtimeRuntime: 0, realtimePeriod: 0 } }), () => undefined, opts())).not.toThrow();
   });
 });
 
