@@ -7,7 +7,7 @@ import { HuskError, reason } from '../errors';
 import { native } from '../native';
 import { validateId } from './ids';
 import { checkTransition } from './state';
-import { hasCgroup, parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
+import { hasCgroup, ociState, parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
 import { trace } from '../host/trace';
 import { processesWhere } from '../host/procfs';
 import { sleepSync } from '../host/sleep';
@@ -54,7 +54,7 @@ export async function start(root: string, id: string): Promise<void> {
     checkTransition('start', store.refresh(record), id);
     const spec = record.config;
     try {
-      if (spec.hooks?.startContainer?.length) await hooks().fatalHooks('startContainer', spec, hooks().hookState(record, 'created', record.pid), true);
+      if (spec.hooks?.startContainer?.length) await hooks().fatalHooks('startContainer', spec, ociState(record, 'created', record.pid), true);
     } catch (err) {
       killAll(record, 9);
       throw err;
@@ -62,7 +62,7 @@ export async function start(root: string, id: string): Promise<void> {
     releaseInit(store, record);
     record.status = 'running';
     store.write(record);
-    if (spec.hooks?.poststart?.length) await hooks().warningHooks('poststart', spec, hooks().hookState(record, 'running', record.pid));
+    if (spec.hooks?.poststart?.length) await hooks().warningHooks('poststart', spec, ociState(record, 'running', record.pid));
   } finally {
     unlock();
   }
@@ -152,7 +152,7 @@ export async function remove(root: string, id: string, force: boolean): Promise<
       store.write(record);
     }
     if (record.status !== 'creating' && record.config.hooks?.poststop?.length) {
-      await hooks().warningHooks('poststop', record.config, hooks().hookState(record, 'stopped'));
+      await hooks().warningHooks('poststop', record.config, ociState(record, 'stopped'));
     }
     store.remove(id);
   } finally {

@@ -13,7 +13,7 @@ import { checkResourcesApplicable, type CgroupManager } from '../cgroups';
 import { prepareCgroup, removeCgroup } from './cgroup';
 import { native } from '../native';
 import { validateId } from './ids';
-import { Store, type ContainerRecord } from './store';
+import { ociState, Store, type ContainerRecord } from './store';
 import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from '../host/log';
@@ -176,8 +176,8 @@ export async function create(o: CreateOptions): Promise<Created> {
         trace('husk', `write ${store.statePath(o.id)} (status creating, pid ${pid})`);
       },
       async onHooks(pid) {
-        const { fatalHooks, hookState } = hooks();
-        const state = hookState(record, 'creating', pid);
+        const { fatalHooks } = hooks();
+        const state = ociState(record, 'creating', pid);
         await fatalHooks('prestart', spec, state, false);
         await fatalHooks('createRuntime', spec, state, false);
         await fatalHooks('createContainer', spec, state, true);

@@ -4,20 +4,20 @@ import * as fs from 'fs';
 import { HuskError, reason } from '../errors';
 import { native } from '../native';
 import { OCI_VERSION } from '../spec/defaults';
-import type { Spec } from '../spec/types';
-import type { ContainerRecord } from './store';
+import type { ContainerStatus, Spec } from '../spec/types';
+import { ociState, type ContainerRecord } from './store';
 import { trace } from '../host/trace';
 
 /** Hands the seccomp notify fd to linux.seccomp.listenerPath with the container process
  * state, as the runtime spec describes (the fd in SCM_RIGHTS, "seccompFd" in `fds`). */
-export function sendSeccompListener(spec: Spec, record: ContainerRecord, fd: number, pid: number, status = 'creating') {
+export function sendSeccompListener(spec: Spec, record: ContainerRecord, fd: number, pid: number, status: ContainerStatus = 'creating') {
   const seccomp = spec.linux!.seccomp!;
   const message = {
     ociVersion: OCI_VERSION,
     fds: ['seccompFd'],
     pid,
     ...(seccomp.listenerMetadata ? { metadata: seccomp.listenerMetadata } : {}),
-    state: { ociVersion: OCI_VERSION, id: record.id, status, pid, bundle: record.bundle, ...(record.annotations ? { annotations: record.annotations } : {}) },
+    state: ociState(record, status, pid),
   };
   try {
     native.sendFd(seccomp.listenerPath!, fd, JSON.stringify(message));

@@ -14,21 +14,9 @@ import { native } from '../native';
 import { launch } from './launch';
 import { trace, tracing } from '../host/trace';
 import { log } from '../host/log';
-import { OCI_VERSION } from '../spec/defaults';
-import type { Spec } from '../spec/types';
-import type { ContainerStatus } from '../spec/types';
-import type { ContainerRecord } from './store';
+import type { Spec, State } from '../spec/types';
 
 export type HookKind = 'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
-
-export interface HookState {
-  ociVersion: string;
-  id: string;
-  status: string;
-  pid?: number;
-  bundle: string;
-  annotations?: Record<string, string>;
-}
 
 /** Where to run container-namespace hooks: the init's pid and its namespace types. */
 export interface ContainerNamespaces {
@@ -135,7 +123,7 @@ async function runInContainer(kind: HookKind, index: number, hook: Hook, input: 
  * the error (the caller decides whether it is fatal: it is for prestart, createRuntime,
  * createContainer and startContainer; a warning for poststart and poststop).
  */
-export async function runHooks(kind: HookKind, hooks: Hook[] | undefined, state: HookState, ns?: ContainerNamespaces): Promise<HuskError | undefined> {
+export async function runHooks(kind: HookKind, hooks: Hook[] | undefined, state: State, ns?: ContainerNamespaces): Promise<HuskError | undefined> {
   const input = JSON.stringify(state);
   for (const [index, hook] of (hooks ?? []).entries()) {
     trace('husk', `hook ${kind}[${index}] ${hook.path} ${ns ? 'in the container namespaces' : ''}`.trimEnd());
@@ -145,19 +133,12 @@ export async function runHooks(kind: HookKind, hooks: Hook[] | undefined, state:
   return undefined;
 }
 
-export function hookState(record: ContainerRecord, status: ContainerStatus, pid?: number): HookState {
-  const state: HookState = { ociVersion: OCI_VERSION, id: record.id, status, bundle: record.bundle };
-  if (pid) state.pid = pid;
-  if (record.annotations && Object.keys(record.annotations).length) state.annotations = record.annotations;
-  return state;
-}
-
 /** Namespace types the container's init has (new or joined); hooks that run inside join them. */
 function namespaceTypes(spec: Spec): string[] {
   return (spec.linux?.namespaces ?? []).map((n) => n.type).filter((t) => t in NAMESPACES);
 }
 
-export async function fatalHooks(kind: HookKind, spec: Spec, state: HookState, inContainer: boolean) {
+export async function fatalHooks(kind: HookKind, spec: Spec, state: State, inContainer: boolean) {
   const hooks = spec.hooks?.[kind];
   if (!hooks?.length) return;
   const ns = inContainer && state.pid ? { pid: state.pid, types: namespaceTypes(spec) } : undefined;
@@ -167,7 +148,7 @@ export async function fatalHooks(kind: HookKind, spec: Spec, state: HookState, i
   if (err) throw err;
 }
 
-export async function warningHooks(kind: HookKind, spec: Spec, state: HookState) {
+export async function warningHooks(kind: HookKind, spec: Spec, state: State) {
   const err = await runHooks(kind, spec.hooks?.[kind], state);
   if (err) log.warn(err.message);
 }

@@ -24,7 +24,7 @@ import * as path from 'path';
 import { HuskError, reason } from '../errors';
 import { native } from '../native';
 import { OCI_VERSION } from '../spec/defaults';
-import type { ContainerStatus, NamespaceType, RuncState, Spec } from '../spec/types';
+import type { ContainerStatus, NamespaceType, RuncState, Spec, State } from '../spec/types';
 import { isValidId, validateId } from './ids';
 import { writeFileAtomic } from '../host/atomicWrite';
 import { parsePasswd } from '../host/passwd';
@@ -298,6 +298,18 @@ export class Store {
 /** Whether the container has a cgroup of its own (the cgroup module is loaded only then). */
 export function hasCgroup(record: ContainerRecord): boolean {
   return !!record.cgroupPaths;
+}
+
+/**
+ * The OCI runtime State (runtime.md) of a container: what hooks read on stdin and the seccomp
+ * listener receives. pid and annotations are left out when there are none, as the spec's Go
+ * binding does (omitempty).
+ */
+export function ociState(record: ContainerRecord, status: ContainerStatus, pid?: number): State {
+  const state: State = { ociVersion: OCI_VERSION, id: record.id, status, bundle: record.bundle };
+  if (pid) state.pid = pid;
+  if (record.annotations && Object.keys(record.annotations).length) state.annotations = record.annotations;
+  return state;
 }
 
 /**
