@@ -21,8 +21,3 @@ export function parseSignal(text: string): number {
   }
   throw new HuskError(`unknown signal "${text}"`);
 }
-
-export function signalName(n: number): string {
-  for (const [name, value] of Object.entries(SIGNALS)) if (value === n) return name;
-  return String(n);
-}

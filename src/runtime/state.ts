@@ -25,7 +25,6 @@ import { HuskError } from '../errors';
 import type { ContainerStatus } from '../spec/types';
 
 export type { ContainerStatus };
-export type Status = ContainerStatus;
 
 export const STATUSES: readonly ContainerStatus[] = ['creating', 'created', 'running', 'paused', 'stopped'];
 
