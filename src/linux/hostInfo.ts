@@ -3,15 +3,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { HostView } from './plan';
-import { readLayout } from '../host/cgroupLayout';
+import { readLayout, type CgroupLayout } from '../host/cgroupLayout';
 import { mountPointOf, readMountInfo, type MountInfo } from '../host/mountinfo';
 import { readFileInRoot } from '../host/rootfs';
 import { securityModules } from '../host/securityModules';
 
 /** The hierarchies mounted directly under /sys/fs/cgroup, as the container's own cgroup mounts
  * repeat them: the mount point's name, the options of a fresh mount, husk's own cgroup. */
-function cgroupV1Mounts(): HostView['cgroupV1'] {
-  const layout = readLayout();
+export function cgroupV1Mounts(layout: CgroupLayout = readLayout()): HostView['cgroupV1'] {
   const out: HostView['cgroupV1'] = [];
   for (const h of layout.v1) {
     if (path.dirname(h.mountPoint) !== '/sys/fs/cgroup') continue;

@@ -4,9 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { writeFileAtomic } from '../../src/host/atomicWrite';
+import { parseLayout } from '../../src/host/cgroupLayout';
 import { mountPointOf, parseMountInfo } from '../../src/host/mountinfo';
 import { parseGroup, parsePasswd } from '../../src/host/passwd';
 import { readFileInRoot, resolveInRoot } from '../../src/host/rootfs';
+import { cgroupV1Mounts } from '../../src/linux/hostInfo';
+import { HYBRID_MOUNTINFO, HYBRID_PROC_CGROUP, UNIFIED_MOUNTINFO } from './cgroups-fakefs';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -75,5 +78,18 @@ describe('writeFileAtomic', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('new');
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(fs.readdirSync(dir)).toEqual(['state.json']);
+  });
+});
+
+describe('the plan\'s cgroup v1 mounts, from the one cgroup layout', () => {
+  it('repeats each hierarchy under /sys/fs/cgroup with its controllers as mount options', () => {
+    const mounts = cgroupV1Mounts(parseLayout(HYBRID_MOUNTINFO, HYBRID_PROC_CGROUP));
+    expect(mounts.find((m) => m.name === 'memory')).toEqual({ name: 'memory', options: 'memory', cgroupPath: '/session/abc' });
+    expect(mounts.find((m) => m.name === 'systemd')).toEqual({ name: 'systemd', options: 'none,name=systemd', cgroupPath: '/' });
+    expect(mounts.find((m) => m.name === 'unified')).toEqual({ name: 'unified', options: '', cgroupPath: '/' });
+    expect(mounts.map((m) => m.name)).toEqual(['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'pids', 'systemd', 'unified']);
+  });
+  it('has none on a unified host', () => {
+    expect(cgroupV1Mounts(parseLayout(UNIFIED_MOUNTINFO, '0::/\n'))).toEqual([]);
   });
 });
