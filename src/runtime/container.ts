@@ -2,8 +2,7 @@
 // as runc performs them. Each verb takes the container's lock, reads its
 // record, derives the live status and checks the transition in one place (state.ts).
 import * as fs from 'fs';
-import * as path from 'path';
-import { HuskError, reason } from '../errors';
+import { HuskError } from '../errors';
 import { native } from '../native';
 import { validateId } from './ids';
 import { checkTransition } from './state';
