@@ -2,6 +2,7 @@
 //
 // Every fd above 3 + --preserve-fds is marked close-on-exec, so nothing of husk's (Node's
 // own fds, the sync socket, the host's /proc) reaches the container (CVE-2024-21626).
+#include <cstdint>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/stat.h>
@@ -13,7 +14,40 @@
 
 namespace husk {
 
-long doCloseFds(Child &, const Step &s) {
+struct Dirent64 {
+  uint64_t ino;
+  int64_t off;
+  unsigned short reclen;
+  unsigned char type;
+  char name[];
+};
+
+// Marks every open fd >= first close-on-exec, listing them from /proc/thread-self/fd with raw
+// getdents64 into a buffer on the stack. Through the host's /proc when OpenExecFifo kept it
+// (the container may mount none), else through the /proc this process sees.
+static long markCloexecFromProc(Child &c, int first) {
+  UniqueFd dir(static_cast<int>(c.procFd >= 0
+    ? check(openat(c.procFd, "thread-self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+    : check(open("/proc/thread-self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC))));
+  if (!dir) return -errno;
+  alignas(Dirent64) char buf[4096];
+  for (;;) {
+    long n = check(syscall(SYS_getdents64, dir.get(), buf, sizeof buf));
+    if (n < 0) return n;
+    if (n == 0) return 0;
+    for (long at = 0; at < n;) {
+      const Dirent64 *d = reinterpret_cast<const Dirent64 *>(buf + at);
+      at += d->reclen;
+      if (d->name[0] < '0' || d->name[0] > '9') continue;
+      long fd = 0;
+      for (const char *p = d->name; *p >= '0' && *p <= '9'; p++) fd = fd * 10 + (*p - '0');
+      if (fd < first || fd == dir.get()) continue;
+      if (fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) return -errno;
+    }
+  }
+}
+
+long doCloseFds(Child &c, const Step &s) {
   // Node marks its stdio close-on-exec and may have made it non-blocking; the container's
   // process gets them as any program expects them: open across exec, blocking.
   for (int fd = 0; fd < 3; fd++) {
@@ -21,7 +55,10 @@ long doCloseFds(Child &, const Step &s) {
     if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   }
   for (int fd = 0; fd < static_cast<int>(s.a); fd++) fcntl(fd, F_SETFD, 0);
-  return check(syscall(SYS_close_range, static_cast<unsigned>(s.a), ~0U, CLOSE_RANGE_CLOEXEC));
+  long r = check(syscall(SYS_close_range, static_cast<unsigned>(s.a), ~0U, CLOSE_RANGE_CLOEXEC));
+  // close_range came with Linux 5.9, and a seccomp filter husk itself runs under may refuse it.
+  if (r == -ENOSYS || r == -EPERM) r = markCloexecFromProc(c, static_cast<int>(s.a));
+  return r;
 }
 
 // The parent opened the fifo (O_PATH): husk's state dir may not be reachable by the

@@ -304,11 +304,13 @@ function processSteps(b: Builder, process: Process, ctx: ProcessContext) {
   for (const [target, fd] of (ctx.stdio ?? []).entries()) {
     b.add({ op: 'dup2', a: fd, b: target, trace: `dup2(${fd}, ${target})`, what: `set up fd ${target}` });
   }
+  // Inherited fds are marked close-on-exec before any seccomp filter goes in: a profile
+  // written before Linux 5.9 refuses close_range (CVE-2024-21626 is why none may stay open).
+  const preserve = ctx.preserveFds ?? 0;
+  b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
   // Seccomp as late as it can be: without no_new_privs the filter needs CAP_SYS_ADMIN, so it
   // goes in before the capabilities are dropped; with it, just before waiting for start.
   if (ctx.seccomp && !process.noNewPrivileges) b.add(seccompStep(ctx.seccomp));
-  const preserve = ctx.preserveFds ?? 0;
-  b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
 
   const caps = process.capabilities;
   const mask = (names: string[] | undefined, field: string) => capabilityMask(names, `process.capabilities.${field}`, host.lastCap, (w) => warnings.push(w));
