@@ -105,6 +105,48 @@ restart:
   return 0;
 }
 
+// proc and sysfs go on an ordinary directory only (runc's fix for CVE-2019-16884): were the
+// image's /proc a symlink, procfs would land elsewhere and the image's own files would stay
+// at /proc, where the runtime later writes security settings (attr/exec, sysctls). The
+// parents resolve inside the rootfs; the last component must be a directory, never a symlink.
+static long openOrdinaryDirectoryInRoot(Child &c, const char *path, int *fd) {
+  char parentPath[PATH_MAX];
+  size_t len = strlen(path);
+  while (len > 1 && path[len - 1] == '/') len--;
+  if (len >= sizeof parentPath) return -ENAMETOOLONG;
+  memcpy(parentPath, path, len);
+  parentPath[len] = 0;
+  char *slash = strrchr(parentPath, '/');
+  const char *name = slash ? slash + 1 : parentPath;
+  if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) return -ENOTDIR;
+  int f = -1;
+  long r;
+  if (slash) {
+    *slash = 0;
+    r = openInRoot(c, parentPath, 1, &f);
+  } else {
+    r = openInRoot(c, "", 1, &f);
+  }
+  if (r < 0) return r;
+  UniqueFd parent(f);
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  r = check(syscall(SYS_openat2, parent.get(), name, &how, sizeof how));
+  if (r == -ENOENT) {
+    if (mkdirat(parent.get(), name, 0755) < 0 && errno != EEXIST) return -errno;
+    r = check(syscall(SYS_openat2, parent.get(), name, &how, sizeof how));
+  }
+  if (r == -ELOOP) return -ENOTDIR;
+  if (r < 0) return r;
+  UniqueFd target(static_cast<int>(r));
+  struct stat st;
+  if (fstat(target.get(), &st) < 0) return -errno;
+  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+  *fd = target.release();
+  return 0;
+}
+
 const char *fdPath(char *buf, size_t size, int fd) {
   char *p = appendString(buf, buf + size, "/proc/thread-self/fd/");
   appendNumber(p, buf + size, fd);
@@ -122,7 +164,7 @@ static long mountTarget(Child &c, const Step &s, int create, UniqueFd *fd, char 
   *target = s.path;
   if (!s.inRoot) return 0;
   int f = -1;
-  long r = openInRoot(c, s.path, create, &f);
+  long r = create == kCreateOrdinaryDirectory ? openOrdinaryDirectoryInRoot(c, s.path, &f) : openInRoot(c, s.path, create, &f);
   if (r < 0) return r;
   fd->reset(f);
   *target = fdPath(buf, size, f);

@@ -43,7 +43,8 @@ enum class Op : uint32_t {
   PivotRoot,     // path: the rootfs. Make it "/" and detach the old root.
   MoveRoot,      // path: the rootfs. --no-pivot: move it over "/" and chroot into it.
   Chdir,         // path.
-  WriteFile,     // path, source: contents (sysctl, oom_score_adj).
+  WriteFile,     // path, source: contents (sysctl, attr/exec). A path under /proc must be on a
+                 // procfs (EXDEV otherwise): the image may have planted files there.
   // The process.
   Sethostname,   // source.
   Setdomainname, // source.
@@ -67,6 +68,8 @@ enum class Op : uint32_t {
   Exec,          // argv, envp: execve the found candidate, or the OpenExec fd.
 };
 
+constexpr int kCreateOrdinaryDirectory = 3;
+
 struct Step {
   Op op;
   const char *path = nullptr;
@@ -76,7 +79,8 @@ struct Step {
   unsigned long flags = 0;
   uint64_t a = 0, b = 0, c = 0, d = 0, e = 0;
   bool inRoot = false;   // path is inside the rootfs opened by OpenRoot; never leave it
-  int create = 0;        // create a missing path: 0 no, 1 a directory, 2 a file
+  int create = 0;        // create a missing path: 0 no, 1 a directory, 2 a file, 3 (Mount of
+                         // proc, sysfs) a directory that must be an ordinary one, not a symlink
   int okErrno = 0;       // this errno means "nothing to do" (ENOENT for a masked path)
   char *const *argv = nullptr;
   char *const *envp = nullptr;

@@ -6,7 +6,9 @@
 // threads glibc remembers from Node are not there.
 #include <cstring>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,6 +29,12 @@ long doJoinSessionKeyring(Child &, const Step &s) {
 long doWriteFile(Child &, const Step &s) {
   UniqueFd fd(static_cast<int>(check(open(s.path, O_WRONLY | O_CLOEXEC))));
   if (!fd) return -errno;
+  // Security settings written into an image's own files would be silently lost.
+  if (!strncmp(s.path, "/proc/", 6)) {
+    struct statfs st;
+    if (fstatfs(fd.get(), &st) < 0) return -errno;
+    if (st.f_type != PROC_SUPER_MAGIC) return -EXDEV;
+  }
   size_t len = strlen(s.source);
   long r = check(write(fd.get(), s.source, len));
   if (r >= 0 && static_cast<size_t>(r) != len) return -EIO;

@@ -23,6 +23,8 @@ export interface PlanStep extends NativeStep {
   trace: string;
   /** For error messages: mount "proc" on "/proc". */
   what: string;
+  /** What an errno means for this step, where strerror would not say it: {[ENOTDIR]: ...}. */
+  why?: Record<number, string>;
 }
 
 /** What the plan needs to know about the host; the real one is in hostInfo.ts. */
@@ -85,6 +87,10 @@ export interface Plan {
 const q = (s: string | null | undefined) => (s === null || s === undefined ? 'NULL' : JSON.stringify(s));
 const ENOENT = osConstants.errno.ENOENT;
 const EEXIST = osConstants.errno.EEXIST;
+const ENOTDIR = osConstants.errno.ENOTDIR;
+const EXDEV = osConstants.errno.EXDEV;
+/** native/process.cc refuses a write under /proc that is not on a procfs with EXDEV. */
+const notProcfs = (file: string) => ({ [EXDEV]: `${q(file)} is not on a procfs` });
 
 export const DEFAULT_DEVICES = [
   { path: '/dev/null', major: 1, minor: 3 },
@@ -111,7 +117,7 @@ class Builder {
 }
 
 function mountStep(source: string | null, target: string, fstype: string | null, flags: number, data: string | null,
-  opts: { inRoot?: boolean; create?: 0 | 1 | 2; okErrno?: number; shown?: string } = {}): PlanStep {
+  opts: { inRoot?: boolean; create?: 0 | 1 | 2 | 3; okErrno?: number; shown?: string } = {}): PlanStep {
   const shownTarget = opts.shown ?? target;
   const isRemount = (flags & MS.MS_REMOUNT) !== 0;
   const isPropagation = (flags & (MS.MS_PRIVATE | MS.MS_SLAVE | MS.MS_SHARED | MS.MS_UNBINDABLE)) !== 0;
@@ -246,6 +252,13 @@ function configMount(ctx: MountContext, original: Mount, index: number) {
     // superblock stays writable (what tmpcopyup and later binds of it expect).
     b.add(mountStep(m.source ?? 'tmpfs', dest, 'tmpfs', parsed.flags & ~MS.MS_RDONLY, parsed.data, { inRoot: true, create: 1 }));
     b.add(mountStep(null, dest, null, MS.MS_BIND | MS.MS_REMOUNT | parsed.flags, null, { inRoot: true }));
+  } else if (m.type === 'proc' || m.type === 'sysfs') {
+    // Only on an ordinary directory: a symlink the image planted would move procfs elsewhere
+    // and leave the image's own files where attr/exec and sysctls are written (CVE-2019-16884).
+    b.add({
+      ...mountStep(m.source ?? m.type, dest, m.type, parsed.flags, parsed.data, { inRoot: true, create: 3 }),
+      why: { [ENOTDIR]: `${m.type} must be mounted on an ordinary directory` },
+    });
   } else {
     b.add(mountStep(m.source ?? m.type ?? 'none', dest, m.type ?? null, parsed.flags, parsed.data, { inRoot: true, create: 1 }));
   }
@@ -484,7 +497,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   if (spec.domainname !== undefined) b.add({ op: 'setdomainname', source: spec.domainname, trace: `setdomainname(${q(spec.domainname)})`, what: `set domainname ${q(spec.domainname)}` });
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     const file = '/proc/sys/' + key.replace(/\./g, '/');
-    b.add({ op: 'writeFile', path: file, source: value, trace: `write(${q(file)}, ${q(value)})`, what: `set sysctl ${key}` });
+    b.add({ op: 'writeFile', path: file, source: value, why: notProcfs(file), trace: `write(${q(file)}, ${q(value)})`, what: `set sysctl ${key}` });
   }
   for (const p of linux.readonlyPaths ?? []) {
     b.add(mountStep(p, p, null, MS.MS_BIND | MS.MS_REC, null, { okErrno: ENOENT }));
@@ -497,11 +510,11 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   // does not have the module (a profile asked for is never dropped silently).
   if (process.apparmorProfile) {
     if (!host.securityModules.includes('apparmor')) throw new HuskError(`config.json: process.apparmorProfile ${q(process.apparmorProfile)}: AppArmor is not enabled on this host`);
-    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', source: `exec ${process.apparmorProfile}`, trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
+    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', source: `exec ${process.apparmorProfile}`, why: notProcfs('/proc/self/attr/apparmor/exec'), trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
   }
   if (process.selinuxLabel) {
     if (!host.securityModules.includes('selinux')) throw new HuskError(`config.json: process.selinuxLabel ${q(process.selinuxLabel)}: SELinux is not enabled on this host`);
-    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
+    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, why: notProcfs('/proc/self/attr/exec'), trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
   }
   if (linux.mountLabel && !host.securityModules.includes('selinux')) {
     throw new HuskError(`config.json: linux.mountLabel ${q(linux.mountLabel)}: SELinux is not enabled on this host`);
@@ -566,11 +579,11 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
   }
   if (process.apparmorProfile) {
     if (!host.securityModules.includes('apparmor')) throw new HuskError(`process.apparmorProfile ${q(process.apparmorProfile)}: AppArmor is not enabled on this host`);
-    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', source: `exec ${process.apparmorProfile}`, trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
+    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', source: `exec ${process.apparmorProfile}`, why: notProcfs('/proc/self/attr/apparmor/exec'), trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
   }
   if (process.selinuxLabel) {
     if (!host.securityModules.includes('selinux')) throw new HuskError(`process.selinuxLabel ${q(process.selinuxLabel)}: SELinux is not enabled on this host`);
-    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
+    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, why: notProcfs('/proc/self/attr/exec'), trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
   }
   const warnings: string[] = [];
   const debug: string[] = [];

@@ -16,7 +16,7 @@ export interface NativeStep {
   d?: number | bigint;
   e?: number | bigint;
   inRoot?: boolean;
-  create?: 0 | 1 | 2;
+  create?: 0 | 1 | 2 | 3;
   okErrno?: number;
   argv?: string[];
   envp?: string[];

@@ -69,8 +69,10 @@ describe('buildPlan', () => {
   it('resolves every config mount inside the rootfs and creates its target', () => {
     const plan = buildPlan(spec(), opts, host());
     const proc = plan.steps.find((s) => s.op === 'mount' && s.fstype === 'proc')!;
-    expect(proc).toMatchObject({ path: '/proc', inRoot: true, create: 1, source: 'proc' });
+    // create 3: an ordinary directory, refused when the image made it a symlink (CVE-2019-16884).
+    expect(proc).toMatchObject({ path: '/proc', inRoot: true, create: 3, source: 'proc' });
     expect(proc.what).toBe('mount "proc" on "/proc"');
+    expect(proc.why?.[20 /* ENOTDIR */]).toBe('proc must be mounted on an ordinary directory');
   });
 
   it('bind mounts: the source decides file or directory, options become a remount, propagation a third call', () => {
