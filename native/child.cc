@@ -109,6 +109,7 @@ static long dispatch(Child &c, const Step &s) {
     case Op::Symlink: return doSymlink(c, s);
     case Op::PivotRoot: return doPivotRoot(c, s);
     case Op::MoveRoot: return doMoveRoot(c, s);
+    case Op::Chroot: return doChroot(c, s);
     case Op::Chdir: return check(chdir(s.path));
     case Op::WriteFile: return doWriteFile(c, s);
     case Op::Sethostname: return doSethostname(c, s);

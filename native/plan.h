@@ -42,6 +42,8 @@ enum class Op : uint32_t {
   Symlink,       // source: link target, path (inRoot): the link.
   PivotRoot,     // path: the rootfs. Make it "/" and detach the old root.
   MoveRoot,      // path: the rootfs. --no-pivot: move it over "/" and chroot into it.
+  Chroot,        // path: the rootfs (no mount namespace of the container's own) or
+                 // /proc/PID/root (exec): chroot into it, leaving every mount where it is.
   Chdir,         // path.
   WriteFile,     // path, source: contents (sysctl, attr/exec). A path under /proc must be on a
                  // procfs (EXDEV otherwise): the image may have planted files there.

@@ -168,6 +168,10 @@ function becomeNamespaceRoot(b: Builder, joined: boolean) {
   b.add({ op: 'setresuid', a: 0, trace: 'setresuid(0, 0, 0)', what: 'become uid 0 in the user namespace' });
 }
 
+function chrootStep(root: string): PlanStep {
+  return { op: 'chroot', path: root, trace: `chdir(${q(root)}); chroot(".")`, what: `chroot to ${q(root)}` };
+}
+
 function cloneStep(flags: number, cgroupFd?: number): PlanStep {
   const into = cgroupFd !== undefined;
   return {
@@ -424,12 +428,24 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
 
   // The root filesystem, prepared while the host's paths are still reachable.
   const hasMountNs = namespaces.some((n) => n.type === 'mount');
-  if (!hasMountNs) throw new HuskError('config.json: linux.namespaces must include a mount namespace');
   const rootPropagation = linux.rootfsPropagation ? parseMountOptions([linux.rootfsPropagation]).propagation[0] : undefined;
-  b.add(mountStep(null, '/', null, MS.MS_SLAVE | MS.MS_REC, null));
-  const parentMount = host.mountPointOf(path.dirname(opts.rootfs));
-  b.add(mountStep(null, parentMount, null, MS.MS_PRIVATE, null));
-  b.add(mountStep(opts.rootfs, opts.rootfs, null, MS.MS_BIND | MS.MS_REC, null));
+  if (hasMountNs) {
+    b.add(mountStep(null, '/', null, MS.MS_SLAVE | MS.MS_REC, null));
+    const parentMount = host.mountPointOf(path.dirname(opts.rootfs));
+    b.add(mountStep(null, parentMount, null, MS.MS_PRIVATE, null));
+    b.add(mountStep(opts.rootfs, opts.rootfs, null, MS.MS_BIND | MS.MS_REC, null));
+  } else {
+    // No mount namespace: the container shares husk's (the runtime spec: a namespace not
+    // listed is inherited), as runc allows. Its mounts go into the host's mount table, on a
+    // bind of the rootfs made private so that none of them propagates; delete detaches that
+    // bind and everything on it (src/linux/hostMounts.ts). Nothing of the host's own mount
+    // tree changes: "/" is not made a slave, and root.readonly and rootfsPropagation apply to
+    // that bind, which is the container's "/" after chroot. (Masked and read-only paths are
+    // refused in src/spec/validate.ts, as runc does.)
+    if (opts.noPivot) throw new HuskError('--no-pivot needs a private mount namespace (linux.namespaces has none)');
+    b.add(mountStep(opts.rootfs, opts.rootfs, null, MS.MS_BIND | MS.MS_REC, null));
+    b.add(mountStep(null, opts.rootfs, null, MS.MS_PRIVATE | MS.MS_REC, null));
+  }
   b.add({ op: 'openRoot', path: opts.rootfs, trace: `open(${q(opts.rootfs)}, O_PATH|O_DIRECTORY)`, what: `open rootfs ${q(opts.rootfs)}` });
 
   const mounts = spec.mounts ?? [];
@@ -479,7 +495,10 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   }
 
   // The switch to the new root.
-  if (opts.noPivot) {
+  if (!hasMountNs) {
+    // pivot_root or a move over "/" would change the host's root: the process is chrooted.
+    b.add(chrootStep(opts.rootfs));
+  } else if (opts.noPivot) {
     b.add({ op: 'moveRoot', path: opts.rootfs, trace: `mount(${q(opts.rootfs)}, "/", NULL, MS_MOVE, NULL); chroot(".")`, what: `move rootfs ${q(opts.rootfs)} to /` });
   } else {
     b.add({ op: 'pivotRoot', path: opts.rootfs, trace: `pivot_root(".", ".") in ${q(opts.rootfs)}; umount2(".", MNT_DETACH)`, what: `pivot_root to ${q(opts.rootfs)}` });
@@ -571,6 +590,9 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
     b.add({ op: 'setns', path: file, flags: kind.flag, trace: `setns(open(${q(file)}), ${kind.flagName})`, what: `join the container's ${type} namespace` });
   }
   b.add(cloneStep(0));
+  // Without a mount namespace of its own the container shares husk's: a process joining it
+  // goes into its root as the init did (runc's would stay in the host's).
+  if (!types.has('mount')) b.add(chrootStep(`/proc/${opts.initPid}/root`));
   if (process.terminal) {
     const rows = process.consoleSize?.height ?? 0;
     const cols = process.consoleSize?.width ?? 0;

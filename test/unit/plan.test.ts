@@ -66,6 +66,20 @@ describe('buildPlan', () => {
     expect(plan.steps[clone].trace).toBe('clone(CLONE_NEWNS|CLONE_NEWPID)');
   });
 
+  it('without a mount namespace: mounts on a private bind of the rootfs, the host\'s "/" untouched, then chroot', () => {
+    const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'pid' }] } }), opts, host());
+    const mounts = plan.steps.filter((s) => s.op === 'mount' && !s.inRoot);
+    expect(mounts.map((s) => s.trace)).toEqual([
+      'mount("/b/rootfs", "/b/rootfs", NULL, MS_BIND|MS_REC, NULL)',
+      'mount(NULL, "/b/rootfs", NULL, MS_REC|MS_PRIVATE, NULL)',
+    ]);
+    expect(ops(plan.steps)).toContain('chroot');
+    expect(ops(plan.steps)).not.toContain('pivotRoot');
+    expect(() => buildPlan(spec({ linux: { namespaces: [{ type: 'pid' }] } }), { ...opts, noPivot: true }, host())).toThrow(
+      '--no-pivot needs a private mount namespace',
+    );
+  });
+
   it('resolves every config mount inside the rootfs and creates its target', () => {
     const plan = buildPlan(spec(), opts, host());
     const proc = plan.steps.find((s) => s.op === 'mount' && s.fstype === 'proc')!;

@@ -1,0 +1,67 @@
+// A container with no mount namespace of its own mounts in husk's (plan.ts): a private bind
+// of its rootfs, with proc, dev and the config's mounts on it. They are in the host's mount
+// table until the container is deleted; runc leaves them there for good. husk notes which
+// mounts were at or under the rootfs before create, and delete (or a failed create) detaches
+// every one added since, so the host's mount table is as it was.
+//
+// (A reader of mountinfo with mount ids; to join the one reader in the host package.)
+import * as fs from 'fs';
+import { HuskError } from '../errors';
+import type { Spec } from '../spec/types';
+
+const MNT_DETACH = 2;
+
+interface MountEntry {
+  id: number;
+  parent: number;
+  mountPoint: string;
+}
+
+function unescape(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o) => String.fromCharCode(parseInt(o, 8)));
+}
+
+function mountsAtOrUnder(dir: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const fields = line.split(' ');
+    if (fields.length < 5) continue;
+    const mountPoint = unescape(fields[4]);
+    if (mountPoint !== dir && !mountPoint.startsWith(dir + '/')) continue;
+    out.push({ id: Number(fields[0]), parent: Number(fields[1]), mountPoint });
+  }
+  return out;
+}
+
+/** Whether the container shares husk's mount namespace (none listed in linux.namespaces). */
+export function sharesHostMounts(spec: Spec): boolean {
+  return !(spec.linux?.namespaces ?? []).some((n) => n.type === 'mount');
+}
+
+/** The ids of the mounts at or under the rootfs now, before create adds its own. */
+export function mountIdsBefore(rootfs: string): number[] {
+  return mountsAtOrUnder(rootfs).map((m) => m.id);
+}
+
+/**
+ * Detaches every mount at or under the rootfs that was not there before create, the
+ * shallowest first (a lazy unmount takes what is mounted on it along). Only the topmost mount
+ * at a path is what umount2 of that path reaches, so a mount still covered by another is left
+ * for a later round. Throws when one cannot be detached: delete keeps the record, to try again.
+ */
+export function detachAddedMounts(rootfs: string, before: number[]): void {
+  const kept = new Set(before);
+  for (let round = 0; round < 64; round++) {
+    const mounts = mountsAtOrUnder(rootfs);
+    const covered = new Set(mounts.filter((m) => mounts.some((o) => o.id === m.parent && o.mountPoint === m.mountPoint)).map((m) => m.parent));
+    const added = mounts.filter((m) => !kept.has(m.id) && !covered.has(m.id)).sort((a, b) => a.mountPoint.length - b.mountPoint.length);
+    if (added.length === 0) return;
+    const { native } = require('../native') as typeof import('../native');
+    try {
+      native.umount2(added[0].mountPoint, MNT_DETACH);
+    } catch (err) {
+      throw new HuskError(`detach ${JSON.stringify(added[0].mountPoint)}: ${(err as Error).message}`);
+    }
+  }
+  throw new HuskError(`detach the mounts under ${JSON.stringify(rootfs)}: still there after 64 rounds`);
+}
