@@ -12,7 +12,8 @@
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>  // the ST_* flag values only
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -177,17 +178,18 @@ long doOpenRoot(Child &c, const Step &s) {
   return r;
 }
 
-// The per-mount flags a bind remount must repeat, or it would clear them.
+// The per-mount flags a bind remount must repeat, or it would clear them. Raw statfs(2):
+// glibc's statvfs may read /proc/mounts through stdio (and allocate) on older versions.
 static unsigned long keptFlags(const char *path) {
-  struct statvfs st;
-  if (statvfs(path, &st) < 0) return 0;
+  struct statfs st;
+  if (syscall(SYS_statfs, path, &st) < 0) return 0;
   unsigned long flags = 0;
-  if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
-  if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
-  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
-  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
-  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
-  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  if (st.f_flags & ST_NOSUID) flags |= MS_NOSUID;
+  if (st.f_flags & ST_NODEV) flags |= MS_NODEV;
+  if (st.f_flags & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flags & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flags & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flags & ST_RELATIME) flags |= MS_RELATIME;
   return flags;
 }
 
