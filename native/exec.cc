@@ -54,10 +54,10 @@ long doCloseFds(Child &c, const Step &s) {
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   }
-  for (int fd = 0; fd < static_cast<int>(s.a); fd++) fcntl(fd, F_SETFD, 0);
-  long r = check(syscall(SYS_close_range, static_cast<unsigned>(s.a), ~0U, CLOSE_RANGE_CLOEXEC));
+  for (int fd = 0; fd < static_cast<int>(closeFds_first(s)); fd++) fcntl(fd, F_SETFD, 0);
+  long r = check(syscall(SYS_close_range, static_cast<unsigned>(closeFds_first(s)), ~0U, CLOSE_RANGE_CLOEXEC));
   // close_range came with Linux 5.9, and a seccomp filter husk itself runs under may refuse it.
-  if (r == -ENOSYS || r == -EPERM) r = markCloexecFromProc(c, static_cast<int>(s.a));
+  if (r == -ENOSYS || r == -EPERM) r = markCloexecFromProc(c, static_cast<int>(closeFds_first(s)));
   return r;
 }
 
@@ -65,7 +65,7 @@ long doCloseFds(Child &c, const Step &s) {
 // container's root (a user namespace). After pivot_root it is reopened for writing through
 // the host's /proc, which is also kept here.
 long doOpenExecFifo(Child &c, const Step &s) {
-  c.fifoFd = static_cast<int>(s.a);
+  c.fifoFd = static_cast<int>(openExecFifo_fd(s));
   long r = check(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (r < 0) return r;
   c.procFd = static_cast<int>(r);
@@ -74,16 +74,16 @@ long doOpenExecFifo(Child &c, const Step &s) {
 
 // Not O_CLOEXEC: execveat of a script needs the fd to still be open when its interpreter runs.
 long doOpenExec(Child &c, const Step &s) {
-  long r = check(open(s.path, O_PATH));
+  long r = check(open(openExec_path(s), O_PATH));
   if (r >= 0) c.execFd = static_cast<int>(r);
   return r;
 }
 
 long doFindExecutable(Child &c, const Step &s) {
   long firstError = -ENOENT;
-  for (int i = 0; s.candidates[i]; i++) {
+  for (int i = 0; findExecutable_candidates(s)[i]; i++) {
     struct stat st;
-    if (stat(s.candidates[i], &st) < 0) {
+    if (stat(findExecutable_candidates(s)[i], &st) < 0) {
       if (errno != ENOENT && errno != ENOTDIR && firstError == -ENOENT) firstError = -errno;
       continue;
     }
@@ -91,11 +91,11 @@ long doFindExecutable(Child &c, const Step &s) {
       if (firstError == -ENOENT) firstError = -EACCES;
       continue;
     }
-    if (access(s.candidates[i], X_OK) < 0) {
+    if (access(findExecutable_candidates(s)[i], X_OK) < 0) {
       if (firstError == -ENOENT) firstError = -errno;
       continue;
     }
-    c.execPath = s.candidates[i];
+    c.execPath = findExecutable_candidates(s)[i];
     return i;
   }
   return firstError;
@@ -122,10 +122,10 @@ long doExec(Child &c, const Step &s) {
     // A script's interpreter reads it through /dev/fd/N: that fd must survive the exec,
     // even though CloseFds marked everything close-on-exec.
     if (fcntl(c.execFd, F_SETFD, 0) < 0) return -errno;
-    return check(syscall(SYS_execveat, c.execFd, "", s.argv, s.envp, AT_EMPTY_PATH));
+    return check(syscall(SYS_execveat, c.execFd, "", exec_argv(s), exec_envp(s), AT_EMPTY_PATH));
   }
   if (!c.execPath) return -ENOENT;
-  return check(execve(c.execPath, s.argv, s.envp));
+  return check(execve(c.execPath, exec_argv(s), exec_envp(s)));
 }
 
 }  // namespace husk

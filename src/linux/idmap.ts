@@ -9,6 +9,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import { HuskError } from '../errors';
 import type { IDMapping } from '../spec/types';
+import { CLONE } from './constants';
 import { trace } from '../runtime/trace';
 
 export interface IdMapPlan {
@@ -95,8 +96,8 @@ export function userNamespaceFd(uid: IDMapping[], gid: IDMapping[]): number {
   const { pid, fd: sock } = native.spawn({
     trace: false,
     steps: [
-      { op: 'unshare', flags: 0x10000000 /* CLONE_NEWUSER */ },
-      { op: 'notify', a: Msg.UserMaps },
+      { op: 'unshare', flags: CLONE.CLONE_NEWUSER },
+      { op: 'notify', message: Msg.UserMaps },
       { op: 'exec', argv: ['/nonexistent'], envp: [] },
     ],
   });

@@ -18,14 +18,15 @@ import { RLIMITS } from './rlimits';
 import type { CompiledSeccomp } from './seccomp';
 import { Msg } from '../native/sync';
 
-export interface PlanStep extends NativeStep {
+/** A step (src/native/steps.ts) with the words husk shows for it. */
+export type PlanStep = NativeStep & {
   /** The system call, as `--trace` prints it: mount("proc", "/proc", "proc", MS_NOSUID, NULL). */
   trace: string;
   /** For error messages: mount "proc" on "/proc". */
   what: string;
   /** What an errno means for this step, where strerror would not say it: {[ENOTDIR]: ...}. */
   why?: Record<number, string>;
-}
+};
 
 /** What the plan needs to know about the host; the real one is in hostInfo.ts. */
 export interface HostView {
@@ -125,7 +126,7 @@ function mountStep(source: string | null, target: string, fstype: string | null,
     : isPropagation ? `set propagation of ${q(shownTarget)} to ${flagNames(flags, MS)}`
       : `mount ${q(source ?? fstype)} on ${q(shownTarget)}`;
   return {
-    op: 'mount', source, path: target, fstype, flags, data: data || null,
+    op: 'mount', source, target, fstype, flags, data: data || null,
     inRoot: opts.inRoot, create: opts.create, okErrno: opts.okErrno,
     trace: `mount(${q(source)}, ${q(shownTarget)}, ${q(fstype)}, ${flagNames(flags, MS)}, ${data ? q(data) : 'NULL'})`,
     what,
@@ -164,8 +165,8 @@ export function processEnv(process: Process, rootfs: string, host: HostView): st
  * setgroups may be denied (made by an unprivileged user): then there are none to clear. */
 function becomeNamespaceRoot(b: Builder, joined: boolean) {
   if (joined) b.add({ op: 'setgroups', groups: [], okErrno: osConstants.errno.EPERM, trace: 'setgroups(0, [])', what: 'clear supplementary groups in the user namespace' });
-  b.add({ op: 'setresgid', a: 0, trace: 'setresgid(0, 0, 0)', what: 'become gid 0 in the user namespace' });
-  b.add({ op: 'setresuid', a: 0, trace: 'setresuid(0, 0, 0)', what: 'become uid 0 in the user namespace' });
+  b.add({ op: 'setresgid', gid: 0, trace: 'setresgid(0, 0, 0)', what: 'become gid 0 in the user namespace' });
+  b.add({ op: 'setresuid', uid: 0, trace: 'setresuid(0, 0, 0)', what: 'become uid 0 in the user namespace' });
 }
 
 function chrootStep(root: string): PlanStep {
@@ -175,7 +176,7 @@ function chrootStep(root: string): PlanStep {
 function cloneStep(flags: number, cgroupFd?: number): PlanStep {
   const into = cgroupFd !== undefined;
   return {
-    op: 'cloneInit', flags, a: cgroupFd ?? 0, b: into ? 1 : 0,
+    op: 'cloneInit', flags, cgroupFd: cgroupFd ?? 0, intoCgroup: into ? 1 : 0,
     trace: into ? `clone3(${flagNames(flags, CLONE)}|CLONE_INTO_CGROUP, cgroup=${cgroupFd})` : `clone(${flagNames(flags, CLONE)})`,
     what: 'clone the container init',
   };
@@ -236,7 +237,7 @@ function configMount(ctx: MountContext, original: Mount, index: number) {
     const bindFlags = MS.MS_BIND | (parsed.flags & MS.MS_REC);
     const tree = opts.mountTrees?.get(index);
     if (tree !== undefined) {
-      b.add({ op: 'moveMount', a: tree, path: dest, inRoot: true, create: isDir ? 1 : 2, trace: `move_mount(${tree} [idmapped ${q(source)}], ${q(dest)})`, what: `mount idmapped ${q(source)} on ${q(dest)}` });
+      b.add({ op: 'moveMount', fromFd: tree, toPath: dest, inRoot: true, create: isDir ? 1 : 2, trace: `move_mount(${tree} [idmapped ${q(source)}], ${q(dest)})`, what: `mount idmapped ${q(source)} on ${q(dest)}` });
     } else {
       b.add(mountStep(source, dest, null, bindFlags, null, { inRoot: true, create: isDir ? 1 : 2 }));
     }
@@ -246,7 +247,7 @@ function configMount(ctx: MountContext, original: Mount, index: number) {
     if (m.type !== 'tmpfs') throw new HuskError(`config.json: ${where}: tmpcopyup applies to tmpfs mounts only (type is ${q(m.type ?? '')})`);
     const data = parsed.data || null;
     b.add({
-      op: 'copyUpMount', source: m.source ?? 'tmpfs', path: dest, fstype: 'tmpfs', flags: parsed.flags & ~MS.MS_RDONLY, data, inRoot: true,
+      op: 'copyUpMount', source: m.source ?? 'tmpfs', target: dest, fstype: 'tmpfs', flags: parsed.flags & ~MS.MS_RDONLY, data, inRoot: true,
       trace: `mount("tmpfs", ${q(dest)}, "tmpfs", ${flagNames(parsed.flags & ~MS.MS_RDONLY, MS)}, ${data ? q(data) : 'NULL'}); copy what ${q(dest)} held into it`,
       what: `mount "tmpfs" on ${q(dest)} with a copy of its contents`,
     });
@@ -268,7 +269,7 @@ function configMount(ctx: MountContext, original: Mount, index: number) {
   }
   if (parsed.recursive) {
     const { set, clear } = parsed.recursive;
-    b.add({ op: 'mountSetattr', path: dest, inRoot: true, a: set, b: clear, trace: `mount_setattr(${q(dest)}, AT_RECURSIVE, {set 0x${set.toString(16)}, clear 0x${clear.toString(16)}})`, what: `apply recursive options to ${q(dest)}` });
+    b.add({ op: 'mountSetattr', path: dest, inRoot: true, attrSet: set, attrClr: clear, trace: `mount_setattr(${q(dest)}, AT_RECURSIVE, {set 0x${set.toString(16)}, clear 0x${clear.toString(16)}})`, what: `apply recursive options to ${q(dest)}` });
   }
   for (const p of parsed.propagation) b.add(mountStep(null, dest, null, p, null, { inRoot: true }));
 }
@@ -288,7 +289,7 @@ interface ProcessContext {
 
 function seccompStep(seccomp: CompiledSeccomp): PlanStep {
   return {
-    op: 'seccomp', filter: seccomp.filter, a: seccomp.flags,
+    op: 'seccomp', filter: seccomp.filter, flags: seccomp.flags,
     trace: `seccomp(SECCOMP_SET_MODE_FILTER, ${seccomp.flags}, {${seccomp.filter.length / 8} instructions})`,
     what: 'install the seccomp filter',
   };
@@ -314,17 +315,17 @@ function processSteps(b: Builder, process: Process, ctx: ProcessContext) {
   for (const r of process.rlimits ?? []) {
     const resource = RLIMITS[r.type];
     if (resource === undefined) throw new HuskError(`config.json: process.rlimits: unknown type ${q(r.type)}`);
-    b.add({ op: 'setrlimit', a: resource, b: BigInt(r.soft), c: BigInt(r.hard), trace: `prlimit64(0, ${r.type}, {${r.soft}, ${r.hard}})`, what: `set ${r.type}` });
+    b.add({ op: 'setrlimit', resource, soft: BigInt(r.soft), hard: BigInt(r.hard), trace: `prlimit64(0, ${r.type}, {${r.soft}, ${r.hard}})`, what: `set ${r.type}` });
   }
-  if (process.noNewPrivileges) b.add({ op: 'prctl', a: PR.PR_SET_NO_NEW_PRIVS, b: 1, trace: 'prctl(PR_SET_NO_NEW_PRIVS, 1)', what: 'set no_new_privs' });
-  if (process.user?.umask !== undefined) b.add({ op: 'umask', a: process.user.umask, trace: `umask(0${process.user.umask.toString(8)})`, what: 'set umask' });
+  if (process.noNewPrivileges) b.add({ op: 'prctl', option: PR.PR_SET_NO_NEW_PRIVS, arg2: 1, trace: 'prctl(PR_SET_NO_NEW_PRIVS, 1)', what: 'set no_new_privs' });
+  if (process.user?.umask !== undefined) b.add({ op: 'umask', mask: process.user.umask, trace: `umask(0${process.user.umask.toString(8)})`, what: 'set umask' });
   for (const [target, fd] of (ctx.stdio ?? []).entries()) {
-    b.add({ op: 'dup2', a: fd, b: target, trace: `dup2(${fd}, ${target})`, what: `set up fd ${target}` });
+    b.add({ op: 'dup2', oldfd: fd, newfd: target, trace: `dup2(${fd}, ${target})`, what: `set up fd ${target}` });
   }
   // Inherited fds are marked close-on-exec before any seccomp filter goes in: a profile
   // written before Linux 5.9 refuses close_range (CVE-2024-21626 is why none may stay open).
   const preserve = ctx.preserveFds ?? 0;
-  b.add({ op: 'closeFds', a: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
+  b.add({ op: 'closeFds', first: 3 + preserve, trace: `close_range(${3 + preserve}, ~0, CLOSE_RANGE_CLOEXEC)`, what: 'close inherited file descriptors' });
   // Seccomp as late as it can be: without no_new_privs the filter needs CAP_SYS_ADMIN, so it
   // goes in before the capabilities are dropped; with it, just before waiting for start.
   if (ctx.seccomp && !process.noNewPrivileges) b.add(seccompStep(ctx.seccomp));
@@ -333,8 +334,8 @@ function processSteps(b: Builder, process: Process, ctx: ProcessContext) {
   const mask = (names: string[] | undefined, field: string) => capabilityMask(names, `process.capabilities.${field}`, host.lastCap, (w) => warnings.push(w));
   if (caps) {
     const bounding = mask(caps.bounding, 'bounding');
-    b.add({ op: 'dropBounding', a: bounding, trace: `prctl(PR_CAPBSET_DROP, ...) keeping 0x${bounding.toString(16)}`, what: 'drop capabilities from the bounding set' });
-    b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 1, trace: 'prctl(PR_SET_KEEPCAPS, 1)', what: 'keep capabilities across setuid' });
+    b.add({ op: 'dropBounding', keep: bounding, trace: `prctl(PR_CAPBSET_DROP, ...) keeping 0x${bounding.toString(16)}`, what: 'drop capabilities from the bounding set' });
+    b.add({ op: 'prctl', option: PR.PR_SET_KEEPCAPS, arg2: 1, trace: 'prctl(PR_SET_KEEPCAPS, 1)', what: 'keep capabilities across setuid' });
   }
   const user = process.user ?? { uid: 0, gid: 0 };
   const groups = user.additionalGids ?? [];
@@ -344,16 +345,16 @@ function processSteps(b: Builder, process: Process, ctx: ProcessContext) {
   } else {
     b.add({ op: 'setgroups', groups, trace: `setgroups(${groups.length}, [${groups.join(', ')}])`, what: 'set supplementary groups' });
   }
-  b.add({ op: 'setresgid', a: user.gid, trace: `setresgid(${user.gid}, ${user.gid}, ${user.gid})`, what: `set gid ${user.gid}` });
-  b.add({ op: 'setresuid', a: user.uid, trace: `setresuid(${user.uid}, ${user.uid}, ${user.uid})`, what: `set uid ${user.uid}` });
+  b.add({ op: 'setresgid', gid: user.gid, trace: `setresgid(${user.gid}, ${user.gid}, ${user.gid})`, what: `set gid ${user.gid}` });
+  b.add({ op: 'setresuid', uid: user.uid, trace: `setresuid(${user.uid}, ${user.uid}, ${user.uid})`, what: `set uid ${user.uid}` });
   b.add({ op: 'chdir', path: cwd, trace: `chdir(${q(cwd)})`, what: `change to working directory ${q(cwd)}` });
   if (caps) {
-    b.add({ op: 'prctl', a: PR.PR_SET_KEEPCAPS, b: 0, trace: 'prctl(PR_SET_KEEPCAPS, 0)', what: 'stop keeping capabilities' });
+    b.add({ op: 'prctl', option: PR.PR_SET_KEEPCAPS, arg2: 0, trace: 'prctl(PR_SET_KEEPCAPS, 0)', what: 'stop keeping capabilities' });
     const eff = mask(caps.effective, 'effective');
     const perm = mask(caps.permitted, 'permitted');
     const inh = mask(caps.inheritable, 'inheritable');
     const amb = mask(caps.ambient, 'ambient');
-    b.add({ op: 'capset', a: eff, b: perm, c: inh, d: amb, trace: `capset(effective=0x${eff.toString(16)}, permitted=0x${perm.toString(16)}, inheritable=0x${inh.toString(16)}); ambient=0x${amb.toString(16)}`, what: 'set capabilities' });
+    b.add({ op: 'capset', effective: eff, permitted: perm, inheritable: inh, ambient: amb, trace: `capset(effective=0x${eff.toString(16)}, permitted=0x${perm.toString(16)}, inheritable=0x${inh.toString(16)}); ambient=0x${amb.toString(16)}`, what: 'set capabilities' });
   }
   const candidates = executableCandidates(process.args[0], env);
   b.add({ op: 'findExecutable', candidates, trace: `access(${candidates.map(q).join(' | ')}, X_OK)`, what: `exec: ${q(process.args[0])}` });
@@ -379,7 +380,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     const ns = namespaces.find((n) => n.type === type && n.path);
     if (!ns) continue;
     const kind = NAMESPACES[type];
-    b.add({ op: 'setns', path: ns.path, flags: kind.flag, trace: `setns(open(${q(ns.path)}), ${kind.flagName})`, what: `join ${type} namespace ${q(ns.path)}` });
+    b.add({ op: 'setns', path: ns.path, nstype: kind.flag, trace: `setns(open(${q(ns.path)}), ${kind.flagName})`, what: `join ${type} namespace ${q(ns.path)}` });
     if (type === 'user') becomeNamespaceRoot(b, true);
   }
   // A new user namespace is made by stage 1 itself, so that the parent can write its id maps
@@ -394,9 +395,9 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     // dumpable (a non-dumpable one's /proc files belong to root): briefly, as runc does. Stage 1
     // is alone in a new, empty user namespace then: no container process can reach it.
     const unprivileged = host.euid !== 0;
-    if (unprivileged) b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 1, trace: 'prctl(PR_SET_DUMPABLE, 1)', what: 'let husk write the id maps' });
-    b.add({ op: 'notify', a: Msg.UserMaps, trace: 'notify(parent, user maps) and wait', what: 'write the uid and gid maps' });
-    if (unprivileged) b.add({ op: 'prctl', a: PR.PR_SET_DUMPABLE, b: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make stage 1 non-dumpable again' });
+    if (unprivileged) b.add({ op: 'prctl', option: PR.PR_SET_DUMPABLE, arg2: 1, trace: 'prctl(PR_SET_DUMPABLE, 1)', what: 'let husk write the id maps' });
+    b.add({ op: 'notify', message: Msg.UserMaps, trace: 'notify(parent, user maps) and wait', what: 'write the uid and gid maps' });
+    if (unprivileged) b.add({ op: 'prctl', option: PR.PR_SET_DUMPABLE, arg2: 0, trace: 'prctl(PR_SET_DUMPABLE, 0)', what: 'make stage 1 non-dumpable again' });
     if (!userMaps.plan.denySetgroups) b.add({ op: 'setgroups', groups: [], trace: 'setgroups(0, [])', what: 'clear supplementary groups in the user namespace' });
     becomeNamespaceRoot(b, false);
   }
@@ -408,7 +409,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     const offsets = Object.entries(linux.timeOffsets ?? {}).map(([clock, o]) => `${clock} ${o?.secs ?? 0} ${o?.nanosecs ?? 0}`);
     if (offsets.length) {
       const text = offsets.join('\n') + '\n';
-      b.add({ op: 'writeFile', path: '/proc/self/timens_offsets', source: text, trace: `write("/proc/self/timens_offsets", ${q(text)})`, what: 'set the time namespace offsets' });
+      b.add({ op: 'writeFile', path: '/proc/self/timens_offsets', contents: text, trace: `write("/proc/self/timens_offsets", ${q(text)})`, what: 'set the time namespace offsets' });
     }
   }
   let cloneFlags = 0;
@@ -419,10 +420,10 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   // inherits that until execve: see native/addon.cc.)
   b.add({ op: 'setsid', trace: 'setsid()', what: 'start a new session' });
   if (!opts.noNewKeyring && opts.id) {
-    b.add({ op: 'joinSessionKeyring', source: opts.id, trace: `keyctl(KEYCTL_JOIN_SESSION_KEYRING, ${q(opts.id)})`, what: 'create a session keyring' });
+    b.add({ op: 'joinSessionKeyring', name: opts.id, trace: `keyctl(KEYCTL_JOIN_SESSION_KEYRING, ${q(opts.id)})`, what: 'create a session keyring' });
   }
   if (isNew('cgroup')) b.add({ op: 'unshare', flags: CLONE.CLONE_NEWCGROUP, trace: 'unshare(CLONE_NEWCGROUP)', what: 'create the cgroup namespace' });
-  if (isNew('network')) b.add({ op: 'linkUp', path: 'lo', trace: 'ioctl(SIOCSIFFLAGS, "lo", IFF_UP)', what: 'bring up the loopback interface' });
+  if (isNew('network')) b.add({ op: 'linkUp', ifname: 'lo', trace: 'ioctl(SIOCSIFFLAGS, "lo", IFF_UP)', what: 'bring up the loopback interface' });
   // (oomScoreAdj is written by the parent: lowering it needs a capability the init may not
   // have inside a user namespace.)
 
@@ -472,26 +473,26 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
       const mode = kind | ((d.fileMode ?? 0o666) & 0o7777);
       b.add({
         op: 'mknod', path: d.path, inRoot: true, okErrno: EEXIST,
-        a: mode, b: d.major ?? 0, c: d.minor ?? 0, d: d.uid ?? 0, e: d.gid ?? 0,
+        mode, major: d.major ?? 0, minor: d.minor ?? 0, uid: d.uid ?? 0, gid: d.gid ?? 0,
         trace: `mknod(${q(d.path)}, ${d.type === 'b' ? 'S_IFBLK' : d.type === 'p' ? 'S_IFIFO' : 'S_IFCHR'}|0${((d.fileMode ?? 0o666) & 0o7777).toString(8)}, makedev(${d.major ?? 0}, ${d.minor ?? 0}))`,
         what: `create device ${q(d.path)}`,
       });
     }
     for (const [target, link] of DEV_SYMLINKS) {
       if (configured.some((c) => c.path === link)) continue;
-      b.add({ op: 'symlink', source: target, path: link, inRoot: true, okErrno: EEXIST, trace: `symlink(${q(target)}, ${q(link)})`, what: `create symlink ${q(link)}` });
+      b.add({ op: 'symlink', target, linkpath: link, inRoot: true, okErrno: EEXIST, trace: `symlink(${q(target)}, ${q(link)})`, what: `create symlink ${q(link)}` });
     }
   }
 
   const cwd = process.cwd || '/';
   b.add({ op: 'mkdir', path: cwd, inRoot: true, trace: `mkdir(${q(cwd)})`, what: `create working directory ${q(cwd)}` });
   if (opts.execFifo) {
-    b.add({ op: 'openExecFifo', a: opts.execFifo.fd, trace: `keep fd ${opts.execFifo.fd} (${q(opts.execFifo.path)}, O_PATH) and open("/proc", O_PATH)`, what: `open exec fifo ${q(opts.execFifo.path)}` });
+    b.add({ op: 'openExecFifo', fd: opts.execFifo.fd, trace: `keep fd ${opts.execFifo.fd} (${q(opts.execFifo.path)}, O_PATH) and open("/proc", O_PATH)`, what: `open exec fifo ${q(opts.execFifo.path)}` });
   }
   const hooks = spec.hooks ?? {};
   const pausesForHooks = Boolean(hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length);
   if (pausesForHooks) {
-    b.add({ op: 'notify', a: Msg.Hooks, trace: 'notify(parent, hooks) and wait', what: 'run createRuntime and createContainer hooks' });
+    b.add({ op: 'notify', message: Msg.Hooks, trace: 'notify(parent, hooks) and wait', what: 'run createRuntime and createContainer hooks' });
   }
 
   // The switch to the new root.
@@ -510,13 +511,13 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     const gid = process.user?.gid ?? 0;
     const rows = process.consoleSize?.height ?? 0;
     const cols = process.consoleSize?.width ?? 0;
-    b.add({ op: 'console', path: '/dev/console', a: rows, b: cols, c: uid, d: gid, trace: `open("/dev/ptmx"); ioctl(TIOCGPTPEER); mount(pts, "/dev/console", MS_BIND); ioctl(0, TIOCSCTTY)`, what: 'set up the terminal' });
+    b.add({ op: 'console', path: '/dev/console', rows, cols, uid, gid, trace: `open("/dev/ptmx"); ioctl(TIOCGPTPEER); mount(pts, "/dev/console", MS_BIND); ioctl(0, TIOCSCTTY)`, what: 'set up the terminal' });
   }
-  if (spec.hostname !== undefined) b.add({ op: 'sethostname', source: spec.hostname, trace: `sethostname(${q(spec.hostname)})`, what: `set hostname ${q(spec.hostname)}` });
-  if (spec.domainname !== undefined) b.add({ op: 'setdomainname', source: spec.domainname, trace: `setdomainname(${q(spec.domainname)})`, what: `set domainname ${q(spec.domainname)}` });
+  if (spec.hostname !== undefined) b.add({ op: 'sethostname', name: spec.hostname, trace: `sethostname(${q(spec.hostname)})`, what: `set hostname ${q(spec.hostname)}` });
+  if (spec.domainname !== undefined) b.add({ op: 'setdomainname', name: spec.domainname, trace: `setdomainname(${q(spec.domainname)})`, what: `set domainname ${q(spec.domainname)}` });
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     const file = '/proc/sys/' + key.replace(/\./g, '/');
-    b.add({ op: 'writeFile', path: file, source: value, why: notProcfs(file), trace: `write(${q(file)}, ${q(value)})`, what: `set sysctl ${key}` });
+    b.add({ op: 'writeFile', path: file, contents: value, why: notProcfs(file), trace: `write(${q(file)}, ${q(value)})`, what: `set sysctl ${key}` });
   }
   for (const p of linux.readonlyPaths ?? []) {
     b.add(mountStep(p, p, null, MS.MS_BIND | MS.MS_REC, null, { okErrno: ENOENT }));
@@ -529,11 +530,11 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   // does not have the module (a profile asked for is never dropped silently).
   if (process.apparmorProfile) {
     if (!host.securityModules.includes('apparmor')) throw new HuskError(`config.json: process.apparmorProfile ${q(process.apparmorProfile)}: AppArmor is not enabled on this host`);
-    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', source: `exec ${process.apparmorProfile}`, why: notProcfs('/proc/self/attr/apparmor/exec'), trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
+    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', contents: `exec ${process.apparmorProfile}`, why: notProcfs('/proc/self/attr/apparmor/exec'), trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
   }
   if (process.selinuxLabel) {
     if (!host.securityModules.includes('selinux')) throw new HuskError(`config.json: process.selinuxLabel ${q(process.selinuxLabel)}: SELinux is not enabled on this host`);
-    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, why: notProcfs('/proc/self/attr/exec'), trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
+    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', contents: process.selinuxLabel, why: notProcfs('/proc/self/attr/exec'), trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
   }
   if (linux.mountLabel && !host.securityModules.includes('selinux')) {
     throw new HuskError(`config.json: linux.mountLabel ${q(linux.mountLabel)}: SELinux is not enabled on this host`);
@@ -543,7 +544,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
     const value = domains[linux.personality.domain];
     if (value === undefined) throw new HuskError(`config.json: linux.personality.domain ${q(linux.personality.domain)}: only LINUX and LINUX32 are supported`);
     if (linux.personality.flags?.length) throw new HuskError(`config.json: linux.personality.flags: no personality flags are supported (got ${linux.personality.flags.join(', ')})`);
-    b.add({ op: 'personality', a: value, trace: `personality(${linux.personality.domain === 'LINUX32' ? 'PER_LINUX32' : 'PER_LINUX'})`, what: `set personality ${linux.personality.domain}` });
+    b.add({ op: 'personality', persona: value, trace: `personality(${linux.personality.domain === 'LINUX32' ? 'PER_LINUX32' : 'PER_LINUX'})`, what: `set personality ${linux.personality.domain}` });
   }
   if (spec.root?.readonly) {
     b.add({ op: 'remountReadonly', path: '/', trace: 'mount(NULL, "/", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)', what: 'remount the rootfs read-only' });
@@ -587,7 +588,7 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
     if (type === 'user' && opts.containerUserNamespace === opts.ownUserNamespace) continue;
     const kind = NAMESPACES[type];
     const file = `/proc/${opts.initPid}/ns/${kind.file}`;
-    b.add({ op: 'setns', path: file, flags: kind.flag, trace: `setns(open(${q(file)}), ${kind.flagName})`, what: `join the container's ${type} namespace` });
+    b.add({ op: 'setns', path: file, nstype: kind.flag, trace: `setns(open(${q(file)}), ${kind.flagName})`, what: `join the container's ${type} namespace` });
   }
   b.add(cloneStep(0));
   // Without a mount namespace of its own the container shares husk's: a process joining it
@@ -597,15 +598,15 @@ export function buildExecPlan(spec: Spec, process: Process, opts: ExecPlanOption
     const rows = process.consoleSize?.height ?? 0;
     const cols = process.consoleSize?.width ?? 0;
     b.add({ op: 'setsid', trace: 'setsid()', what: 'start a new session' });
-    b.add({ op: 'console', a: rows, b: cols, c: process.user?.uid ?? 0, d: process.user?.gid ?? 0, trace: 'open("/dev/ptmx"); ioctl(TIOCGPTPEER); ioctl(0, TIOCSCTTY)', what: 'set up the terminal' });
+    b.add({ op: 'console', rows, cols, uid: process.user?.uid ?? 0, gid: process.user?.gid ?? 0, trace: 'open("/dev/ptmx"); ioctl(TIOCGPTPEER); ioctl(0, TIOCSCTTY)', what: 'set up the terminal' });
   }
   if (process.apparmorProfile) {
     if (!host.securityModules.includes('apparmor')) throw new HuskError(`process.apparmorProfile ${q(process.apparmorProfile)}: AppArmor is not enabled on this host`);
-    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', source: `exec ${process.apparmorProfile}`, why: notProcfs('/proc/self/attr/apparmor/exec'), trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
+    b.add({ op: 'writeFile', path: '/proc/self/attr/apparmor/exec', contents: `exec ${process.apparmorProfile}`, why: notProcfs('/proc/self/attr/apparmor/exec'), trace: `write("/proc/self/attr/apparmor/exec", ${q('exec ' + process.apparmorProfile)})`, what: `set AppArmor profile ${q(process.apparmorProfile)}` });
   }
   if (process.selinuxLabel) {
     if (!host.securityModules.includes('selinux')) throw new HuskError(`process.selinuxLabel ${q(process.selinuxLabel)}: SELinux is not enabled on this host`);
-    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', source: process.selinuxLabel, why: notProcfs('/proc/self/attr/exec'), trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
+    b.add({ op: 'writeFile', path: '/proc/self/attr/exec', contents: process.selinuxLabel, why: notProcfs('/proc/self/attr/exec'), trace: `write("/proc/self/attr/exec", ${q(process.selinuxLabel)})`, what: `set SELinux label ${q(process.selinuxLabel)}` });
   }
   const warnings: string[] = [];
   const debug: string[] = [];

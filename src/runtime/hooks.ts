@@ -98,14 +98,14 @@ async function runInContainer(kind: HookKind, index: number, hook: Hook, input: 
     for (const type of JOIN_ORDER) {
       if (!ns.types.includes(type) || type === 'user') continue;
       const file = `/proc/${ns.pid}/ns/${NAMESPACES[type].file}`;
-      steps.push({ op: 'setns', path: file, flags: NAMESPACES[type].flag, trace: `setns(open(${JSON.stringify(file)}), ${NAMESPACES[type].flagName})`, what: `${describe(kind, index, hook)}: join ${type} namespace` });
+      steps.push({ op: 'setns', path: file, nstype: NAMESPACES[type].flag, trace: `setns(open(${JSON.stringify(file)}), ${NAMESPACES[type].flagName})`, what: `${describe(kind, index, hook)}: join ${type} namespace` });
     }
     steps.push(
       { op: 'cloneInit', flags: 0, trace: 'clone()', what: `${describe(kind, index, hook)}: clone` },
-      { op: 'dup2', a: stdinFd, b: 0, trace: `dup2(${stdinFd}, 0)`, what: `${describe(kind, index, hook)}: stdin` },
-      { op: 'dup2', a: outFd, b: 1, trace: `dup2(${outFd}, 1)`, what: `${describe(kind, index, hook)}: stdout` },
-      { op: 'dup2', a: outFd, b: 2, trace: `dup2(${outFd}, 2)`, what: `${describe(kind, index, hook)}: stderr` },
-      { op: 'closeFds', a: 3, trace: 'close_range(3, ~0, CLOSE_RANGE_CLOEXEC)', what: `${describe(kind, index, hook)}: close fds` },
+      { op: 'dup2', oldfd: stdinFd, newfd: 0, trace: `dup2(${stdinFd}, 0)`, what: `${describe(kind, index, hook)}: stdin` },
+      { op: 'dup2', oldfd: outFd, newfd: 1, trace: `dup2(${outFd}, 1)`, what: `${describe(kind, index, hook)}: stdout` },
+      { op: 'dup2', oldfd: outFd, newfd: 2, trace: `dup2(${outFd}, 2)`, what: `${describe(kind, index, hook)}: stderr` },
+      { op: 'closeFds', first: 3, trace: 'close_range(3, ~0, CLOSE_RANGE_CLOEXEC)', what: `${describe(kind, index, hook)}: close fds` },
       { op: 'exec', argv: hook.args && hook.args.length ? hook.args : [hook.path], envp: hook.env ?? [], trace: `execveat(${JSON.stringify(hook.path)})`, what: `${describe(kind, index, hook)}: exec` },
     );
     const plan: Plan = { steps, trace: tracing(), pausesForHooks: false, warnings: [] };
