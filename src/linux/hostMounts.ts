@@ -53,8 +53,10 @@ export function detachAddedMounts(rootfs: string, before: number[]): void {
   const kept = new Set(before);
   for (let round = 0; round < 64; round++) {
     const mounts = mountsAtOrUnder(rootfs);
-    const covered = new Set(mounts.filter((m) => mounts.some((o) => o.id === m.parent && o.mountPoint === m.mountPoint)).map((m) => m.parent));
-    const added = mounts.filter((m) => !kept.has(m.id) && !covered.has(m.id)).sort((a, b) => a.mountPoint.length - b.mountPoint.length);
+    const stackedOn = (m: MountEntry) => mounts.some((o) => o.id === m.parent && o.mountPoint === m.mountPoint);
+    const covered = new Set(mounts.filter(stackedOn).map((m) => m.parent));
+    const added = mounts.filter((m) => !kept.has(m.id) && !covered.has(m.id));
+    added.sort((a, b) => a.mountPoint.length - b.mountPoint.length);
     if (added.length === 0) return;
     const { native } = require('../native') as typeof import('../native');
     try {

@@ -79,7 +79,9 @@ export const STEP_LAYOUT = {
 export type StepOp = keyof typeof STEP_LAYOUT;
 
 type Layout = typeof STEP_LAYOUT;
-type FieldsOf<O extends StepOp> = { -readonly [F in keyof Layout[O]]?: Layout[O][F] extends Slot ? Slots[Layout[O][F]] : never };
+type FieldsOf<O extends StepOp> = {
+  -readonly [F in keyof Layout[O]]?: Layout[O][F] extends Slot ? Slots[Layout[O][F]] : never;
+};
 
 /** What any step may carry besides its own fields (plan.h reads them for every op). */
 export interface StepOptions {
@@ -99,7 +101,8 @@ export type PlainStep = { op: StepOp } & Partial<Slots> & StepOptions;
 
 /** Lays a step out in plan.h's slots. */
 export function plainStep(step: NativeStep): PlainStep {
-  const plain: Record<string, unknown> = { op: step.op, inRoot: step.inRoot, create: step.create, okErrno: step.okErrno };
+  const { op, inRoot, create, okErrno } = step;
+  const plain: Record<string, unknown> = { op, inRoot, create, okErrno };
   const fields = STEP_LAYOUT[step.op] as Readonly<Record<string, Slot>>;
   for (const [field, slot] of Object.entries(fields)) {
     const value = (step as unknown as Record<string, unknown>)[field];
