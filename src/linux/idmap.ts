@@ -31,15 +31,18 @@ function onlySelf(mappings: IDMapping[], own: number): boolean {
   return mappings.length === 1 && mappings[0].size === 1 && mappings[0].hostID === own;
 }
 
+type IdMapHost = Pick<HostView, 'euid' | 'egid' | 'isDirectory'>;
+
 /** How the maps will be written by a husk running with the host's euid/egid; throws when
  * they cannot be. The host is read only through the plan's seam (HostView). */
-export function idMapPlan(uid: IDMapping[], gid: IDMapping[], host: Pick<HostView, 'euid' | 'egid' | 'isDirectory'>): IdMapPlan {
+export function idMapPlan(uid: IDMapping[], gid: IDMapping[], host: IdMapHost): IdMapPlan {
   const { euid, egid } = host;
   if (euid === 0) return { direct: true, denySetgroups: false };
   if (onlySelf(uid, euid) && onlySelf(gid, egid)) return { direct: true, denySetgroups: true };
   const isFile = (p: string) => host.isDirectory(p) === false;
   if (findHelper('newuidmap', isFile) && findHelper('newgidmap', isFile)) return { direct: false, denySetgroups: false };
-  throw new HuskError('linux.uidMappings: mapping more than your own uid and gid needs newuidmap and newgidmap (Debian package uidmap) and ranges in /etc/subuid and /etc/subgid');
+  throw new HuskError('linux.uidMappings: mapping more than your own uid and gid needs newuidmap and newgidmap '
+    + '(Debian package uidmap) and ranges in /etc/subuid and /etc/subgid');
 }
 
 const text = (mappings: IDMapping[]) => mappings.map((m) => `${m.containerID} ${m.hostID} ${m.size}`).join('\n') + '\n';
@@ -101,7 +104,9 @@ export function userNamespaceFd(uid: IDMapping[], gid: IDMapping[]): number {
   const { pid, fd: sock } = native.spawn(userNamespacePlan());
   try {
     const msg = native.receive(sock);
-    if (!msg || msg.type !== Msg.UserMaps) throw new HuskError('could not create a user namespace for an idmapped mount');
+    if (!msg || msg.type !== Msg.UserMaps) {
+      throw new HuskError('could not create a user namespace for an idmapped mount');
+    }
     const nsFd = fs.openSync(`/proc/${pid}/ns/user`, 'r');
     writeIdMaps(pid, uid, gid, { direct: true, denySetgroups: false });
     return nsFd;

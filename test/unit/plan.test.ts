@@ -216,6 +216,15 @@ describe('user namespaces', () => {
     self.process.user.additionalGids = [5];
     expect(() => buildPlan(self, opts, host({ euid: 1000, egid: 1000 }))).toThrow('denies setgroups');
   });
+
+  it('an unprivileged husk maps a range through newuidmap and newgidmap, found through the host seam', () => {
+    const range = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    const ranged = spec({ linux: { namespaces: [{ type: 'mount' }, { type: 'user' }], uidMappings: range, gidMappings: range } });
+    const withHelpers = host({ euid: 1000, egid: 1000, isDirectory: (p) => !(/\/new[ug]idmap$/.test(p) || p.startsWith('/dev/')) });
+    expect(buildPlan(ranged, opts, withHelpers).userMaps!.plan).toEqual({ direct: false, denySetgroups: false });
+    const without = host({ euid: 1000, egid: 1000, isDirectory: (p) => (/\/new[ug]idmap$/.test(p) ? undefined : !p.startsWith('/dev/')) });
+    expect(() => buildPlan(ranged, opts, without)).toThrow('needs newuidmap and newgidmap');
+  });
 });
 
 describe('time namespace', () => {
