@@ -38,9 +38,15 @@ export function sharesHostMounts(spec: Spec): boolean {
   return !(spec.linux?.namespaces ?? []).some((n) => n.type === 'mount');
 }
 
+export interface MountsBefore {
+  /** husk's mount namespace (/proc/self/ns/mnt): mount ids mean something only in it. */
+  mountNamespace: string;
+  ids: number[];
+}
+
 /** The ids of the mounts at or under the rootfs now, before create adds its own. */
-export function mountIdsBefore(rootfs: string): number[] {
-  return mountsAtOrUnder(rootfs).map((m) => m.id);
+export function mountIdsBefore(rootfs: string): MountsBefore {
+  return { mountNamespace: fs.readlinkSync('/proc/self/ns/mnt'), ids: mountsAtOrUnder(rootfs).map((m) => m.id) };
 }
 
 /**
@@ -49,8 +55,13 @@ export function mountIdsBefore(rootfs: string): number[] {
  * at a path is what umount2 of that path reaches, so a mount still covered by another is left
  * for a later round. Throws when one cannot be detached: delete keeps the record, to try again.
  */
-export function detachAddedMounts(rootfs: string, before: number[]): void {
-  const kept = new Set(before);
+export function detachAddedMounts(rootfs: string, before: MountsBefore): void {
+  const here = fs.readlinkSync('/proc/self/ns/mnt');
+  if (here !== before.mountNamespace) {
+    throw new HuskError(`detach the mounts under ${JSON.stringify(rootfs)}: they are in mount namespace `
+      + `${before.mountNamespace}, husk runs in ${here}`);
+  }
+  const kept = new Set(before.ids);
   for (let round = 0; round < 64; round++) {
     const mounts = mountsAtOrUnder(rootfs);
     const stackedOn = (m: MountEntry) => mounts.some((o) => o.id === m.parent && o.mountPoint === m.mountPoint);
