@@ -71,7 +71,7 @@ const struct { const char *name; Op op; } kOps[] = {
   {"cloneInit", Op::CloneInit}, {"notify", Op::Notify}, {"setsid", Op::Setsid}, {"prctl", Op::Prctl}, {"joinSessionKeyring", Op::JoinSessionKeyring},
   {"setns", Op::Setns}, {"unshare", Op::Unshare}, {"linkUp", Op::LinkUp}, {"openRoot", Op::OpenRoot}, {"mkdir", Op::Mkdir}, {"mount", Op::Mount},
   {"moveMount", Op::MoveMount}, {"mountSetattr", Op::MountSetattr}, {"copyUpMount", Op::CopyUpMount}, {"remountReadonly", Op::RemountReadonly}, {"maskPath", Op::MaskPath}, {"mknod", Op::Mknod},
-  {"symlink", Op::Symlink}, {"pivotRoot", Op::PivotRoot}, {"moveRoot", Op::MoveRoot}, {"chdir", Op::Chdir},
+  {"symlink", Op::Symlink}, {"pivotRoot", Op::PivotRoot}, {"moveRoot", Op::MoveRoot}, {"chroot", Op::Chroot}, {"chdir", Op::Chdir},
   {"writeFile", Op::WriteFile}, {"sethostname", Op::Sethostname}, {"setdomainname", Op::Setdomainname},
   {"setrlimit", Op::Setrlimit}, {"umask", Op::Umask}, {"personality", Op::Personality}, {"setgroups", Op::Setgroups},
   {"setresgid", Op::Setresgid}, {"setresuid", Op::Setresuid}, {"dropBounding", Op::DropBounding},

@@ -16,7 +16,7 @@ long doDropBounding(Child &, const Step &s) {
   for (int cap = 0; cap < 64; cap++) {
     long present = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
     if (present < 0) break;  // past the last capability this kernel knows
-    if (present && !(s.a & (1ULL << cap))) {
+    if (present && !(dropBounding_keep(s) & (1ULL << cap))) {
       if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) return -errno;
     }
   }
@@ -26,16 +26,16 @@ long doDropBounding(Child &, const Step &s) {
 long doCapset(Child &, const Step &s) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
-  data[0].effective = static_cast<uint32_t>(s.a);
-  data[1].effective = static_cast<uint32_t>(s.a >> 32);
-  data[0].permitted = static_cast<uint32_t>(s.b);
-  data[1].permitted = static_cast<uint32_t>(s.b >> 32);
-  data[0].inheritable = static_cast<uint32_t>(s.c);
-  data[1].inheritable = static_cast<uint32_t>(s.c >> 32);
+  data[0].effective = static_cast<uint32_t>(capset_effective(s));
+  data[1].effective = static_cast<uint32_t>(capset_effective(s) >> 32);
+  data[0].permitted = static_cast<uint32_t>(capset_permitted(s));
+  data[1].permitted = static_cast<uint32_t>(capset_permitted(s) >> 32);
+  data[0].inheritable = static_cast<uint32_t>(capset_inheritable(s));
+  data[1].inheritable = static_cast<uint32_t>(capset_inheritable(s) >> 32);
   if (syscall(SYS_capset, &header, data) < 0) return -errno;
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -errno;
   for (int cap = 0; cap < 64; cap++) {
-    if (!(s.d & (1ULL << cap))) continue;
+    if (!(capset_ambient(s) & (1ULL << cap))) continue;
     // A capability that is not both permitted and inheritable cannot be ambient; runc
     // leaves it out without failing, and so do we (EPERM), as for one the kernel lacks (EINVAL).
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0 && errno != EPERM && errno != EINVAL) return -errno;

@@ -56,14 +56,14 @@ static long cloneIntoCgroup(unsigned long flags, int cgroupFd) {
 static long doCloneInit(Child &c, const Step &s) {
   long pid = -ENOSYS;
   c.inCgroup = false;
-  if (s.b) {
-    pid = cloneIntoCgroup(s.flags, static_cast<int>(s.a));
+  if (cloneInit_intoCgroup(s)) {
+    pid = cloneIntoCgroup(cloneInit_flags(s), static_cast<int>(cloneInit_cgroupFd(s)));
     if (pid >= 0) c.inCgroup = true;
   }
   // Where the kernel cannot (before 5.7), or we may not: inside a new user namespace stage 1
   // has become an id that cannot write the cgroup; then husk writes cgroup.procs instead.
-  if (!s.b || pid == -ENOSYS || pid == -E2BIG || pid == -EOPNOTSUPP || pid == -EINVAL || pid == -EACCES || pid == -EPERM) {
-    pid = cloneRaw(s.flags);
+  if (!cloneInit_intoCgroup(s) || pid == -ENOSYS || pid == -E2BIG || pid == -EOPNOTSUPP || pid == -EINVAL || pid == -EACCES || pid == -EPERM) {
+    pid = cloneRaw(cloneInit_flags(s));
   }
   if (pid < 0) return pid;
   if (pid == 0) {
@@ -82,7 +82,7 @@ static long doCloneInit(Child &c, const Step &s) {
 }
 
 static long doNotify(Child &c, const Step &s) {
-  long r = sendMessage(c.sock, static_cast<Msg>(s.a), c.current, 0);
+  long r = sendMessage(c.sock, static_cast<Msg>(notify_message(s)), c.current, 0);
   if (r < 0) return r;
   return waitContinue(c);
 }
@@ -109,20 +109,21 @@ static long dispatch(Child &c, const Step &s) {
     case Op::Symlink: return doSymlink(c, s);
     case Op::PivotRoot: return doPivotRoot(c, s);
     case Op::MoveRoot: return doMoveRoot(c, s);
-    case Op::Chdir: return check(chdir(s.path));
+    case Op::Chroot: return doChroot(c, s);
+    case Op::Chdir: return check(chdir(chdir_path(s)));
     case Op::WriteFile: return doWriteFile(c, s);
     case Op::Sethostname: return doSethostname(c, s);
     case Op::Setdomainname: return doSetdomainname(c, s);
     case Op::Setrlimit: return doSetrlimit(c, s);
-    case Op::Personality: return check(personality(static_cast<unsigned long>(s.a)));
-    case Op::Umask: return umask(static_cast<mode_t>(s.a)), 0;
+    case Op::Personality: return check(personality(static_cast<unsigned long>(personality_persona(s))));
+    case Op::Umask: return umask(static_cast<mode_t>(umask_mask(s))), 0;
     case Op::Setgroups: return doSetgroups(c, s);
     case Op::Setresgid: return doSetresgid(c, s);
     case Op::Setresuid: return doSetresuid(c, s);
     case Op::DropBounding: return doDropBounding(c, s);
     case Op::Capset: return doCapset(c, s);
     case Op::Console: return doConsole(c, s);
-    case Op::Dup2: return check(dup3(static_cast<int>(s.a), static_cast<int>(s.b), 0));
+    case Op::Dup2: return check(dup3(static_cast<int>(dup2_oldfd(s)), static_cast<int>(dup2_newfd(s)), 0));
     case Op::CloseFds: return doCloseFds(c, s);
     case Op::OpenExecFifo: return doOpenExecFifo(c, s);
     case Op::OpenExec: return doOpenExec(c, s);

@@ -47,6 +47,7 @@ long doCopyUpMount(Child &c, const Step &s);
 long doMaskPath(Child &c, const Step &s);
 long doPivotRoot(Child &c, const Step &s);
 long doMoveRoot(Child &c, const Step &s);
+long doChroot(Child &c, const Step &s);
 // devices.cc
 long doMknod(Child &c, const Step &s);
 long doSymlink(Child &c, const Step &s);

@@ -91,10 +91,10 @@ long copyTree(int from, int to, int depth) {
 
 }  // namespace
 
-// Mounts s.fstype (a tmpfs) at s.path (inRoot) and copies into it what the directory held.
+// Mounts fstype (a tmpfs) at target (inRoot) and copies into it what the directory held.
 long doCopyUpMount(Child &c, const Step &s) {
   int f = -1;
-  long r = openInRoot(c, s.path, 1, &f);
+  long r = openInRoot(c, copyUpMount_target(s), 1, &f);
   if (r < 0) return r;
   UniqueFd target(f);
   UniqueFd hidden(static_cast<int>(reopenDirectory(target.get())));
@@ -102,8 +102,8 @@ long doCopyUpMount(Child &c, const Step &s) {
   struct stat top;
   if (fstat(hidden.get(), &top) < 0) return -errno;
   char buf[64];
-  if (mount(s.source, fdPath(buf, sizeof buf, target.get()), s.fstype, s.flags, s.data) < 0) return -errno;
-  r = openInRoot(c, s.path, 0, &f);
+  if (mount(copyUpMount_source(s), fdPath(buf, sizeof buf, target.get()), copyUpMount_fstype(s), copyUpMount_flags(s), copyUpMount_data(s)) < 0) return -errno;
+  r = openInRoot(c, copyUpMount_target(s), 0, &f);
   if (r < 0) return r;
   UniqueFd mounted(f);
   UniqueFd copy(static_cast<int>(reopenDirectory(mounted.get())));

@@ -2,6 +2,7 @@
 //
 // Every fd above 3 + --preserve-fds is marked close-on-exec, so nothing of husk's (Node's
 // own fds, the sync socket, the host's /proc) reaches the container (CVE-2024-21626).
+#include <cstdint>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/stat.h>
@@ -13,22 +14,58 @@
 
 namespace husk {
 
-long doCloseFds(Child &, const Step &s) {
+struct Dirent64 {
+  uint64_t ino;
+  int64_t off;
+  unsigned short reclen;
+  unsigned char type;
+  char name[];
+};
+
+// Marks every open fd >= first close-on-exec, listing them from /proc/thread-self/fd with raw
+// getdents64 into a buffer on the stack. Through the host's /proc when OpenExecFifo kept it
+// (the container may mount none), else through the /proc this process sees.
+static long markCloexecFromProc(Child &c, int first) {
+  UniqueFd dir(static_cast<int>(c.procFd >= 0
+    ? check(openat(c.procFd, "thread-self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+    : check(open("/proc/thread-self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC))));
+  if (!dir) return -errno;
+  alignas(Dirent64) char buf[4096];
+  for (;;) {
+    long n = check(syscall(SYS_getdents64, dir.get(), buf, sizeof buf));
+    if (n < 0) return n;
+    if (n == 0) return 0;
+    for (long at = 0; at < n;) {
+      const Dirent64 *d = reinterpret_cast<const Dirent64 *>(buf + at);
+      at += d->reclen;
+      if (d->name[0] < '0' || d->name[0] > '9') continue;
+      long fd = 0;
+      for (const char *p = d->name; *p >= '0' && *p <= '9'; p++) fd = fd * 10 + (*p - '0');
+      if (fd < first || fd == dir.get()) continue;
+      if (fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) return -errno;
+    }
+  }
+}
+
+long doCloseFds(Child &c, const Step &s) {
   // Node marks its stdio close-on-exec and may have made it non-blocking; the container's
   // process gets them as any program expects them: open across exec, blocking.
   for (int fd = 0; fd < 3; fd++) {
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   }
-  for (int fd = 0; fd < static_cast<int>(s.a); fd++) fcntl(fd, F_SETFD, 0);
-  return check(syscall(SYS_close_range, static_cast<unsigned>(s.a), ~0U, CLOSE_RANGE_CLOEXEC));
+  for (int fd = 0; fd < static_cast<int>(closeFds_first(s)); fd++) fcntl(fd, F_SETFD, 0);
+  long r = check(syscall(SYS_close_range, static_cast<unsigned>(closeFds_first(s)), ~0U, CLOSE_RANGE_CLOEXEC));
+  // close_range came with Linux 5.9, and a seccomp filter husk itself runs under may refuse it.
+  if (r == -ENOSYS || r == -EPERM) r = markCloexecFromProc(c, static_cast<int>(closeFds_first(s)));
+  return r;
 }
 
 // The parent opened the fifo (O_PATH): husk's state dir may not be reachable by the
 // container's root (a user namespace). After pivot_root it is reopened for writing through
 // the host's /proc, which is also kept here.
 long doOpenExecFifo(Child &c, const Step &s) {
-  c.fifoFd = static_cast<int>(s.a);
+  c.fifoFd = static_cast<int>(openExecFifo_fd(s));
   long r = check(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (r < 0) return r;
   c.procFd = static_cast<int>(r);
@@ -37,16 +74,16 @@ long doOpenExecFifo(Child &c, const Step &s) {
 
 // Not O_CLOEXEC: execveat of a script needs the fd to still be open when its interpreter runs.
 long doOpenExec(Child &c, const Step &s) {
-  long r = check(open(s.path, O_PATH));
+  long r = check(open(openExec_path(s), O_PATH));
   if (r >= 0) c.execFd = static_cast<int>(r);
   return r;
 }
 
 long doFindExecutable(Child &c, const Step &s) {
   long firstError = -ENOENT;
-  for (int i = 0; s.candidates[i]; i++) {
+  for (int i = 0; findExecutable_candidates(s)[i]; i++) {
     struct stat st;
-    if (stat(s.candidates[i], &st) < 0) {
+    if (stat(findExecutable_candidates(s)[i], &st) < 0) {
       if (errno != ENOENT && errno != ENOTDIR && firstError == -ENOENT) firstError = -errno;
       continue;
     }
@@ -54,11 +91,11 @@ long doFindExecutable(Child &c, const Step &s) {
       if (firstError == -ENOENT) firstError = -EACCES;
       continue;
     }
-    if (access(s.candidates[i], X_OK) < 0) {
+    if (access(findExecutable_candidates(s)[i], X_OK) < 0) {
       if (firstError == -ENOENT) firstError = -errno;
       continue;
     }
-    c.execPath = s.candidates[i];
+    c.execPath = findExecutable_candidates(s)[i];
     return i;
   }
   return firstError;
@@ -85,10 +122,10 @@ long doExec(Child &c, const Step &s) {
     // A script's interpreter reads it through /dev/fd/N: that fd must survive the exec,
     // even though CloseFds marked everything close-on-exec.
     if (fcntl(c.execFd, F_SETFD, 0) < 0) return -errno;
-    return check(syscall(SYS_execveat, c.execFd, "", s.argv, s.envp, AT_EMPTY_PATH));
+    return check(syscall(SYS_execveat, c.execFd, "", exec_argv(s), exec_envp(s), AT_EMPTY_PATH));
   }
   if (!c.execPath) return -ENOENT;
-  return check(execve(c.execPath, s.argv, s.envp));
+  return check(execve(c.execPath, exec_argv(s), exec_envp(s)));
 }
 
 }  // namespace husk

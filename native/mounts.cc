@@ -12,7 +12,8 @@
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>  // the ST_* flag values only
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -105,6 +106,48 @@ restart:
   return 0;
 }
 
+// proc and sysfs go on an ordinary directory only (runc's fix for CVE-2019-16884): were the
+// image's /proc a symlink, procfs would land elsewhere and the image's own files would stay
+// at /proc, where the runtime later writes security settings (attr/exec, sysctls). The
+// parents resolve inside the rootfs; the last component must be a directory, never a symlink.
+static long openOrdinaryDirectoryInRoot(Child &c, const char *path, int *fd) {
+  char parentPath[PATH_MAX];
+  size_t len = strlen(path);
+  while (len > 1 && path[len - 1] == '/') len--;
+  if (len >= sizeof parentPath) return -ENAMETOOLONG;
+  memcpy(parentPath, path, len);
+  parentPath[len] = 0;
+  char *slash = strrchr(parentPath, '/');
+  const char *name = slash ? slash + 1 : parentPath;
+  if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) return -ENOTDIR;
+  int f = -1;
+  long r;
+  if (slash) {
+    *slash = 0;
+    r = openInRoot(c, parentPath, 1, &f);
+  } else {
+    r = openInRoot(c, "", 1, &f);
+  }
+  if (r < 0) return r;
+  UniqueFd parent(f);
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  r = check(syscall(SYS_openat2, parent.get(), name, &how, sizeof how));
+  if (r == -ENOENT) {
+    if (mkdirat(parent.get(), name, 0755) < 0 && errno != EEXIST) return -errno;
+    r = check(syscall(SYS_openat2, parent.get(), name, &how, sizeof how));
+  }
+  if (r == -ELOOP) return -ENOTDIR;
+  if (r < 0) return r;
+  UniqueFd target(static_cast<int>(r));
+  struct stat st;
+  if (fstat(target.get(), &st) < 0) return -errno;
+  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+  *fd = target.release();
+  return 0;
+}
+
 const char *fdPath(char *buf, size_t size, int fd) {
   char *p = appendString(buf, buf + size, "/proc/thread-self/fd/");
   appendNumber(p, buf + size, fd);
@@ -116,13 +159,14 @@ long reopenDirectory(int pathFd) {
   return check(open(fdPath(buf, sizeof buf, pathFd), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 }
 
-// The path a mount call should use for s.path: itself, or for a path inside the rootfs the
-// fd openInRoot resolved (kept open in *fd while the path is used).
-static long mountTarget(Child &c, const Step &s, int create, UniqueFd *fd, char *buf, size_t size, const char **target) {
-  *target = s.path;
-  if (!s.inRoot) return 0;
+// The path a mount call should use for `path`: itself, or for a path inside the rootfs
+// (inRoot) the fd openInRoot resolved (kept open in *fd while the path is used).
+static long mountTarget(Child &c, const char *path, bool inRoot, int create, UniqueFd *fd, char *buf, size_t size,
+                        const char **target) {
+  *target = path;
+  if (!inRoot) return 0;
   int f = -1;
-  long r = openInRoot(c, s.path, create, &f);
+  long r = create == kCreateOrdinaryDirectory ? openOrdinaryDirectoryInRoot(c, path, &f) : openInRoot(c, path, create, &f);
   if (r < 0) return r;
   fd->reset(f);
   *target = fdPath(buf, size, f);
@@ -130,28 +174,29 @@ static long mountTarget(Child &c, const Step &s, int create, UniqueFd *fd, char 
 }
 
 long doOpenRoot(Child &c, const Step &s) {
-  long r = check(open(s.path, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  long r = check(open(openRoot_path(s), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (r >= 0) c.rootFd = static_cast<int>(r);
   return r;
 }
 
-// The per-mount flags a bind remount must repeat, or it would clear them.
+// The per-mount flags a bind remount must repeat, or it would clear them. Raw statfs(2):
+// glibc's statvfs may read /proc/mounts through stdio (and allocate) on older versions.
 static unsigned long keptFlags(const char *path) {
-  struct statvfs st;
-  if (statvfs(path, &st) < 0) return 0;
+  struct statfs st;
+  if (syscall(SYS_statfs, path, &st) < 0) return 0;
   unsigned long flags = 0;
-  if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
-  if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
-  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
-  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
-  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
-  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  if (st.f_flags & ST_NOSUID) flags |= MS_NOSUID;
+  if (st.f_flags & ST_NODEV) flags |= MS_NODEV;
+  if (st.f_flags & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flags & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flags & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flags & ST_RELATIME) flags |= MS_RELATIME;
   return flags;
 }
 
 long doMkdir(Child &c, const Step &s) {
   int f = -1;
-  long r = openInRoot(c, s.path, 1, &f);
+  long r = openInRoot(c, mkdir_path(s), 1, &f);
   if (r >= 0) close(f);
   return r;
 }
@@ -160,13 +205,14 @@ long doMount(Child &c, const Step &s) {
   const char *target;
   char buf[64];
   UniqueFd fd;
-  long r = mountTarget(c, s, s.create, &fd, buf, sizeof buf, &target);
+  long r = mountTarget(c, mount_target(s), s.inRoot, s.create, &fd, buf, sizeof buf, &target);
   if (r < 0) return r;
-  r = check(mount(s.source, target, s.fstype, s.flags, s.data));
+  unsigned long flags = mount_flags(s);
+  r = check(mount(mount_source(s), target, mount_fstype(s), flags, mount_data(s)));
   // Inside a user namespace, a bind remount may not clear the nosuid/nodev/noexec/atime
   // flags the mount was locked with; keep them and try again, as runc does.
-  if (r == -EPERM && (s.flags & MS_REMOUNT) && (s.flags & MS_BIND)) {
-    r = check(mount(s.source, target, s.fstype, s.flags | keptFlags(target), s.data));
+  if (r == -EPERM && (flags & MS_REMOUNT) && (flags & MS_BIND)) {
+    r = check(mount(mount_source(s), target, mount_fstype(s), flags | keptFlags(target), mount_data(s)));
   }
   return r;
 }
@@ -175,9 +221,9 @@ long doRemountReadonly(Child &c, const Step &s) {
   const char *target;
   char buf[64];
   UniqueFd fd;
-  long r = mountTarget(c, s, 0, &fd, buf, sizeof buf, &target);
+  long r = mountTarget(c, remountReadonly_path(s), s.inRoot, 0, &fd, buf, sizeof buf, &target);
   if (r < 0) return r;
-  unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | keptFlags(target) | s.flags;
+  unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | keptFlags(target) | remountReadonly_flags(s);
   return check(mount(nullptr, target, nullptr, flags, nullptr));
 }
 
@@ -185,31 +231,31 @@ long doRemountReadonly(Child &c, const Step &s) {
 // privileges on the host that the init, inside its user namespace, does not have).
 long doMoveMount(Child &c, const Step &s) {
   int f = -1;
-  long r = openInRoot(c, s.path, s.create, &f);
+  long r = openInRoot(c, moveMount_toPath(s), s.create, &f);
   if (r < 0) return r;
   UniqueFd target(f);
-  return check(syscall(SYS_move_mount, static_cast<int>(s.a), "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+  return check(syscall(SYS_move_mount, static_cast<int>(moveMount_fromFd(s)), "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
 }
 
 // Recursive mount options (rro, rnosuid, ...): the attributes apply to the whole tree under
 // the target, which a MS_REMOUNT cannot do.
 long doMountSetattr(Child &c, const Step &s) {
   int f = -1;
-  long r = openInRoot(c, s.path, 0, &f);
+  long r = openInRoot(c, mountSetattr_path(s), 0, &f);
   if (r < 0) return r;
   UniqueFd target(f);
   mount_attr attr{};
-  attr.attr_set = s.a;
-  attr.attr_clr = s.b;
+  attr.attr_set = mountSetattr_attrSet(s);
+  attr.attr_clr = mountSetattr_attrClr(s);
   return check(syscall(SYS_mount_setattr, target.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr));
 }
 
 // After pivot_root: a directory gets a read-only tmpfs over it, anything else /dev/null.
 long doMaskPath(Child &, const Step &s) {
   struct stat st;
-  if (stat(s.path, &st) < 0) return -errno;
-  if (S_ISDIR(st.st_mode)) return check(mount("tmpfs", s.path, "tmpfs", MS_RDONLY, nullptr));
-  return check(mount("/dev/null", s.path, nullptr, MS_BIND, nullptr));
+  if (stat(maskPath_path(s), &st) < 0) return -errno;
+  if (S_ISDIR(st.st_mode)) return check(mount("tmpfs", maskPath_path(s), "tmpfs", MS_RDONLY, nullptr));
+  return check(mount("/dev/null", maskPath_path(s), nullptr, MS_BIND, nullptr));
 }
 
 // pivot_root(".", ".") stacks the old root on top of the new one at "/"; unmounting "."
@@ -218,7 +264,7 @@ long doMaskPath(Child &, const Step &s) {
 long doPivotRoot(Child &c, const Step &s) {
   UniqueFd oldRoot(static_cast<int>(check(open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC))));
   if (!oldRoot) return -errno;
-  UniqueFd newRoot(static_cast<int>(check(open(s.path, O_DIRECTORY | O_RDONLY | O_CLOEXEC))));
+  UniqueFd newRoot(static_cast<int>(check(open(pivotRoot_path(s), O_DIRECTORY | O_RDONLY | O_CLOEXEC))));
   if (!newRoot) return -errno;
   if (fchdir(newRoot.get()) < 0) return -errno;
   if (syscall(SYS_pivot_root, ".", ".") < 0) return -errno;
@@ -232,8 +278,18 @@ long doPivotRoot(Child &c, const Step &s) {
 
 // --no-pivot: for a rootfs on a ramfs, where pivot_root is not possible.
 long doMoveRoot(Child &c, const Step &s) {
-  if (chdir(s.path) < 0) return -errno;
-  if (mount(s.path, "/", nullptr, MS_MOVE, nullptr) < 0) return -errno;
+  if (chdir(moveRoot_path(s)) < 0) return -errno;
+  if (mount(moveRoot_path(s), "/", nullptr, MS_MOVE, nullptr) < 0) return -errno;
+  if (chroot(".") < 0) return -errno;
+  if (chdir("/") < 0) return -errno;
+  if (c.rootFd >= 0) { close(c.rootFd); c.rootFd = -1; }
+  return 0;
+}
+
+// No mount namespace of the container's own: the root changes for this process only. (A
+// process with CAP_SYS_CHROOT can leave a chroot; that is what such a config asks for.)
+long doChroot(Child &c, const Step &s) {
+  if (chdir(chroot_path(s)) < 0) return -errno;
   if (chroot(".") < 0) return -errno;
   if (chdir("/") < 0) return -errno;
   if (c.rootFd >= 0) { close(c.rootFd); c.rootFd = -1; }

@@ -14,7 +14,7 @@ long doLinkUp(Child &, const Step &s) {
   UniqueFd sock(static_cast<int>(check(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))));
   if (!sock) return -errno;
   ifreq req{};
-  strncpy(req.ifr_name, s.path, IFNAMSIZ - 1);
+  strncpy(req.ifr_name, linkUp_ifname(s), IFNAMSIZ - 1);
   if (ioctl(sock.get(), SIOCGIFFLAGS, &req) < 0) return -errno;
   req.ifr_flags |= IFF_UP;
   return check(ioctl(sock.get(), SIOCSIFFLAGS, &req));

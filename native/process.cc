@@ -6,7 +6,9 @@
 // threads glibc remembers from Node are not there.
 #include <cstring>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,46 +18,52 @@
 namespace husk {
 
 long doPrctl(Child &, const Step &s) {
-  return check(prctl(static_cast<int>(s.a), s.b, 0, 0, 0));
+  return check(prctl(static_cast<int>(prctl_option(s)), prctl_arg2(s), 0, 0, 0));
 }
 
 long doJoinSessionKeyring(Child &, const Step &s) {
   constexpr long KEYCTL_JOIN_SESSION_KEYRING = 1;
-  return check(syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, s.source));
+  return check(syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, joinSessionKeyring_name(s)));
 }
 
 long doWriteFile(Child &, const Step &s) {
-  UniqueFd fd(static_cast<int>(check(open(s.path, O_WRONLY | O_CLOEXEC))));
+  UniqueFd fd(static_cast<int>(check(open(writeFile_path(s), O_WRONLY | O_CLOEXEC))));
   if (!fd) return -errno;
-  size_t len = strlen(s.source);
-  long r = check(write(fd.get(), s.source, len));
+  // Security settings written into an image's own files would be silently lost.
+  if (!strncmp(writeFile_path(s), "/proc/", 6)) {
+    struct statfs st;
+    if (fstatfs(fd.get(), &st) < 0) return -errno;
+    if (st.f_type != PROC_SUPER_MAGIC) return -EXDEV;
+  }
+  size_t len = strlen(writeFile_contents(s));
+  long r = check(write(fd.get(), writeFile_contents(s), len));
   if (r >= 0 && static_cast<size_t>(r) != len) return -EIO;
   return r < 0 ? r : 0;
 }
 
 long doSethostname(Child &, const Step &s) {
-  return check(sethostname(s.source, strlen(s.source)));
+  return check(sethostname(sethostname_name(s), strlen(sethostname_name(s))));
 }
 
 long doSetdomainname(Child &, const Step &s) {
-  return check(setdomainname(s.source, strlen(s.source)));
+  return check(setdomainname(setdomainname_name(s), strlen(setdomainname_name(s))));
 }
 
 long doSetrlimit(Child &, const Step &s) {
-  struct { uint64_t soft, hard; } limit{s.b, s.c};
-  return check(syscall(SYS_prlimit64, 0, static_cast<int>(s.a), &limit, nullptr));
+  struct { uint64_t soft, hard; } limit{setrlimit_soft(s), setrlimit_hard(s)};
+  return check(syscall(SYS_prlimit64, 0, static_cast<int>(setrlimit_resource(s)), &limit, nullptr));
 }
 
 long doSetgroups(Child &, const Step &s) {
-  return check(syscall(SYS_setgroups, s.ngroups, s.groups));
+  return check(syscall(SYS_setgroups, setgroups_count(s), setgroups_groups(s)));
 }
 
 long doSetresgid(Child &, const Step &s) {
-  return check(syscall(SYS_setresgid, s.a, s.a, s.a));
+  return check(syscall(SYS_setresgid, setresgid_gid(s), setresgid_gid(s), setresgid_gid(s)));
 }
 
 long doSetresuid(Child &, const Step &s) {
-  return check(syscall(SYS_setresuid, s.a, s.a, s.a));
+  return check(syscall(SYS_setresuid, setresuid_uid(s), setresuid_uid(s), setresuid_uid(s)));
 }
 
 }  // namespace husk

@@ -13,9 +13,9 @@ namespace husk {
 // With SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returns the notify fd: it goes to the
 // parent, which passes it to the listener (linux.seccomp.listenerPath), and is closed here.
 long doSeccomp(Child &c, const Step &s) {
-  sock_fprog program{s.filterLength, const_cast<sock_filter *>(s.filter)};
-  long r = check(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, static_cast<unsigned>(s.a), &program));
-  if (r < 0 || !(s.a & SECCOMP_FILTER_FLAG_NEW_LISTENER)) return r;
+  sock_fprog program{seccomp_filterLength(s), const_cast<sock_filter *>(seccomp_filter(s))};
+  long r = check(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, static_cast<unsigned>(seccomp_flags(s)), &program));
+  if (r < 0 || !(seccomp_flags(s) & SECCOMP_FILTER_FLAG_NEW_LISTENER)) return r;
   UniqueFd listener(static_cast<int>(r));
   long sent = sendMessage(c.sock, Msg::SeccompListener, c.current, 0, listener.get());
   if (sent < 0) return sent;

@@ -20,22 +20,22 @@ long doConsole(Child &c, const Step &s) {
   if (ioctl(master.get(), TIOCSPTLCK, &unlock) < 0) return -errno;
   UniqueFd slave(static_cast<int>(check(ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY))));
   if (!slave) return -errno;
-  if (s.a || s.b) {
+  if (console_rows(s) || console_cols(s)) {
     winsize size{};
-    size.ws_row = static_cast<unsigned short>(s.a);
-    size.ws_col = static_cast<unsigned short>(s.b);
+    size.ws_row = static_cast<unsigned short>(console_rows(s));
+    size.ws_col = static_cast<unsigned short>(console_cols(s));
     if (ioctl(master.get(), TIOCSWINSZ, &size) < 0) return -errno;
   }
-  if (fchown(slave.get(), static_cast<uid_t>(s.c), static_cast<gid_t>(s.d)) < 0) return -errno;
-  if (s.path) {
+  if (fchown(slave.get(), static_cast<uid_t>(console_uid(s)), static_cast<gid_t>(console_gid(s))) < 0) return -errno;
+  if (console_path(s)) {
     int number;
     if (ioctl(master.get(), TIOCGPTN, &number) < 0) return -errno;
     char pts[64];
     appendNumber(appendString(pts, pts + sizeof pts, "/dev/pts/"), pts + sizeof pts, number);
-    long made = check(open(s.path, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666));
+    long made = check(open(console_path(s), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666));
     if (made < 0 && made != -EEXIST) return made;
     if (made >= 0) close(static_cast<int>(made));
-    if (mount(pts, s.path, nullptr, MS_BIND, nullptr) < 0) return -errno;
+    if (mount(pts, console_path(s), nullptr, MS_BIND, nullptr) < 0) return -errno;
   }
   long r = sendMessage(c.sock, Msg::Console, c.current, 0, master.get());
   if (r < 0) return r;

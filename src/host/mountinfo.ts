@@ -3,6 +3,9 @@
 import * as fs from 'fs';
 
 export interface MountInfo {
+  /** The mount id (field 1) and its parent's (field 2): unique in one mount namespace. */
+  id: number;
+  parent: number;
   /** The mount's root inside its filesystem (field 4), "/" unless it is a bind mount. */
   root: string;
   mountPoint: string;
@@ -24,7 +27,14 @@ export function parseMountInfo(text: string): MountInfo[] {
     const left = line.slice(0, sep).split(' ');
     const right = line.slice(sep + 3).split(' ');
     if (left.length < 5) continue;
-    out.push({ root: unescape(left[3]), mountPoint: unescape(left[4]), fsType: right[0], superOptions: right[2] ?? '' });
+    out.push({
+      id: Number(left[0]),
+      parent: Number(left[1]),
+      root: unescape(left[3]),
+      mountPoint: unescape(left[4]),
+      fsType: right[0],
+      superOptions: right[2] ?? '',
+    });
   }
   return out;
 }

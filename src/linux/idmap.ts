@@ -9,6 +9,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import { HuskError } from '../errors';
 import type { IDMapping } from '../spec/types';
+import type { HostView } from './plan';
 import { trace } from '../host/trace';
 
 export interface IdMapPlan {
@@ -18,9 +19,10 @@ export interface IdMapPlan {
   denySetgroups: boolean;
 }
 
-function findHelper(name: string): string | undefined {
+/** Where the setuid helper is; `isFile` is how the host is asked (the plan's seam, or fs). */
+function findHelper(name: string, isFile = (p: string) => fs.existsSync(p)): string | undefined {
   for (const dir of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
-    if (fs.existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+    if (isFile(`${dir}/${name}`)) return `${dir}/${name}`;
   }
   return undefined;
 }
@@ -29,23 +31,35 @@ function onlySelf(mappings: IDMapping[], own: number): boolean {
   return mappings.length === 1 && mappings[0].size === 1 && mappings[0].hostID === own;
 }
 
-/** How the maps will be written by a husk running with euid/egid; throws when they cannot be. */
-export function idMapPlan(uid: IDMapping[], gid: IDMapping[], euid: number, egid: number): IdMapPlan {
+type IdMapHost = Pick<HostView, 'euid' | 'egid' | 'isDirectory'>;
+
+/** How the maps will be written by a husk running with the host's euid/egid; throws when
+ * they cannot be. The host is read only through the plan's seam (HostView). */
+export function idMapPlan(uid: IDMapping[], gid: IDMapping[], host: IdMapHost): IdMapPlan {
+  const { euid, egid } = host;
   if (euid === 0) return { direct: true, denySetgroups: false };
   if (onlySelf(uid, euid) && onlySelf(gid, egid)) return { direct: true, denySetgroups: true };
-  if (findHelper('newuidmap') && findHelper('newgidmap')) return { direct: false, denySetgroups: false };
-  throw new HuskError('linux.uidMappings: mapping more than your own uid and gid needs newuidmap and newgidmap (Debian package uidmap) and ranges in /etc/subuid and /etc/subgid');
+  const isFile = (p: string) => host.isDirectory(p) === false;
+  if (findHelper('newuidmap', isFile) && findHelper('newgidmap', isFile)) return { direct: false, denySetgroups: false };
+  throw new HuskError('linux.uidMappings: mapping more than your own uid and gid needs newuidmap and newgidmap '
+    + '(Debian package uidmap) and ranges in /etc/subuid and /etc/subgid');
 }
 
 const text = (mappings: IDMapping[]) => mappings.map((m) => `${m.containerID} ${m.hostID} ${m.size}`).join('\n') + '\n';
 
+const PROC_SUPER_MAGIC = 0x9fa0;
+
 function writeProc(file: string, content: string) {
   trace('husk', `write(${JSON.stringify(file)}, ${JSON.stringify(content.trim())})`);
+  let onProcfs: boolean;
   try {
-    fs.writeFileSync(file, content);
+    onProcfs = fs.statfsSync(file).type === PROC_SUPER_MAGIC;
+    // An id map written anywhere but procfs would be silently lost.
+    if (onProcfs) fs.writeFileSync(file, content);
   } catch (err) {
     throw new HuskError(`write ${file} ${JSON.stringify(content.trim())}: ${(err as Error).message}`);
   }
+  if (!onProcfs) throw new HuskError(`write ${file}: not on a procfs`);
 }
 
 function helper(name: string, pid: number, mappings: IDMapping[]) {
@@ -86,17 +100,13 @@ export function idmappedMount(m: { options?: string[]; uidMappings?: IDMapping[]
 export function userNamespaceFd(uid: IDMapping[], gid: IDMapping[]): number {
   const { native } = require('../native') as typeof import('../native');
   const { Msg } = require('../native/sync') as typeof import('../native/sync');
-  const { pid, fd: sock } = native.spawn({
-    trace: false,
-    steps: [
-      { op: 'unshare', flags: 0x10000000 /* CLONE_NEWUSER */ },
-      { op: 'notify', a: Msg.UserMaps },
-      { op: 'exec', argv: ['/nonexistent'], envp: [] },
-    ],
-  });
+  const { userNamespacePlan } = require('./planNamespaces') as typeof import('./planNamespaces');
+  const { pid, fd: sock } = native.spawn(userNamespacePlan());
   try {
     const msg = native.receive(sock);
-    if (!msg || msg.type !== Msg.UserMaps) throw new HuskError('could not create a user namespace for an idmapped mount');
+    if (!msg || msg.type !== Msg.UserMaps) {
+      throw new HuskError('could not create a user namespace for an idmapped mount');
+    }
     const nsFd = fs.openSync(`/proc/${pid}/ns/user`, 'r');
     writeIdMaps(pid, uid, gid, { direct: true, denySetgroups: false });
     return nsFd;

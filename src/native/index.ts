@@ -1,29 +1,9 @@
 // The one place the addon (build/Release/husk.node, from native/) is loaded, with its types.
 // Loaded on first use, so commands that never touch it do not pay for it.
 import * as path from 'path';
+import { plainStep, type NativeStep, type PlainStep } from './steps';
 
-/** One step of the plan; see native/plan.h for what each op reads. */
-export interface NativeStep {
-  op: string;
-  path?: string;
-  source?: string | null;
-  fstype?: string | null;
-  data?: string | null;
-  flags?: number;
-  a?: number | bigint;
-  b?: number | bigint;
-  c?: number | bigint;
-  d?: number | bigint;
-  e?: number | bigint;
-  inRoot?: boolean;
-  create?: 0 | 1 | 2;
-  okErrno?: number;
-  argv?: string[];
-  envp?: string[];
-  candidates?: string[];
-  groups?: number[];
-  filter?: Buffer;
-}
+export type { NativeStep } from './steps';
 
 export interface SyncMessage {
   type: number;
@@ -40,6 +20,7 @@ export interface ExitStatus {
 }
 
 export interface Native {
+  /** Clones stage 1, which runs the plan (native/child.cc); fd is husk's end of the sync socket. */
   spawn(plan: { steps: NativeStep[]; trace: boolean }): { pid: number; fd: number };
   receive(fd: number): SyncMessage | null;
   send(fd: number, type: number): void;
@@ -68,12 +49,19 @@ export interface Native {
   bpfProgDetach(progFd: number, targetFd: number, attachType: number): void;
 }
 
+/** The addon as it is: spawn takes the steps laid out in plan.h's slots. */
+type Addon = Omit<Native, 'spawn'> & { spawn(plan: { steps: PlainStep[]; trace: boolean }): { pid: number; fd: number } };
+
 let loaded: Native | undefined;
 
 function load(): Native {
   if (!loaded) {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    loaded = require(path.join(__dirname, '..', '..', 'build', 'Release', 'husk.node')) as Native;
+    const addon = require(path.join(__dirname, '..', '..', 'build', 'Release', 'husk.node')) as Addon;
+    loaded = {
+      ...addon,
+      spawn: (plan) => addon.spawn({ steps: plan.steps.map(plainStep), trace: plan.trace }),
+    };
   }
   return loaded;
 }

@@ -15,6 +15,7 @@ import { sleepSync } from '../host/sleep';
 const hooks = () => require('./hooks') as typeof import('./hooks');
 // The cgroup managers: loaded only for a container that has a cgroup.
 const cgroups = () => require('./cgroup') as typeof import('./cgroup');
+const hostMounts = () => require('../linux/hostMounts') as typeof import('../linux/hostMounts');
 
 /** Opens the exec fifo and reads the init's byte: the init execs the container's process. */
 export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, record: ContainerRecord) {
@@ -150,6 +151,9 @@ export async function remove(root: string, id: string, force: boolean): Promise<
       cgroups().removeCgroup(record);
       store.write(record);
     }
+    // Without a mount namespace of its own its mounts are in the host's table: detached
+    // here; if that fails the record stays, for another delete.
+    if (record.mountsBefore) hostMounts().detachAddedMounts(record.rootfs, record.mountsBefore);
     if (record.status !== 'creating' && record.config.hooks?.poststop?.length) {
       await hooks().warningHooks('poststop', record.config, ociState(record, 'stopped'));
     }

@@ -23,6 +23,7 @@ import { remove, start } from './container';
 
 // Hooks pull in child_process: loaded only for a container that has them.
 const hooks = () => require('./hooks') as typeof import('./hooks');
+const hostMounts = () => require('../linux/hostMounts') as typeof import('../linux/hostMounts');
 
 /** open(2)'s O_PATH and O_CLOEXEC, which fs.constants does not name. */
 const O_PATH = 0o10000000;
@@ -147,6 +148,10 @@ export async function create(o: CreateOptions): Promise<Created> {
     if (cgroup) store.write(record);
     const unified = cgroup?.paths[''];
     if (unified) cgroupFd = fs.openSync(unified, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    if (hostMounts().sharesHostMounts(spec)) {
+      record.mountsBefore = hostMounts().mountIdsBefore(rootfs);
+      store.write(record);
+    }
     const plan = buildPlan(spec, {
       rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, mountTrees, cgroupFd, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
     }, hostView());
@@ -203,6 +208,13 @@ export async function create(o: CreateOptions): Promise<Created> {
       removeCgroup(record, log.warn);
     } catch (cgroupErr) {
       log.warn(`cannot remove the container's cgroup after the failed create: ${reason(cgroupErr)}`);
+    }
+    if (record.mountsBefore) {
+      try {
+        hostMounts().detachAddedMounts(rootfs, record.mountsBefore);
+      } catch (mountErr) {
+        log.warn(`cannot detach the container's mounts after the failed create: ${reason(mountErr)}`);
+      }
     }
     store.remove(o.id);
     throw err;

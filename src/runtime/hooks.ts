@@ -8,8 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { HuskError } from '../errors';
 import type { Hook } from '../spec/types';
-import { JOIN_ORDER, NAMESPACES } from '../linux/namespaces';
-import type { Plan, PlanStep } from '../linux/plan';
+import { NAMESPACES } from '../linux/namespaces';
 import { native } from '../native';
 import { launch } from './launch';
 import { trace, tracing } from '../host/trace';
@@ -80,23 +79,8 @@ async function runInContainer(kind: HookKind, index: number, hook: Hook, input: 
   const stdinFd = fs.openSync(stdinFile, 'r');
   const outFd = fs.openSync(outFile, 'w');
   try {
-    const steps: PlanStep[] = [
-      { op: 'openExec', path: hook.path, trace: `open(${JSON.stringify(hook.path)}, O_PATH)`, what: `${describe(kind, index, hook)}: open` },
-    ];
-    for (const type of JOIN_ORDER) {
-      if (!ns.types.includes(type) || type === 'user') continue;
-      const file = `/proc/${ns.pid}/ns/${NAMESPACES[type].file}`;
-      steps.push({ op: 'setns', path: file, flags: NAMESPACES[type].flag, trace: `setns(open(${JSON.stringify(file)}), ${NAMESPACES[type].flagName})`, what: `${describe(kind, index, hook)}: join ${type} namespace` });
-    }
-    steps.push(
-      { op: 'cloneInit', flags: 0, trace: 'clone()', what: `${describe(kind, index, hook)}: clone` },
-      { op: 'dup2', a: stdinFd, b: 0, trace: `dup2(${stdinFd}, 0)`, what: `${describe(kind, index, hook)}: stdin` },
-      { op: 'dup2', a: outFd, b: 1, trace: `dup2(${outFd}, 1)`, what: `${describe(kind, index, hook)}: stdout` },
-      { op: 'dup2', a: outFd, b: 2, trace: `dup2(${outFd}, 2)`, what: `${describe(kind, index, hook)}: stderr` },
-      { op: 'closeFds', a: 3, trace: 'close_range(3, ~0, CLOSE_RANGE_CLOEXEC)', what: `${describe(kind, index, hook)}: close fds` },
-      { op: 'exec', argv: hook.args && hook.args.length ? hook.args : [hook.path], envp: hook.env ?? [], trace: `execveat(${JSON.stringify(hook.path)})`, what: `${describe(kind, index, hook)}: exec` },
-    );
-    const plan: Plan = { steps, trace: tracing(), pausesForHooks: false, warnings: [] };
+    const { buildHookPlan } = require('../linux/planHooks') as typeof import('../linux/planHooks');
+    const plan = buildHookPlan(hook, { name: describe(kind, index, hook), pid: ns.pid, types: ns.types, stdinFd, outFd, trace: tracing() });
     const { pid, sock } = await launch(plan);
     fs.closeSync(sock);
     let timedOut = false;

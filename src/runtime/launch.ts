@@ -40,7 +40,7 @@ function stepError(plan: Plan, index: number, errno: number): HuskError {
     const why = bare && errno === osConstants.errno.ENOENT ? 'executable file not found in $PATH' : errnoMessage(errno);
     return new HuskError(`${step.what}: ${why}`, { code: name, step: step.op });
   }
-  return new HuskError(`${step.what}: ${errnoMessage(errno)}`, { code: name, step: step.op });
+  return new HuskError(`${step.what}: ${step.why?.[errno] ?? errnoMessage(errno)}`, { code: name, step: step.op });
 }
 
 export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}): Promise<Launched> {

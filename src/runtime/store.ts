@@ -61,6 +61,9 @@ export interface ContainerRecord {
   namespacePaths?: Partial<Record<NamespaceType, string>>;
   /** The validated config.json, so later verbs never re-read the bundle. */
   config: Spec;
+  /** No mount namespace of its own: husk's mount namespace and the ids of the mounts at or
+   * under the rootfs before create; delete detaches every other one there (src/linux/hostMounts.ts). */
+  mountsBefore?: { mountNamespace: string; ids: number[] };
 }
 
 /** flock(2) as the addon exposes it; false means "would block" (only when nonblock). */

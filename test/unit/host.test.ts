@@ -28,11 +28,11 @@ describe('parseMountInfo', () => {
     '40 22 0:40 / /mnt/with\\040space rw - tmpfs tmpfs rw,mode=755',
     '',
   ].join('\n');
-  it('reads the root, mount point, type and super options, with escapes decoded', () => {
+  it('reads the ids, root, mount point, type and super options, with escapes decoded', () => {
     expect(parseMountInfo(text)).toEqual([
-      { root: '/', mountPoint: '/', fsType: 'ext4', superOptions: 'rw' },
-      { root: '/docker/abc', mountPoint: '/sys/fs/cgroup/cpu', fsType: 'cgroup', superOptions: 'rw,cpu' },
-      { root: '/', mountPoint: '/mnt/with space', fsType: 'tmpfs', superOptions: 'rw,mode=755' },
+      { id: 22, parent: 1, root: '/', mountPoint: '/', fsType: 'ext4', superOptions: 'rw' },
+      { id: 31, parent: 30, root: '/docker/abc', mountPoint: '/sys/fs/cgroup/cpu', fsType: 'cgroup', superOptions: 'rw,cpu' },
+      { id: 40, parent: 22, root: '/', mountPoint: '/mnt/with space', fsType: 'tmpfs', superOptions: 'rw,mode=755' },
     ]);
   });
   it('finds the mount that holds a path', () => {

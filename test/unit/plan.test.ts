@@ -66,16 +66,32 @@ describe('buildPlan', () => {
     expect(plan.steps[clone].trace).toBe('clone(CLONE_NEWNS|CLONE_NEWPID)');
   });
 
+  it('without a mount namespace: mounts on a private bind of the rootfs, the host\'s "/" untouched, then chroot', () => {
+    const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'pid' }] } }), opts, host());
+    const mounts = plan.steps.filter((s) => s.op === 'mount' && !s.inRoot);
+    expect(mounts.map((s) => s.trace)).toEqual([
+      'mount("/b/rootfs", "/b/rootfs", NULL, MS_BIND|MS_REC, NULL)',
+      'mount(NULL, "/b/rootfs", NULL, MS_REC|MS_PRIVATE, NULL)',
+    ]);
+    expect(ops(plan.steps)).toContain('chroot');
+    expect(ops(plan.steps)).not.toContain('pivotRoot');
+    expect(() => buildPlan(spec({ linux: { namespaces: [{ type: 'pid' }] } }), { ...opts, noPivot: true }, host())).toThrow(
+      '--no-pivot needs a private mount namespace',
+    );
+  });
+
   it('resolves every config mount inside the rootfs and creates its target', () => {
     const plan = buildPlan(spec(), opts, host());
     const proc = plan.steps.find((s) => s.op === 'mount' && s.fstype === 'proc')!;
-    expect(proc).toMatchObject({ path: '/proc', inRoot: true, create: 1, source: 'proc' });
+    // create 3: an ordinary directory, refused when the image made it a symlink (CVE-2019-16884).
+    expect(proc).toMatchObject({ target: '/proc', inRoot: true, create: 3, source: 'proc' });
     expect(proc.what).toBe('mount "proc" on "/proc"');
+    expect(proc.why?.[20 /* ENOTDIR */]).toBe('proc must be mounted on an ordinary directory');
   });
 
   it('bind mounts: the source decides file or directory, options become a remount, propagation a third call', () => {
     const plan = buildPlan(spec({ mounts: [{ destination: '/etc/hosts', type: 'bind', source: '/x/hosts.txt', options: ['rbind', 'ro', 'nosuid', 'rprivate'] }] }), opts, host());
-    const mounts = plan.steps.filter((s) => s.op === 'mount' && s.path === '/etc/hosts');
+    const mounts = plan.steps.filter((s) => s.op === 'mount' && s.target === '/etc/hosts');
     expect(mounts.map((m) => m.flags)).toEqual([
       MS.MS_BIND | MS.MS_REC,
       MS.MS_BIND | MS.MS_REMOUNT | MS.MS_RDONLY | MS.MS_NOSUID,
@@ -86,31 +102,31 @@ describe('buildPlan', () => {
 
   it('a relative bind source is relative to the bundle; a missing one is an error naming the mount', () => {
     const plan = buildPlan(spec({ mounts: [{ destination: '/data', type: 'bind', source: 'data', options: ['bind'] }] }), opts, host());
-    expect(plan.steps.find((s) => s.path === '/data')!.source).toBe('/b/data');
+    expect(plan.steps.find((s) => s.target === '/data')!.source).toBe('/b/data');
     expect(() => buildPlan(spec({ mounts: [{ destination: '/d', type: 'bind', source: '/missing/x' }] }), opts, host()))
       .toThrow('config.json: mounts[0]: bind source "/missing/x" does not exist');
   });
 
   it('cgroup mounts on a hybrid host: a tmpfs with one bind per v1 hierarchy, or fresh mounts in a new cgroup namespace', () => {
     const m = [{ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid'] }];
-    const plain = buildPlan(spec({ mounts: m }), opts, host()).steps.filter((s) => s.path?.startsWith('/sys/fs/cgroup'));
-    expect(plain.map((s) => [s.path, s.source])).toEqual([
+    const plain = buildPlan(spec({ mounts: m }), opts, host()).steps.filter((s) => s.target?.startsWith('/sys/fs/cgroup'));
+    expect(plain.map((s) => [s.target, s.source])).toEqual([
       ['/sys/fs/cgroup', 'tmpfs'],
       ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu'],
       ['/sys/fs/cgroup/cpu', null],
       ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/systemd'],
       ['/sys/fs/cgroup/systemd', null],
     ]);
-    const withNs = buildPlan(spec({ mounts: m, linux: { namespaces: [{ type: 'mount' }, { type: 'cgroup' }] } }), opts, host()).steps.filter((s) => s.path?.startsWith('/sys/fs/cgroup/'));
+    const withNs = buildPlan(spec({ mounts: m, linux: { namespaces: [{ type: 'mount' }, { type: 'cgroup' }] } }), opts, host()).steps.filter((s) => s.target?.startsWith('/sys/fs/cgroup/'));
     expect(withNs.map((s) => [s.fstype, s.data])).toEqual([['cgroup', 'cpu'], ['cgroup', 'none,name=systemd']]);
-    const v2 = buildPlan(spec({ mounts: m }), opts, host({ cgroupV2Unified: true })).steps.filter((s) => s.path?.startsWith('/sys/fs/cgroup'));
+    const v2 = buildPlan(spec({ mounts: m }), opts, host({ cgroupV2Unified: true })).steps.filter((s) => s.target?.startsWith('/sys/fs/cgroup'));
     expect(v2.map((s) => s.fstype)).toEqual(['cgroup2']);
   });
 
   it('makes the default devices and /dev links unless /dev is bound from the host', () => {
     const plan = buildPlan(spec(), opts, host());
     expect(plan.steps.filter((s) => s.op === 'mknod').map((s) => s.path)).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
-    expect(plan.steps.find((s) => s.op === 'symlink' && s.path === '/dev/ptmx')!.source).toBe('pts/ptmx');
+    expect(plan.steps.find((s) => s.op === 'symlink' && s.linkpath === '/dev/ptmx')!.target).toBe('pts/ptmx');
     const bound = buildPlan(spec({ mounts: [{ destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] }] }), opts, host());
     expect(bound.steps.some((s) => s.op === 'mknod')).toBe(false);
   });
@@ -118,7 +134,7 @@ describe('buildPlan', () => {
   it('masked and read-only paths skip what does not exist (ENOENT)', () => {
     const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }], maskedPaths: ['/proc/kcore'], readonlyPaths: ['/proc/sys'] } }), opts, host());
     expect(plan.steps.find((s) => s.op === 'maskPath')!.okErrno).toBe(2);
-    expect(plan.steps.filter((s) => s.path === '/proc/sys').map((s) => s.op)).toEqual(['mount', 'remountReadonly']);
+    expect(plan.steps.filter((s) => (s.target ?? s.path) === '/proc/sys').map((s) => s.op)).toEqual(['mount', 'remountReadonly']);
   });
 
   it('capabilities: bounding before setuid with keep-caps around it, the sets after', () => {
@@ -128,7 +144,7 @@ describe('buildPlan', () => {
     expect(order.indexOf('dropBounding')).toBeLessThan(order.indexOf('setresuid'));
     expect(order.indexOf('capset')).toBeGreaterThan(order.indexOf('setresuid'));
     const capset = plan.steps.find((s) => s.op === 'capset')!;
-    expect(capset.a).toBe((1n << 5n) | (1n << 10n));
+    expect(capset.effective).toBe((1n << 5n) | (1n << 10n));
     expect(plan.steps.find((s) => s.op === 'setgroups')!.groups).toEqual([5]);
     expect(() => buildPlan(spec({ process: { capabilities: { bounding: ['CAP_NOPE'] } } }), opts, host())).toThrow('unknown capability "CAP_NOPE"');
   });
@@ -140,7 +156,7 @@ describe('buildPlan', () => {
 
   it('--preserve-fds keeps fds 3..3+N-1 open', () => {
     const plan = buildPlan(spec(), { ...opts, preserveFds: 2 }, host());
-    expect(plan.steps.find((s) => s.op === 'closeFds')!.a).toBe(5);
+    expect(plan.steps.find((s) => s.op === 'closeFds')!.first).toBe(5);
   });
 
   it('no exec fifo (hooks, exec): no fifo steps', () => {
@@ -187,9 +203,9 @@ describe('user namespaces', () => {
   it('binds the host devices instead of mknod, and the host sysfs and mqueue where their namespaces are not new', () => {
     const plan = buildPlan(userns({ mounts: [{ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['ro'] }, { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue' }] }), opts, host({ isDirectory: (p) => (p === '/sys' || p === '/dev/mqueue' ? true : p.startsWith('/dev/') ? false : true) }));
     expect(plan.steps.some((s) => s.op === 'mknod')).toBe(false);
-    expect(plan.steps.find((s) => s.path === '/dev/null')).toMatchObject({ op: 'mount', source: '/dev/null', create: 2 });
-    expect(plan.steps.find((s) => s.path === '/sys')).toMatchObject({ source: '/sys', flags: MS.MS_BIND | MS.MS_REC });
-    expect(plan.steps.find((s) => s.path === '/dev/mqueue')).toMatchObject({ fstype: 'mqueue' });
+    expect(plan.steps.find((s) => s.target === '/dev/null')).toMatchObject({ op: 'mount', source: '/dev/null', create: 2 });
+    expect(plan.steps.find((s) => s.target === '/sys')).toMatchObject({ source: '/sys', flags: MS.MS_BIND | MS.MS_REC });
+    expect(plan.steps.find((s) => s.target === '/dev/mqueue')).toMatchObject({ fstype: 'mqueue' });
   });
 
   it('an unprivileged husk maps only itself: setgroups is denied, so supplementary groups cannot be set', () => {
@@ -199,6 +215,15 @@ describe('user namespaces', () => {
     expect(plan.steps.some((s) => s.op === 'setgroups')).toBe(false);
     self.process.user.additionalGids = [5];
     expect(() => buildPlan(self, opts, host({ euid: 1000, egid: 1000 }))).toThrow('denies setgroups');
+  });
+
+  it('an unprivileged husk maps a range through newuidmap and newgidmap, found through the host seam', () => {
+    const range = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    const ranged = spec({ linux: { namespaces: [{ type: 'mount' }, { type: 'user' }], uidMappings: range, gidMappings: range } });
+    const withHelpers = host({ euid: 1000, egid: 1000, isDirectory: (p) => !(/\/new[ug]idmap$/.test(p) || p.startsWith('/dev/')) });
+    expect(buildPlan(ranged, opts, withHelpers).userMaps!.plan).toEqual({ direct: false, denySetgroups: false });
+    const without = host({ euid: 1000, egid: 1000, isDirectory: (p) => (/\/new[ug]idmap$/.test(p) ? undefined : !p.startsWith('/dev/')) });
+    expect(() => buildPlan(ranged, opts, without)).toThrow('needs newuidmap and newgidmap');
   });
 });
 
@@ -218,18 +243,18 @@ describe('security modules, personality and capabilities this kernel lacks', () 
     expect(() => buildPlan(spec({ process: { apparmorProfile: 'docker-default' } }), opts, host())).toThrow('config.json: process.apparmorProfile "docker-default": AppArmor is not enabled on this host');
     expect(() => buildPlan(spec({ process: { selinuxLabel: 'system_u:system_r:container_t:s0' } }), opts, host())).toThrow('SELinux is not enabled on this host');
     const plan = buildPlan(spec({ process: { apparmorProfile: 'docker-default' } }), opts, host({ securityModules: ['apparmor'] }));
-    expect(plan.steps.find((s) => s.path === '/proc/self/attr/apparmor/exec')!.source).toBe('exec docker-default');
+    expect(plan.steps.find((s) => s.path === '/proc/self/attr/apparmor/exec')!.contents).toBe('exec docker-default');
   });
 
   it('sets the LINUX32 personality and refuses unknown domains', () => {
     const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }], personality: { domain: 'LINUX32' } } }), opts, host());
-    expect(plan.steps.find((s) => s.op === 'personality')!.a).toBe(8);
+    expect(plan.steps.find((s) => s.op === 'personality')!.persona).toBe(8);
     expect(() => buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }], personality: { domain: 'BSD' } } }), opts, host())).toThrow('only LINUX and LINUX32');
   });
 
   it('leaves out a capability the kernel does not know, with a warning', () => {
     const plan = buildPlan(spec({ process: { capabilities: { bounding: ['CAP_KILL', 'CAP_CHECKPOINT_RESTORE'] } } }), opts, host({ lastCap: 39 }));
-    expect(plan.steps.find((s) => s.op === 'dropBounding')!.a).toBe(1n << 5n);
+    expect(plan.steps.find((s) => s.op === 'dropBounding')!.keep).toBe(1n << 5n);
     expect(plan.warnings).toEqual(['process.capabilities.bounding: CAP_CHECKPOINT_RESTORE is not known to this kernel; leaving it out']);
   });
 });
@@ -256,9 +281,9 @@ describe('idmapped mounts', () => {
 
   it('attaches the prepared tree instead of a bind mount, then applies the remaining flags', () => {
     const plan = buildPlan(spec({ mounts: [{ destination: '/data', type: 'bind', source: '/srv', options: ['bind', 'idmap', 'ro'] }] }), { ...opts, mountTrees: new Map([[0, 42]]) }, host());
-    const steps = plan.steps.filter((s) => s.path === '/data');
+    const steps = plan.steps.filter((s) => (s.toPath ?? s.target) === '/data');
     expect(steps.map((s) => s.op)).toEqual(['moveMount', 'mount']);
-    expect(steps[0].a).toBe(42);
+    expect(steps[0].fromFd).toBe(42);
     expect(steps[1].flags).toBe(MS.MS_BIND | MS.MS_REMOUNT | MS.MS_RDONLY);
   });
 });
