@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { HuskError } from '../errors';
 import { defaultSpec } from '../spec/defaults';
-import type { GlobalOptions } from './main';
+import type { GlobalOptions } from './globals';
 
 const REPO = path.join(__dirname, '..', '..');
 export const PROBE = path.join(REPO, 'build', 'Release', 'probe');

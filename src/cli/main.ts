@@ -1,18 +1,10 @@
 // husk's command line: runc's global flags and verbs. Each verb lives in its own file and
 // is loaded only when called, so that `husk state` does not pay for what `husk run` needs.
 // This is the only place that prints errors: once, as `husk: <verb> <id>: <what>: <why>`.
-import { Command, Option } from 'commander';
+import { Command, Help, Option } from 'commander';
 import { HuskError, reason } from '../errors';
+import type { GlobalOptions } from './globals';
 import { oneLine, usageError } from './usage';
-
-export interface GlobalOptions {
-  root: string;
-  log?: string;
-  logFormat: 'text' | 'json';
-  debug: boolean;
-  systemdCgroup: boolean;
-  trace: boolean;
-}
 
 const program = new Command('husk');
 program
@@ -25,10 +17,16 @@ program
   .option('--rootless <value>', 'accepted for runc compatibility (auto, true, false)')
   .option('--criu <path>', 'accepted for runc compatibility; checkpointing is not supported')
   .option('--trace', 'print every kernel step husk takes, with its arguments and result, on stderr', false)
+  // Answered as soon as it is parsed, after any global flags (runc's `--root DIR --version`),
+  // rather than by commander's .version(), which would read package.json on every call.
   .option('-v, --version', 'print the version')
   .enablePositionalOptions()
   .showHelpAfterError(false)
-  .configureOutput({ outputError: (str) => usageError(oneLine(str), program.opts()) });
+  .configureOutput({ outputError: (str) => usageError(oneLine(str), program.opts()) })
+  .on('option:version', () => {
+    process.stdout.write(versionText() + '\n');
+    process.exit(0);
+  });
 
 /** runc's choice: /run/husk for root; for another user their runtime dir, or a private /tmp one. */
 function defaultRoot(): string {
@@ -69,68 +67,31 @@ function action(verb: string, fn: (...args: any[]) => Promise<number | void> | n
   };
 }
 
-const parseCount = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new HuskError(`--preserve-fds: ${JSON.stringify(value)} is not a non-negative integer`);
-  return n;
-};
+/** A verb whose options live in its own file, `./<name>.ts` exporting `command(g, action)`,
+ * loaded only when it is called: main.ts hands over the words after the verb. `terms` are its
+ * arguments for `husk --help`. */
+const verbTerms = new Map<string, string>();
+program.configureHelp({
+  subcommandTerm: (cmd) => (verbTerms.has(cmd.name()) ? `${cmd.name()} ${verbTerms.get(cmd.name())}` : new Help().subcommandTerm(cmd)),
+});
 
-function createOptions(cmd: Command): Command {
-  return cmd
-    .option('-b, --bundle <dir>', 'path to the bundle (default: current directory)', '.')
-    .option('--pid-file <file>', 'write the init process\'s pid to this file')
-    .option('--console-socket <path>', 'unix socket that receives the pty master of the container\'s terminal')
-    .option('--no-pivot', 'do not use pivot_root (for a rootfs on a ramfs)')
-    .option('--no-new-keyring', 'do not create a new session keyring')
-    .option('--preserve-fds <n>', 'pass this many extra fds (from 3 on) into the container', parseCount, 0);
+function verb(name: string, terms: string, description: string) {
+  verbTerms.set(name, `[options] ${terms}`.trim());
+  program.command(name).description(description)
+    .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
+    .action(async (args: string[]) => {
+      const cmd: Command = require(`./${name}`).command(globals(), action);
+      cmd.name(`husk ${name}`)
+        .showHelpAfterError(false)
+        .configureOutput({ outputError: (str) => usageError(oneLine(str), globals()) })
+        .exitOverride((err) => process.exit(err.exitCode));
+      await cmd.parseAsync(args, { from: 'user' });
+    });
 }
 
-createOptions(program.command('create <id>').description('create a container; its process waits for start'))
-  .action(action('create', async (id: string, opts: any) => {
-    require('../native').native.setSubreaper();
-    await require('../runtime/create').create({
-      root: globals().root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
-      noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds, systemdCgroup: globals().systemdCgroup, detach: true,
-    });
-  }));
-
-createOptions(program.command('run <id>').description('create and start a container, and wait for it (unless --detach)'))
-  .option('-d, --detach', 'return once the container has started', false)
-  .option('--keep', 'do not delete the container after it exits', false)
-  .action(action('run', async (id: string, opts: any) => {
-    return require('../runtime/create').run({
-      root: globals().root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
-      noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds,
-      systemdCgroup: globals().systemdCgroup, detach: opts.detach, keep: opts.keep,
-    });
-  }));
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-program.command('exec <id> [command...]').description('run a new process in a running container')
-  .option('-p, --process <file>', 'the process as OCI JSON (config.json\'s "process"); - for stdin')
-  .option('-t, --tty', 'allocate a terminal', false)
-  .option('--cwd <dir>', 'working directory in the container')
-  .option('-e, --env <KEY=value>', 'add an environment variable (repeatable)', collect)
-  .option('-u, --user <uid[:gid]>', 'user and group ids')
-  .option('-g, --additional-gids <gid>', 'add a supplementary group (repeatable)', collect)
-  .option('-c, --cap <capability>', 'add a capability (repeatable)', collect)
-  .option('--no-new-privs', 'set no_new_privs for the process')
-  .option('--apparmor <profile>', 'AppArmor profile for the process')
-  .option('--process-label <label>', 'SELinux label for the process')
-  .option('-d, --detach', 'return once the process runs', false)
-  .option('--pid-file <file>', 'write the process\'s pid to this file')
-  .option('--console-socket <path>', 'unix socket that receives the pty master')
-  .option('--preserve-fds <n>', 'pass this many extra fds (from 3 on) into the process', parseCount, 0)
-  .option('--cgroup <path>', 'accepted for runc compatibility: the process joins the container\'s cgroup')
-  .option('--ignore-paused', 'allow exec in a paused container', false)
-  .action(action('exec', async (id: string, command: string[], opts: any) => {
-    return require('../runtime/exec').exec({
-      root: globals().root, id, processFile: opts.process, args: command, tty: opts.tty, cwd: opts.cwd, env: opts.env,
-      user: opts.user, additionalGids: (opts.additionalGids ?? []).map(Number), caps: opts.cap, noNewPrivs: opts.newPrivs === true ? false : opts.noNewPrivs,
-      apparmor: opts.apparmor, detach: opts.detach, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
-      preserveFds: opts.preserveFds, ignorePaused: opts.ignorePaused,
-    });
-  }, 255));
+verb('create', '<id>', 'create a container; its process waits for start');
+verb('run', '<id>', 'create and start a container, and wait for it (unless --detach)');
+verb('exec', '<id> [command...]', 'run a new process in a running container');
 
 program.command('start <id>').description('start a created container')
   .action(action('start', async (id: string) => {
@@ -169,11 +130,7 @@ program.command('list').description('list containers')
     require('./list').list(globals().root, opts.format, opts.quiet);
   }));
 
-program.command('ps <id> [psArgs...]').description('list the processes in a container')
-  .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action(action('ps', (id: string, psArgs: string[], opts: any) => {
-    require('./ps').ps(globals().root, id, opts.format, psArgs);
-  }));
+verb('ps', '<id> [psArgs...]', 'list the processes in a container');
 
 program.command('features').description('print what this husk supports (the OCI features JSON)')
   .action(action('features', () => {
@@ -244,14 +201,6 @@ program.command('events <id>').description('print the container\'s stats and OOM
   .option('--interval <duration>', 'how often to print the stats', '5s')
   .action(action('events', async (id: string, opts: any) => require('./events').events(globals().root, id, opts.stats, opts.interval)));
 // ---- end cgroup verbs
-
-// --version is answered here rather than by commander's .version(), which would read
-// package.json and the spec module on every call of every verb.
-const first = process.argv[2];
-if (first === '-v' || first === '--version') {
-  process.stdout.write(versionText() + '\n');
-  process.exit(0);
-}
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`husk: ${reason(err)}\n`);
