@@ -27,7 +27,6 @@ export function createOptions(id: string, opts: any, g: GlobalOptions): CreateOp
 export function command(g: GlobalOptions, action: Action): Command {
   return bundleOptions(new Command('create').argument('<id>').description('create a container; its process waits for start'))
     .action(action('create', async (id: string, opts: any) => {
-      require('../native').native.setSubreaper();
       await require('../runtime/create').create(createOptions(id, opts, g));
     }));
 }

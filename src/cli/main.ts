@@ -4,7 +4,6 @@
 import { Command, Help, Option } from 'commander';
 import { HuskError, reason } from '../errors';
 import type { GlobalOptions } from './globals';
-import { oneLine, usageError } from './usage';
 
 const program = new Command('husk');
 program
@@ -22,7 +21,7 @@ program
   .option('-v, --version', 'print the version')
   .enablePositionalOptions()
   .showHelpAfterError(false)
-  .configureOutput({ outputError: (str) => usageError(oneLine(str), program.opts()) })
+  .configureOutput({ outputError: (str) => usageError(str, program.opts()) })
   .on('option:version', () => {
     process.stdout.write(versionText() + '\n');
     process.exit(0);
@@ -40,6 +39,12 @@ function versionText(): string {
   const pkg = require('../../package.json');
   const { OCI_VERSION } = require('../spec/defaults');
   return `husk version ${pkg.version}\nspec: ${OCI_VERSION}\nnode: ${process.version}`;
+}
+
+/** A command-line error, on one line (usage.ts is loaded only for one). */
+function usageError(str: string, g: Partial<GlobalOptions>) {
+  const { oneLine, usageError: print } = require('./usage') as typeof import('./usage');
+  print(oneLine(str), g);
 }
 
 function globals(): GlobalOptions {
@@ -72,95 +77,35 @@ function action(verb: string, fn: (...args: any[]) => Promise<number | void> | n
  * arguments for `husk --help`. */
 const verbTerms = new Map<string, string>();
 program.configureHelp({
-  subcommandTerm: (cmd) => (verbTerms.has(cmd.name()) ? `${cmd.name()} ${verbTerms.get(cmd.name())}` : new Help().subcommandTerm(cmd)),
+  subcommandTerm: (cmd) => (verbTerms.has(cmd.name()) ? `${cmd.name()} ${verbTerms.get(cmd.name())}`.trim() : new Help().subcommandTerm(cmd)),
 });
 
 function verb(name: string, terms: string, description: string) {
-  verbTerms.set(name, `[options] ${terms}`.trim());
+  verbTerms.set(name, terms);
   program.command(name).description(description)
     .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
     .action(async (args: string[]) => {
       const cmd: Command = require(`./${name}`).command(globals(), action);
       cmd.name(`husk ${name}`)
         .showHelpAfterError(false)
-        .configureOutput({ outputError: (str) => usageError(oneLine(str), globals()) })
+        .configureOutput({ outputError: (str) => usageError(str, globals()) })
         .exitOverride((err) => process.exit(err.exitCode));
       await cmd.parseAsync(args, { from: 'user' });
     });
 }
 
-verb('create', '<id>', 'create a container; its process waits for start');
-verb('run', '<id>', 'create and start a container, and wait for it (unless --detach)');
-verb('exec', '<id> [command...]', 'run a new process in a running container');
-
-program.command('start <id>').description('start a created container')
-  .action(action('start', async (id: string) => {
-    require('../native').native.setSubreaper();
-    await require('../runtime/container').start(globals().root, id);
-  }));
-
-program.command('state <id>').description('print the state of a container as JSON')
-  .action(action('state', (id: string) => {
-    const { marshalRuncState } = require('../runtime/store');
-    // Like runc: two-space indent and no final newline.
-    process.stdout.write(marshalRuncState(require('../runtime/container').state(globals().root, id), '  '));
-  }));
-
-program.command('kill <id> [signal]').description('send a signal (default SIGTERM) to the container\'s init')
-  .option('-a, --all', 'send it to every process in the container', false)
-  .action(action('kill', (id: string, signal: string | undefined, opts: any) => {
-    const { parseSignal } = require('../linux/signals');
-    require('../runtime/container').kill(globals().root, id, parseSignal(signal ?? 'SIGTERM'), opts.all);
-  }));
-
-program.command('delete <id>').description('delete a stopped container (any container with --force)')
-  .option('-f, --force', 'kill the container first if it still runs', false)
-  .action(action('delete', async (id: string, opts: any) => {
-    require('../native').native.setSubreaper();
-    const container = require('../runtime/container');
-    // runc: deleting a container that does not exist with --force is not an error.
-    if (opts.force && !container.exists(globals().root, id)) return;
-    await container.remove(globals().root, id, opts.force);
-  }));
-
-program.command('list').description('list containers')
-  .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
-  .option('-q, --quiet', 'print only the ids', false)
-  .action(action('list', (opts: any) => {
-    require('./list').list(globals().root, opts.format, opts.quiet);
-  }));
-
-verb('ps', '<id> [psArgs...]', 'list the processes in a container');
-
-program.command('features').description('print what this husk supports (the OCI features JSON)')
-  .action(action('features', () => {
-    const fs = require('fs');
-    const enabled = (file: string, want: string) => {
-      try {
-        return fs.readFileSync(file, 'utf8').trim() === want;
-      } catch {
-        return false;
-      }
-    };
-    const out = require('../spec/features').features({
-      cgroupV1: true,
-      cgroupV2: true,
-      apparmor: enabled('/sys/module/apparmor/parameters/enabled', 'Y'),
-      selinux: fs.existsSync('/sys/fs/selinux/enforce'),
-    });
-    process.stdout.write(JSON.stringify(out, null, 4) + '\n');
-  }));
-
-program.command('spec').description('write a default config.json into the bundle')
-  .option('-b, --bundle <dir>', 'bundle directory', '.')
-  .option('--rootless', 'a config for running as a non-root user', false)
-  .action(action('spec', (opts: any) => {
-    require('./spec').spec(opts.bundle, opts.rootless);
-  }));
-
-program.command('demo').description('run the embedded demo container: the probe reports the isolation it sees')
-  .option('--json', 'print the probe\'s report as JSON', false)
-  .action(action('demo', async (opts: any) => require('./demo').demo(globals(), opts.json)));
+verb('create', '[options] <id>', 'create a container; its process waits for start');
+verb('run', '[options] <id>', 'create and start a container, and wait for it (unless --detach)');
+verb('exec', '[options] <id> [command...]', 'run a new process in a running container');
+verb('start', '<id>', 'start a created container');
+verb('state', '<id>', 'print the state of a container as JSON');
+verb('kill', '[options] <id> [signal]', 'send a signal (default SIGTERM) to the container\'s init');
+verb('delete', '[options] <id>', 'delete a stopped container (any container with --force)');
+verb('list', '[options]', 'list containers');
+verb('ps', '[options] <id> [psArgs...]', 'list the processes in a container');
+verb('features', '', 'print what this husk supports (the OCI features JSON)');
+verb('spec', '[options]', 'write a default config.json into the bundle');
+verb('demo', '[options]', 'run the embedded demo container: the probe reports the isolation it sees');
 
 // ---- husk image (issue 6): its subcommands live in cli/image.ts, loaded only for this verb.
 program.command('image').description('images: pull, list, inspect, remove, prune, bundle, unbundle, run, login, logout')

@@ -93,6 +93,8 @@ function listenFds(): number {
 
 export async function create(o: CreateOptions): Promise<Created> {
   validateId(o.id);
+  // husk is the subreaper of what it starts: processes orphaned on the way are re-parented to it.
+  native.setSubreaper();
   const bundle = path.resolve(o.bundle ?? '.');
   const spec = loadConfig(bundle);
   const rootfs = path.resolve(bundle, spec.root!.path);
@@ -225,7 +227,6 @@ export interface RunOptions extends Omit<CreateOptions, 'detach'> {
 
 /** runc run: create, start, and in the foreground wait for the process and delete it. */
 export async function run(o: RunOptions): Promise<number> {
-  native.setSubreaper();
   const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
   // Signals that arrive while the container starts are held back and forwarded once its
   // process runs (before that, they would end the init half-way).
