@@ -1,7 +1,7 @@
 // The command line as runc reads it: global flags before --version, the flags a command line
 // hands to exec's command (and to ps(1)) left alone, and every flag reaching the container.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, expectStatus, isHusk, makeBundle, newId, parseReport, rt, RUNTIME_NAME, state, tempDir } from './harness';
+import { cleanup, expectStatus, isHusk, makeBundle, newId, parseReport, recvttyPath, rt, RUNTIME_NAME, spawnTool, state, tempDir } from './harness';
 import path from 'node:path';
 
 afterEach(cleanup);
@@ -46,6 +46,17 @@ describe('exec', () => {
     expect(expectStatus(rt(['exec', id, '/probe', 'echo', '-t', '--tty', '-c', 'CAP_SYS_ADMIN', '--env', 'A=1']), 0).stdout).toBe('-t --tty -c CAP_SYS_ADMIN --env A=1\n');
     // While husk's flags before the id still count.
     expect(expectStatus(rt(['exec', '--env', 'A=1', '--cwd', '/tmp', id, '/probe', 'env', 'then', 'cwd']), 0).stdout).toMatch(/(^|\n)A=1\n(.*\n)*\/tmp\n$/);
+  });
+
+  // runc refuses a console socket without --detach; husk takes it, as for `run`, and waits.
+  it.runIf(isHusk)('--tty --console-socket in the foreground: waits for the process and returns its status', async () => {
+    const { id } = running();
+    const socket = path.join(tempDir('tty-'), 'console.sock');
+    const receiver = spawnTool(recvttyPath(), [socket]);
+    await receiver.waitForStdout('listening\n');
+    expectStatus(rt(['exec', '--tty', '--console-socket', socket, id, '/probe', 'echo', 'on-the-pty', 'then', 'exit', '3']), 3);
+    expect((await receiver.exited).status, receiver.stderr).toBe(0);
+    expect(receiver.stdout).toContain('on-the-pty');
   });
 
   it.runIf(isHusk)('takes -- before the command', () => {
