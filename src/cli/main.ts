@@ -114,37 +114,10 @@ program.command('image').description('images: pull, list, inspect, remove, prune
 // ---- end husk image
 
 // ---- cgroup verbs (issue 4): pause, resume, update, events; each file loaded only for its verb.
-program.command('pause <id>').description('freeze every process of the container')
-  .action(action('pause', (id: string) => require('./pause').pause(globals().root, id)));
-
-program.command('resume <id>').description('thaw a paused container')
-  .action(action('resume', (id: string) => require('./resume').resume(globals().root, id)));
-
-program.command('update <id>').description('update the resource limits of a container')
-  .option('-r, --resources <file>', 'OCI LinuxResources JSON from this file, or - for stdin (the other options are then ignored)')
-  .option('--blkio-weight <weight>', 'block IO weight, 10 to 1000')
-  .option('--cpu-period <usecs>', 'CPU CFS period')
-  .option('--cpu-quota <usecs>', 'CPU CFS quota per period')
-  .option('--cpu-burst <usecs>', 'CPU CFS burst')
-  .option('--cpu-share <shares>', 'CPU shares (relative weight)')
-  .option('--cpu-shares <shares>', 'the same as --cpu-share')
-  .option('--cpu-rt-period <usecs>', 'CPU realtime period')
-  .option('--cpu-rt-runtime <usecs>', 'CPU realtime runtime per period')
-  .option('--cpu-idle <0|1>', 'SCHED_IDLE for the cgroup')
-  .option('--cpuset-cpus <cpus>', 'CPUs to use (0-3,5)')
-  .option('--cpuset-mems <mems>', 'memory nodes to use')
-  .option('--memory <bytes>', 'memory limit (200M, 1g; -1 for none)')
-  .option('--memory-reservation <bytes>', 'memory reservation (soft limit)')
-  .option('--memory-swap <bytes>', 'memory plus swap limit (-1 for unlimited swap)')
-  .option('--kernel-memory <bytes>', 'ignored, as in runc')
-  .option('--kernel-memory-tcp <bytes>', 'ignored, as in runc')
-  .option('--pids-limit <n>', 'maximum number of processes')
-  .action(action('update', (id: string, opts: any) => require('./update').update(globals().root, id, opts)));
-
-program.command('events <id>').description('print the container\'s stats and OOM events as JSON lines')
-  .option('--stats', 'print the stats once and exit', false)
-  .option('--interval <duration>', 'how often to print the stats', '5s')
-  .action(action('events', async (id: string, opts: any) => require('./events').events(globals().root, id, opts.stats, opts.interval)));
+verb('pause', '<id>', 'freeze every process of the container');
+verb('resume', '<id>', 'thaw a paused container');
+verb('update', '[options] <id>', 'update the resource limits of a container');
+verb('events', '[options] <id>', 'print the container\'s stats and OOM events as JSON lines');
 // ---- end cgroup verbs
 
 program.parseAsync(process.argv).catch((err) => {

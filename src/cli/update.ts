@@ -4,6 +4,9 @@ import { HuskError } from '../errors';
 import { log } from '../runtime/log';
 import type { Resources } from '../spec/types';
 
+import { Command } from 'commander';
+import type { Action, GlobalOptions } from './globals';
+
 export interface UpdateFlags {
   resources?: string;
   blkioWeight?: string;
@@ -99,4 +102,27 @@ export function update(root: string, id: string, flags: UpdateFlags): void {
   const verbs = require('../cgroups/verbs') as typeof import('../cgroups/verbs');
   const changes = flags.resources !== undefined ? verbs.readResourcesFile(flags.resources) : resourcesFromFlags(flags);
   verbs.update(root, id, changes, { warn: log.warn });
+}
+
+export function command(g: GlobalOptions, action: Action): Command {
+  return new Command('update').argument('<id>').description('update the resource limits of a container')
+    .option('-r, --resources <file>', 'OCI LinuxResources JSON from this file, or - for stdin (the other options are then ignored)')
+    .option('--blkio-weight <weight>', 'block IO weight, 10 to 1000')
+    .option('--cpu-period <usecs>', 'CPU CFS period')
+    .option('--cpu-quota <usecs>', 'CPU CFS quota per period')
+    .option('--cpu-burst <usecs>', 'CPU CFS burst')
+    .option('--cpu-share <shares>', 'CPU shares (relative weight)')
+    .option('--cpu-shares <shares>', 'the same as --cpu-share')
+    .option('--cpu-rt-period <usecs>', 'CPU realtime period')
+    .option('--cpu-rt-runtime <usecs>', 'CPU realtime runtime per period')
+    .option('--cpu-idle <0|1>', 'SCHED_IDLE for the cgroup')
+    .option('--cpuset-cpus <cpus>', 'CPUs to use (0-3,5)')
+    .option('--cpuset-mems <mems>', 'memory nodes to use')
+    .option('--memory <bytes>', 'memory limit (200M, 1g; -1 for none)')
+    .option('--memory-reservation <bytes>', 'memory reservation (soft limit)')
+    .option('--memory-swap <bytes>', 'memory plus swap limit (-1 for unlimited swap)')
+    .option('--kernel-memory <bytes>', 'ignored, as in runc')
+    .option('--kernel-memory-tcp <bytes>', 'ignored, as in runc')
+    .option('--pids-limit <n>', 'maximum number of processes')
+    .action(action('update', (id: string, opts: any) => update(g.root, id, opts)));
 }
