@@ -3,10 +3,8 @@
 // light verbs never load the image code. Each subcommand parses, makes one call, prints.
 import { Command, Option } from 'commander';
 import { HuskError } from '../errors';
-import type { GlobalOptions } from './globals';
+import type { Action, GlobalOptions } from './globals';
 import { oneLine, usageError } from './usage';
-
-type Action = (verb: string, fn: (...args: any[]) => Promise<number | void> | number | void) => (...args: any[]) => Promise<void>;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
