@@ -1,8 +1,9 @@
 // The command line as runc reads it: global flags before --version, the flags a command line
 // hands to exec's command (and to ps(1)) left alone, and every flag reaching the container.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, expectStatus, isHusk, makeBundle, newId, parseReport, recvttyPath, rt, RUNTIME_NAME, spawnTool, state, tempDir } from './harness';
+import { cleanup, expectStatus, isHusk, isRunc, makeBundle, newId, parseReport, recvttyPath, rt, RUNTIME_NAME, spawnTool, state, tempDir } from './harness';
 import path from 'node:path';
+import { buildImage, probeLayer, writeLayout } from './image-fixtures';
 
 afterEach(cleanup);
 
@@ -74,5 +75,17 @@ describe('ps', () => {
     const pids = expectStatus(rt(['ps', id, '-o', 'pid,comm']), 0).stdout.split('\n');
     expect(pids[0].trim()).toBe('PID COMMAND');
     expect(pids[1].trim()).toBe(`${pid} probe`);
+  });
+});
+
+describe.skipIf(isRunc)('image run', () => {
+  it('passes the words after the image to its entrypoint, dashes and all; -- ends husk\'s options', async () => {
+    const image = await buildImage({ layers: [probeLayer()], config: { Entrypoint: ['/probe'], Cmd: ['report'] } });
+    const dir = tempDir('layout-');
+    writeLayout(dir, [{ tag: 'v1', image }]);
+    const store = tempDir('store-');
+    const run = (words: string[]) => expectStatus(rt(['image', 'run', '--store', store, '--rm', '-q', `oci:${dir}:v1`, ...words]), 0).stdout;
+    expect(run(['echo', '-c', 'hi', '-e', 'A=1', '--rm'])).toBe('-c hi -e A=1 --rm\n');
+    expect(run(['--', 'echo', '-l'])).toBe('-l\n');
   });
 });
