@@ -6,7 +6,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { HuskError } from '../errors';
 import { defaultSpec } from '../spec/defaults';
-import type { GlobalOptions } from './main';
+import type { Action, GlobalOptions } from './globals';
+import { Command } from 'commander';
 
 const REPO = path.join(__dirname, '..', '..');
 export const PROBE = path.join(REPO, 'build', 'Release', 'probe');
@@ -87,4 +88,10 @@ export async function demo(g: GlobalOptions, json: boolean): Promise<number> {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export function command(g: GlobalOptions, action: Action): Command {
+  return new Command('demo').description('run the embedded demo container: the probe reports the isolation it sees')
+    .option('--json', 'print the probe\'s report as JSON', false)
+    .action(action('demo', (opts: any) => demo(g, opts.json)));
 }

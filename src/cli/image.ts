@@ -3,12 +3,13 @@
 // light verbs never load the image code. Each subcommand parses, makes one call, prints.
 import { Command, Option } from 'commander';
 import { HuskError } from '../errors';
-import type { GlobalOptions } from './main';
+import type { Action, GlobalOptions } from './globals';
 import { oneLine, usageError } from './usage';
 
-type Action = (verb: string, fn: (...args: any[]) => Promise<number | void> | number | void) => (...args: any[]) => Promise<void>;
-
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** The command after the image: commander keeps a `--` that follows the image in it. */
+const afterDashes = (words: string[]) => (words[0] === '--' ? words.slice(1) : words);
 
 function storeOption(cmd: Command): Command {
   return cmd.option('--store <dir>', 'the image store (default: $HUSK_STORE or /var/lib/husk)');
@@ -138,7 +139,7 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
       const resources = resourcesFromRunFlags(opts);
       const img = await findOrPull(s, text, { ...opts, insecureRegistry: opts.insecureRegistry });
       const b = await createBundle(s, img, dir, {
-        copy: opts.copy, cmd: command, entrypoint: opts.entrypoint === undefined ? undefined : [opts.entrypoint], env: opts.env, workdir: opts.workdir,
+        copy: opts.copy, cmd: afterDashes(command), entrypoint: opts.entrypoint === undefined ? undefined : [opts.entrypoint], env: opts.env, workdir: opts.workdir,
         user: opts.user, terminal: opts.tty, hostname: opts.hostname, network: opts.network, resources, readonlyRootfs: opts.readOnly,
       });
       process.stdout.write(`${b.dir}\n`);
@@ -161,7 +162,7 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
       const { imageRun } = require('../image/run') as typeof import('../image/run');
       const { storeDir } = require('../image/store') as typeof import('../image/store');
       return imageRun({
-        ...opts, root: g.root, store: storeDir(opts.store), image: text, cmd: command, network: opts.network, systemdCgroup: g.systemdCgroup,
+        ...opts, root: g.root, store: storeDir(opts.store), image: text, cmd: afterDashes(command), network: opts.network, systemdCgroup: g.systemdCgroup,
       });
     }));
 

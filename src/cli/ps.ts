@@ -1,7 +1,17 @@
 // husk ps: the container's pids as JSON, or the host's `ps` output limited to them.
+// husk's flags end at the id: `husk ps ID -ef` passes -ef to ps(1), as runc does.
 import { spawnSync } from 'child_process';
+import { Command, Option } from 'commander';
 import { HuskError } from '../errors';
 import { ps as containerPids } from '../runtime/container';
+import type { Action, GlobalOptions } from './globals';
+
+export function command(g: GlobalOptions, action: Action): Command {
+  return new Command('ps').argument('<id>').argument('[psArgs...]').description('list the processes in a container')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .passThroughOptions()
+    .action(action('ps', (id: string, psArgs: string[], opts: any) => ps(g.root, id, opts.format, psArgs[0] === '--' ? psArgs.slice(1) : psArgs)));
+}
 
 export function ps(root: string, id: string, format: 'table' | 'json', psArgs: string[]) {
   const pids = containerPids(root, id);

@@ -1,7 +1,7 @@
 // Command-line errors (unknown verb or option, missing argument), for `husk` and `husk image`:
 // printed like any other error, on one line, and written to --log as well, as runc does,
 // since containerd and Podman show the log's last error line.
-import type { GlobalOptions } from './main';
+import type { GlobalOptions } from './globals';
 
 /** commander's message on one line: without its "error: " and with a suggestion folded in. */
 export function oneLine(text: string): string {

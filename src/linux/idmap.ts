@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import { HuskError } from '../errors';
 import type { IDMapping } from '../spec/types';
 import type { HostView } from './plan';
+import { writeProcFile } from '../host/procfs';
 import { trace } from '../host/trace';
 
 export interface IdMapPlan {
@@ -47,19 +48,13 @@ export function idMapPlan(uid: IDMapping[], gid: IDMapping[], host: IdMapHost): 
 
 const text = (mappings: IDMapping[]) => mappings.map((m) => `${m.containerID} ${m.hostID} ${m.size}`).join('\n') + '\n';
 
-const PROC_SUPER_MAGIC = 0x9fa0;
-
 function writeProc(file: string, content: string) {
   trace('husk', `write(${JSON.stringify(file)}, ${JSON.stringify(content.trim())})`);
-  let onProcfs: boolean;
   try {
-    onProcfs = fs.statfsSync(file).type === PROC_SUPER_MAGIC;
-    // An id map written anywhere but procfs would be silently lost.
-    if (onProcfs) fs.writeFileSync(file, content);
+    writeProcFile(file, content);
   } catch (err) {
     throw new HuskError(`write ${file} ${JSON.stringify(content.trim())}: ${(err as Error).message}`);
   }
-  if (!onProcfs) throw new HuskError(`write ${file}: not on a procfs`);
 }
 
 function helper(name: string, pid: number, mappings: IDMapping[]) {

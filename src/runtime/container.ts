@@ -47,6 +47,8 @@ export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, reco
 
 export async function start(root: string, id: string): Promise<void> {
   validateId(id);
+  // husk is the subreaper of what it starts (hooks), as create and run make it.
+  native.setSubreaper();
   const store = new Store(root);
   const unlock = store.lock(id);
   try {
@@ -135,6 +137,8 @@ function waitGone(store: Store, record: ContainerRecord, ms: number): boolean {
 
 export async function remove(root: string, id: string, force: boolean): Promise<void> {
   validateId(id);
+  // husk is the subreaper of what it starts (hooks), as create and run make it.
+  native.setSubreaper();
   const store = new Store(root);
   const unlock = store.lock(id);
   try {

@@ -17,9 +17,10 @@ import { ociState, Store, type ContainerRecord } from './store';
 import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from '../host/log';
+import { writeProcFile } from '../host/procfs';
 import { trace, tracing } from '../host/trace';
-import { writeFileAtomic } from '../host/atomicWrite';
 import { remove, start } from './container';
+import { checkTerminal, closePipeEnds, openStdioPipes, pipeEnds, waitInForeground, writePidFile } from './processIO';
 
 // Hooks pull in child_process: loaded only for a container that has them.
 const hooks = () => require('./hooks') as typeof import('./hooks');
@@ -90,6 +91,8 @@ function listenFds(): number {
 
 export async function create(o: CreateOptions): Promise<Created> {
   validateId(o.id);
+  // husk is the subreaper of what it starts: processes orphaned on the way are re-parented to it.
+  native.setSubreaper();
   const bundle = path.resolve(o.bundle ?? '.');
   const spec = loadConfig(bundle);
   const rootfs = path.resolve(bundle, spec.root!.path);
@@ -101,32 +104,11 @@ export async function create(o: CreateOptions): Promise<Created> {
     throw new HuskError(`--systemd-cgroup: cgroupsPath ${JSON.stringify(spec.linux.cgroupsPath)} needs systemd to manage the cgroup, which husk does not support yet`);
   }
   const processSpec = spec.process!;
-  if (processSpec.terminal && o.detach && !o.consoleSocket) {
-    throw new HuskError('cannot allocate a terminal for a detached container without --console-socket');
-  }
-  if (processSpec.terminal && !o.detach && !o.consoleSocket) {
-    // husk relays the container's pty to its own terminal, which it must have.
-    try {
-      fs.closeSync(fs.openSync('/dev/tty', 'r+'));
-    } catch (err) {
-      throw new HuskError(`process.terminal is true but husk has no terminal to relay it to: open /dev/tty: ${reason(err)}`);
-    }
-  }
-  if (!processSpec.terminal && o.consoleSocket) {
-    throw new HuskError('--console-socket given, but config.json does not ask for a terminal (process.terminal)');
-  }
+  checkTerminal('container', Boolean(processSpec.terminal), o.detach, o.consoleSocket);
   const listen = listenFds();
   if (listen) processSpec.env = [...(processSpec.env ?? []), `LISTEN_FDS=${listen}`, 'LISTEN_PID=1'];
 
-  // [child end, husk's end] for stdin, stdout, stderr.
-  let pipes: [number, number][] | undefined;
-  if (o.relayStdio && !processSpec.terminal) {
-    pipes = [0, 1, 2].map((fd) => {
-      const [r, w] = native.pipe();
-      return fd === 0 ? [r, w] : [w, r];
-    });
-  }
-  const closePipes = (side: 0 | 1) => pipes?.forEach((p) => fs.closeSync(p[side]));
+  const pipes = o.relayStdio && !processSpec.terminal ? openStdioPipes() : undefined;
   const store = new Store(o.root);
   const record: ContainerRecord = store.newRecord({ id: o.id, bundle, rootfs, config: spec });
   store.create(record);
@@ -153,7 +135,7 @@ export async function create(o: CreateOptions): Promise<Created> {
       store.write(record);
     }
     const plan = buildPlan(spec, {
-      rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, mountTrees, cgroupFd, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]], preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
+      rootfs, bundle, execFifo: { path: execFifo, fd: fifoFd }, mountTrees, cgroupFd, id: o.id, noNewKeyring: o.noNewKeyring, noPivot: o.noPivot, stdio: pipes && pipeEnds(pipes, 0), preserveFds: listen + (o.preserveFds ?? 0), trace: tracing(),
     }, hostView());
     for (const warning of plan.warnings) log.warn(warning);
     for (const line of plan.debug ?? []) log.debug(line);
@@ -165,7 +147,7 @@ export async function create(o: CreateOptions): Promise<Created> {
           const file = `/proc/${pid}/oom_score_adj`;
           trace('husk', `write(${JSON.stringify(file)}, "${processSpec.oomScoreAdj}")`);
           try {
-            fs.writeFileSync(file, String(processSpec.oomScoreAdj));
+            writeProcFile(file, String(processSpec.oomScoreAdj));
           } catch (err) {
             const hint = (err as NodeJS.ErrnoException).code === 'EACCES' ? ' (lowering it needs CAP_SYS_RESOURCE on the host)' : '';
             throw new HuskError(`process.oomScoreAdj ${processSpec.oomScoreAdj}: write ${file}: ${reason(err)}${hint}`);
@@ -197,13 +179,13 @@ export async function create(o: CreateOptions): Promise<Created> {
     fs.closeSync(launched.sock);
     record.status = 'created';
     store.write(record);
-    if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(record.pid));
-    closePipes(0);
-    return { record, consoleFd, stdioPipes: pipes && [pipes[0][1], pipes[1][1], pipes[2][1]] };
+    if (o.pidFile) writePidFile(o.pidFile, record.pid);
+    closePipeEnds(pipes, 0);
+    return { record, consoleFd, stdioPipes: pipes && pipeEnds(pipes, 1) };
   } catch (err) {
     if (consoleFd !== undefined) fs.closeSync(consoleFd);
-    closePipes(0);
-    closePipes(1);
+    closePipeEnds(pipes, 0);
+    closePipeEnds(pipes, 1);
     try {
       removeCgroup(record, log.warn);
     } catch (cgroupErr) {
@@ -233,11 +215,10 @@ export interface RunOptions extends Omit<CreateOptions, 'detach'> {
 
 /** runc run: create, start, and in the foreground wait for the process and delete it. */
 export async function run(o: RunOptions): Promise<number> {
-  native.setSubreaper();
   const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
   // Signals that arrive while the container starts are held back and forwarded once its
   // process runs (before that, they would end the init half-way).
-  const { forwardSignals, relayTerminal, relayStdio } = await import('./foreground');
+  const { forwardSignals } = await import('./foreground');
   const forwarding = o.detach ? undefined : forwardSignals(record.pid, consoleFd);
   try {
     await start(o.root, o.id);
@@ -247,11 +228,7 @@ export async function run(o: RunOptions): Promise<number> {
     throw err;
   }
   if (!forwarding) return 0;
-  forwarding.release();
-  const relayed = consoleFd !== undefined ? relayTerminal(consoleFd) : stdioPipes ? relayStdio(stdioPipes) : undefined;
-  const status = await native.waitpidAsync(record.pid);
-  await relayed?.drained(2000, 10_000);
-  forwarding.stop();
+  const status = await waitInForeground(record.pid, forwarding, { consoleFd, stdio: stdioPipes });
   if (!o.keep) await remove(o.root, o.id, true);
-  return status.code ?? 128 + (status.signal ?? 0);
+  return status;
 }

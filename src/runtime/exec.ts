@@ -17,7 +17,7 @@ import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from '../host/log';
 import { trace, tracing } from '../host/trace';
-import { writeFileAtomic } from '../host/atomicWrite';
+import { checkTerminal, closePipeEnds, openStdioPipes, pipeEnds, waitInForeground, writePidFile } from './processIO';
 
 export interface ExecOptions {
   root: string;
@@ -99,24 +99,10 @@ export async function exec(o: ExecOptions): Promise<number> {
   checkTransition(o.ignorePaused ? 'exec-ignore-paused' : 'exec', status, o.id);
   const spec = record.config;
   const process = o.processFile ? readProcess(o.processFile) : fromFlags(spec.process!, o);
-  if (process.terminal && o.detach && !o.consoleSocket) throw new HuskError('cannot allocate a terminal for a detached process without --console-socket');
-  if (!process.terminal && o.consoleSocket) throw new HuskError('--console-socket given, but the process does not ask for a terminal');
-  if (process.terminal && !o.detach && !o.consoleSocket) {
-    try {
-      fs.closeSync(fs.openSync('/dev/tty', 'r+'));
-    } catch (err) {
-      throw new HuskError(`the process asks for a terminal but husk has none to relay it to: open /dev/tty: ${reason(err)}`);
-    }
-  }
+  checkTerminal('process', Boolean(process.terminal), o.detach, o.consoleSocket);
 
   native.setSubreaper();
-  let pipes: [number, number][] | undefined;
-  if (!o.detach && !process.terminal) {
-    pipes = [0, 1, 2].map((fd) => {
-      const [r, w] = native.pipe();
-      return fd === 0 ? [r, w] : [w, r];
-    });
-  }
+  const pipes = !o.detach && !process.terminal ? openStdioPipes() : undefined;
   const nsOf = (pid: number | 'self', type: string) => {
     try {
       return fs.readlinkSync(`/proc/${pid}/ns/${type}`);
@@ -131,7 +117,7 @@ export async function exec(o: ExecOptions): Promise<number> {
     // no such file: setgroups is allowed
   }
   const plan = buildExecPlan(spec, process, {
-    initPid: record.pid, rootfs: record.rootfs, stdio: pipes && [pipes[0][0], pipes[1][0], pipes[2][0]],
+    initPid: record.pid, rootfs: record.rootfs, stdio: pipes && pipeEnds(pipes, 0),
     preserveFds: o.preserveFds, trace: tracing(), ownUserNamespace: nsOf('self', 'user'), containerUserNamespace: nsOf(record.pid, 'user'), setgroupsDenied,
   }, hostView());
   for (const warning of plan.warnings) log.warn(warning);
@@ -152,23 +138,15 @@ export async function exec(o: ExecOptions): Promise<number> {
       },
     });
   } catch (err) {
-    pipes?.forEach((p) => fs.closeSync(p[1]));
+    closePipeEnds(pipes, 1);
     if (consoleFd !== undefined) fs.closeSync(consoleFd);
     throw err;
   } finally {
-    pipes?.forEach((p) => fs.closeSync(p[0]));
+    closePipeEnds(pipes, 0);
   }
   fs.closeSync(launched.sock);
-  if (o.pidFile) {
-    writeFileAtomic(path.resolve(o.pidFile), String(launched.pid));
-  }
+  if (o.pidFile) writePidFile(o.pidFile, launched.pid);
   if (o.detach) return 0;
-  const { forwardSignals, relayTerminal, relayStdio } = await import('./foreground');
-  const forwarding = forwardSignals(launched.pid, consoleFd);
-  forwarding.release();
-  const relay = consoleFd !== undefined ? relayTerminal(consoleFd) : relayStdio([pipes![0][1], pipes![1][1], pipes![2][1]]);
-  const exit = await native.waitpidAsync(launched.pid);
-  await relay.drained(2000, 10_000);
-  forwarding.stop();
-  return exit.code ?? 128 + (exit.signal ?? 0);
+  const { forwardSignals } = await import('./foreground');
+  return waitInForeground(launched.pid, forwardSignals(launched.pid, consoleFd), { consoleFd, stdio: pipes && pipeEnds(pipes, 1) });
 }
