@@ -16,7 +16,12 @@ export const CAPABILITIES = [
  * kernel does not know (above `lastCap`, /proc/sys/kernel/cap_last_cap) are left out with a
  * warning, as runc does.
  */
-export function capabilityMask(names: string[] | undefined, where: string, lastCap = CAPABILITIES.length - 1, warn?: (msg: string) => void): bigint {
+export function capabilityMask(
+  names: string[] | undefined,
+  where: string,
+  lastCap = CAPABILITIES.length - 1,
+  warn?: (msg: string) => void,
+): bigint {
   let mask = 0n;
   for (const name of names ?? []) {
     const bit = CAPABILITIES.indexOf(name.toUpperCase());

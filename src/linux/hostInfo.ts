@@ -14,11 +14,15 @@ export function cgroupV1Mounts(layout: CgroupLayout = readLayout()): HostView['c
   const out: HostView['cgroupV1'] = [];
   for (const h of layout.v1) {
     if (path.dirname(h.mountPoint) !== '/sys/fs/cgroup') continue;
-    const options = h.controllers.some((c) => !c.startsWith('name=')) ? h.controllers.join(',') : ['none', ...h.controllers].join(',');
+    // A named hierarchy alone (name=systemd) is mounted with "none" as runc does.
+    const named = !h.controllers.some((c) => !c.startsWith('name='));
+    const options = (named ? ['none', ...h.controllers] : h.controllers).join(',');
     out.push({ name: path.basename(h.mountPoint), options, cgroupPath: h.ownPath });
   }
   const u = layout.unified;
-  if (u && path.dirname(u.mountPoint) === '/sys/fs/cgroup') out.push({ name: 'unified', options: '', cgroupPath: u.ownPath });
+  if (u && path.dirname(u.mountPoint) === '/sys/fs/cgroup') {
+    out.push({ name: 'unified', options: '', cgroupPath: u.ownPath });
+  }
   return out;
 }
 

@@ -41,7 +41,9 @@ export function idMapPlan(uid: IDMapping[], gid: IDMapping[], host: IdMapHost): 
   if (euid === 0) return { direct: true, denySetgroups: false };
   if (onlySelf(uid, euid) && onlySelf(gid, egid)) return { direct: true, denySetgroups: true };
   const isFile = (p: string) => host.isDirectory(p) === false;
-  if (findHelper('newuidmap', isFile) && findHelper('newgidmap', isFile)) return { direct: false, denySetgroups: false };
+  if (findHelper('newuidmap', isFile) && findHelper('newgidmap', isFile)) {
+    return { direct: false, denySetgroups: false };
+  }
   throw new HuskError('linux.uidMappings: mapping more than your own uid and gid needs newuidmap and newgidmap '
     + '(Debian package uidmap) and ranges in /etc/subuid and /etc/subgid');
 }
@@ -61,7 +63,10 @@ function helper(name: string, pid: number, mappings: IDMapping[]) {
   const args = [String(pid), ...mappings.flatMap((m) => [String(m.containerID), String(m.hostID), String(m.size)])];
   trace('husk', `${name} ${args.join(' ')}`);
   const res = spawnSync(findHelper(name)!, args, { encoding: 'utf8' });
-  if (res.status !== 0) throw new HuskError(`${name} ${args.join(' ')}: ${(res.stderr || res.error?.message || `exit status ${res.status}`).trim()}`);
+  if (res.status !== 0) {
+    const why = (res.stderr || res.error?.message || `exit status ${res.status}`).trim();
+    throw new HuskError(`${name} ${args.join(' ')}: ${why}`);
+  }
 }
 
 /** Writes the maps of the user namespace that process `pid` is in. */
@@ -78,7 +83,12 @@ export function writeIdMaps(pid: number, uid: IDMapping[], gid: IDMapping[], pla
 
 /** Whether a config mount is an idmapped bind mount, and with which maps (its own, or the
  * container's user namespace maps for a bare "idmap" option). */
-export function idmappedMount(m: { options?: string[]; uidMappings?: IDMapping[]; gidMappings?: IDMapping[] }, container: { uidMappings?: IDMapping[]; gidMappings?: IDMapping[] }) {
+interface IdMaps {
+  uidMappings?: IDMapping[];
+  gidMappings?: IDMapping[];
+}
+
+export function idmappedMount(m: IdMaps & { options?: string[] }, container: IdMaps) {
   const options = m.options ?? [];
   const flagged = options.includes('idmap') || options.includes('ridmap');
   if (!flagged && !m.uidMappings?.length && !m.gidMappings?.length) return undefined;

@@ -85,7 +85,8 @@ const FLAG_OPTIONS: Record<string, [number, number]> = {
 
 /** Every option husk understands (for `husk features`), besides filesystem data. */
 export function knownMountOptions(): string[] {
-  return [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION), ...Object.keys(RECURSIVE_OPTIONS), 'idmap', 'ridmap', 'tmpcopyup'].sort();
+  const names = [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION), ...Object.keys(RECURSIVE_OPTIONS)];
+  return [...names, 'idmap', 'ridmap', 'tmpcopyup'].sort();
 }
 
 export const PROPAGATION: Record<string, number> = {
@@ -125,5 +126,12 @@ export function parseMountOptions(options: string[] = []): MountOptions {
       data.push(option);
     }
   }
-  return { flags, propagation, data: data.join(','), ...(idmap ? { idmap } : {}), ...(recursive ? { recursive } : {}), ...(copyUp ? { copyUp } : {}) };
+  return {
+    flags,
+    propagation,
+    data: data.join(','),
+    ...(idmap ? { idmap } : {}),
+    ...(recursive ? { recursive } : {}),
+    ...(copyUp ? { copyUp } : {}),
+  };
 }
