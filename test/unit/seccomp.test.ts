@@ -121,7 +121,9 @@ const errno = (n: number) => (RET.ERRNO | n) >>> 0;
 const EPERM = errno(1);
 const ENOSYS = errno(38);
 
-function compile(seccomp: Partial<Seccomp> & Record<string, unknown>, opts: CompileOptions = {}) {
+// `seccomp` is a linux.seccomp as it may stand in a config.json, valid or not: the compiler
+// validates it (and the tests below give it wrong actions, operators and names on purpose).
+function compile(seccomp: Record<string, unknown>, opts: CompileOptions = {}) {
   const warnings: string[] = [];
   const out = compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', ...seccomp } as Seccomp, {
     arch: 'x64',
