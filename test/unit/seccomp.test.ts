@@ -2,7 +2,7 @@
 // synthetic system calls, run by a small classic-BPF interpreter of the opcodes the kernel
 // accepts in a seccomp filter, then Docker's and Podman's default profiles.
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { HuskError } from '../../src/errors';
 import {
   AUDIT_ARCH,
@@ -585,6 +585,9 @@ describe('ENOSYS above the profile (runc\'s -ENOSYS stub)', () => {
 // ---------------------------------------------------------------------- the engines' profiles
 
 describe("Docker's default profile", () => {
+  // The first read fetches the profile's Debian package (test/seccomp-profiles.ts), which can
+  // take longer than a test may on a busy machine; the tests then use the copy in memory.
+  beforeAll(() => void dockerProfile(), 60_000);
   const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
   const CLONE_NEWUSER = 0x10000000;
   const CLONE_NEWNS = 0x00020000;
