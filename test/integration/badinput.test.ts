@@ -134,7 +134,7 @@ describe('a mount destination through a symlink that points out of the rootfs', 
 
     if (res.status === 0) {
       // runc resolves the symlink inside the rootfs: the tmpfs lands on rootfs/<outside>/x.
-      const out = await waitFor(() => (res.readStdout().includes('\n') ? res.readStdout() : undefined), 'the probe report');
+      const out = await waitFor('the probe report', () => (res.readStdout().includes('\n') ? res.readStdout() : undefined));
       const report = parseReport(out);
       const tmpfsMounts = report.mounts.filter((m) => m.fsType === 'tmpfs').map((m) => m.mountPoint);
       expect(tmpfsMounts.some((m) => m === '/escape/x' || m === `${outside}/x`)).toBe(true);
