@@ -27,6 +27,14 @@
  *     const id = newId();
  *     const res = rt(['run', '--bundle', bundle.dir, id]);
  *   });
+ *
+ * or, to run a bundle to its end and read what the probe saw:
+ *
+ *   const res = expectStatus(runProbe(['report'], { config: (c) => (c.hostname = 'x') }), 0);
+ *   expect(res.report().hostname).toBe('x');
+ *
+ * Waiting (sleep, waitFor), finding programs (which) and reading the probe's output (jsonLine,
+ * parseReport) come from test/lib, which the engine tests share, and are re-exported here.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
