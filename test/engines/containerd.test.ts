@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, explain, frozen, median, need, printTimings, recordTiming, requireRoot, run, runOnTerminal,
   LINGER, scenarios, yieldToRunner, waitFor, type Daemon, type Result, type RuntimeName,
+  ENGINE_WAIT_MS,
 } from './setup';
 
 requireRoot();
@@ -107,7 +108,7 @@ const id = (rt: RuntimeName, what: string) => `${what}-${rt}`;
 async function removeContainer(name: string): Promise<void> {
   if (task(name)) {
     ctr(['task', 'kill', '--signal', 'SIGKILL', '--all', name]);
-    await waitFor(`task ${name} to stop`, () => task(name)?.status !== 'RUNNING', 30_000).catch(() => undefined);
+    await waitFor(`task ${name} to stop`, () => task(name)?.status !== 'RUNNING', ENGINE_WAIT_MS).catch(() => undefined);
     ctr(['task', 'delete', '--force', name]);
   }
   ctr(['containers', 'delete', name]);
@@ -158,7 +159,7 @@ scenario(
     const output = ws.path(`${name}.out`);
     fs.rmSync(output, { force: true });
     ok(ctr(['run', '--detach', '--log-uri', `file://${output}`, ...runtimeArgs(rt), IMAGE, name, '/probe', 'signals', '0']));
-    await waitFor('the container to print ready', () => fs.existsSync(output) && fs.readFileSync(output, 'utf8').includes('ready'));
+    await waitFor('the container to print ready', () => fs.existsSync(output) && fs.readFileSync(output, 'utf8').includes('ready'), ENGINE_WAIT_MS);
     const init = task(name);
     expect(init?.status).toBe('RUNNING');
 
@@ -185,7 +186,7 @@ scenario(
       const ps = ok(ctr(['task', 'ps', name]));
       const found = ps.stdout.split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0])).filter((n) => n > 0);
       return found.length === 2 ? found : undefined;
-    });
+    }, ENGINE_WAIT_MS);
     expect(pids).toContain(init!.pid);
 
     ok(ctr(['task', 'pause', name]));
@@ -197,9 +198,9 @@ scenario(
 
     // kill --all with SIGTERM: the init reports it and exits 0, the sleeper dies of it.
     ok(ctr(['task', 'kill', '--all', name]));
-    await waitFor('the task to stop', () => task(name)?.status === 'STOPPED');
+    await waitFor('the task to stop', () => task(name)?.status === 'STOPPED', ENGINE_WAIT_MS);
     // The shim may copy the last output after the task shows STOPPED.
-    await waitFor('"signal TERM" in the output', () => fs.readFileSync(output, 'utf8').includes('signal TERM'));
+    await waitFor('"signal TERM" in the output', () => fs.readFileSync(output, 'utf8').includes('signal TERM'), ENGINE_WAIT_MS);
     ok(ctr(['task', 'delete', name]));
     ok(ctr(['containers', 'delete', name]));
     expect(task(name)).toBeUndefined();
@@ -226,7 +227,7 @@ scenario(
     const output = ws.path(`${name}.out`);
     fs.rmSync(output, { force: true });
     ok(ctr(['run', '--detach', '--log-uri', `file://${output}`, ...runtimeArgs(rt), IMAGE, name, '/probe', 'signals', '0']));
-    await waitFor('the container to print ready', () => fs.existsSync(output) && fs.readFileSync(output, 'utf8').includes('ready'));
+    await waitFor('the container to print ready', () => fs.existsSync(output) && fs.readFileSync(output, 'utf8').includes('ready'), ENGINE_WAIT_MS);
     ok(ctr(['task', 'pause', name]));
     // containerd does not check; the runtime must refuse (runc: "cannot exec in a paused state").
     const exec = ctr(['task', 'exec', '--fifo-dir', ws.path('fifo'), '--exec-id', 'refused', name, '/probe', 'echo', 'no']);
@@ -237,9 +238,9 @@ scenario(
     ok(ctr(['task', 'resume', name]));
 
     ok(ctr(['task', 'kill', '--signal', 'SIGUSR1', name]));
-    await waitFor('the probe to report USR1', () => fs.readFileSync(output, 'utf8').includes('signal USR1'));
+    await waitFor('the probe to report USR1', () => fs.readFileSync(output, 'utf8').includes('signal USR1'), ENGINE_WAIT_MS);
     ok(ctr(['task', 'kill', '--signal', 'SIGKILL', name]));
-    await waitFor('the task to stop', () => task(name)?.status === 'STOPPED');
+    await waitFor('the task to stop', () => task(name)?.status === 'STOPPED', ENGINE_WAIT_MS);
     ok(ctr(['task', 'delete', name]));
     ok(ctr(['containers', 'delete', name]));
   },

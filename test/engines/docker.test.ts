@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, cgroupFile, explain, frozen, memoryLimit, median, need, pidsLimit, printTimings, recordTiming, requireRoot, run, runOnTerminal,
-  LINGER, comparableReport, reportDifferences, reportIn, scenarios, yieldToRunner, waitFor, type Daemon, type Result, type RuntimeName,
+  LINGER, comparableReport, reportDifferences, jsonLine, scenarios, yieldToRunner, waitFor, type Daemon, type Result, type RuntimeName,
+  ENGINE_WAIT_MS,
 } from './setup';
 
 requireRoot();
@@ -163,7 +164,7 @@ scenario(
   async (rt) => {
     const name = nameOf(rt, 'detached');
     ok(dockerRun(rt, ['--detach', '--name', name, IMAGE, '/probe', 'signals', '0']));
-    await waitFor('the container to print ready', () => docker(['logs', name]).stdout.includes('ready'));
+    await waitFor('the container to print ready', () => docker(['logs', name]).stdout.includes('ready'), ENGINE_WAIT_MS);
     expect(inspect(name, '{{.State.Status}}')).toBe('running');
 
     expect(ok(docker(['exec', name, '/probe', 'echo', 'in', 'exec', ...LINGER])).stdout).toBe('in exec\n');
@@ -198,7 +199,7 @@ scenario(
     ok(docker(['stop', '--time', '60', name]));
     expect(inspect(name, '{{.State.Status}}')).toBe('exited');
     expect(inspect(name, '{{.State.ExitCode}}')).toBe('0');
-    await waitFor('"signal TERM" in docker logs', () => docker(['logs', name]).stdout.includes('signal TERM'));
+    await waitFor('"signal TERM" in docker logs', () => docker(['logs', name]).stdout.includes('signal TERM'), ENGINE_WAIT_MS);
     ok(docker(['rm', name]));
   },
   (rt) => {
@@ -235,11 +236,11 @@ scenario(
   async (rt) => {
     const name = nameOf(rt, 'signalled');
     ok(dockerRun(rt, ['--detach', '--name', name, IMAGE, '/probe', 'signals', '0']));
-    await waitFor('the container to print ready', () => docker(['logs', name]).stdout.includes('ready'));
+    await waitFor('the container to print ready', () => docker(['logs', name]).stdout.includes('ready'), ENGINE_WAIT_MS);
     ok(docker(['kill', '--signal', 'USR1', name]));
-    await waitFor('the probe to report USR1', () => docker(['logs', name]).stdout.includes('signal USR1'));
+    await waitFor('the probe to report USR1', () => docker(['logs', name]).stdout.includes('signal USR1'), ENGINE_WAIT_MS);
     ok(docker(['kill', name]));
-    await waitFor('the container to exit', () => inspect(name, '{{.State.Status}}') === 'exited');
+    await waitFor('the container to exit', () => inspect(name, '{{.State.Status}}') === 'exited', ENGINE_WAIT_MS);
     expect(inspect(name, '{{.State.ExitCode}}')).toBe('137');
     ok(docker(['rm', name]));
   },
@@ -273,12 +274,12 @@ scenario(
   async (rt) => {
     const first = nameOf(rt, 'first');
     ok(dockerRun(rt, ['--detach', '--name', first, '--ipc', 'shareable', IMAGE, '/probe', 'signals', '0']));
-    await waitFor('the container to print ready', () => docker(['logs', first]).stdout.includes('ready'));
+    await waitFor('the container to print ready', () => docker(['logs', first]).stdout.includes('ready'), ENGINE_WAIT_MS);
     const pid = Number(inspect(first, '{{.State.Pid}}'));
     const ns = (type: string) => fs.readlinkSync(`/proc/${pid}/ns/${type}`);
     // --network container:X leaves out --network none (they cannot be combined).
     const joined = ok(docker(['run', '--rm', '--runtime', DOCKER_RUNTIME[rt], '--network', `container:${first}`, '--pid', `container:${first}`, '--ipc', `container:${first}`, IMAGE, '/probe', 'report', ...LINGER]));
-    const report = reportIn(joined.stdout);
+    const report = jsonLine(joined.stdout);
     expect(report.namespaces.net).toBe(ns('net'));
     expect(report.namespaces.pid).toBe(ns('pid'));
     expect(report.namespaces.ipc).toBe(ns('ipc'));
@@ -290,7 +291,7 @@ scenario(
 
     // restart: the runtime kills, deletes and creates the same id again.
     ok(docker(['restart', '--time', '30', first]));
-    await waitFor('the restarted container to run', () => inspect(first, '{{.State.Status}}') === 'running' && docker(['logs', first]).stdout.split('ready').length === 3);
+    await waitFor('the restarted container to run', () => inspect(first, '{{.State.Status}}') === 'running' && docker(['logs', first]).stdout.split('ready').length === 3, ENGINE_WAIT_MS);
     expect(Number(inspect(first, '{{.State.Pid}}'))).not.toBe(pid);
     ok(docker(['rm', '--force', first]));
   },
@@ -329,7 +330,7 @@ for (const [label, options] of Object.entries(OPTION_SETS)) {
     for (const rt of RUNTIMES) {
       await yieldToRunner();
       const res = ok(dockerRun(rt, ['--rm', ...options(volume), IMAGE, '/probe', 'report', 'then', 'ls', '/dev', ...LINGER]));
-      reports[rt] = comparableReport(reportIn(res.stdout));
+      reports[rt] = comparableReport(jsonLine(res.stdout));
       devices[rt] = res.stdout.slice(res.stdout.indexOf('\n') + 1);
     }
     const differences = reportDifferences(reports.husk, reports.runc);

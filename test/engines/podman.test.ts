@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   IMAGE, RUNTIMES, Workspace, buildImage, explain, frozen, memoryLimit, median, need, pidsLimit, printTimings,
-  comparableReport, reportDifferences, reportIn, recordTiming, requireRoot, run, runOnTerminal, scenarios, yieldToRunner, TERMINAL_SIZE, waitFor, type Result, type RuntimeName,
+  comparableReport, reportDifferences, jsonLine, recordTiming, requireRoot, run, runOnTerminal, scenarios, yieldToRunner, TERMINAL_SIZE, waitFor, type Result, type RuntimeName,
+  ENGINE_WAIT_MS,
 } from './setup';
 
 requireRoot();
@@ -128,7 +129,7 @@ scenario(
   async (rt) => {
     const name = DETACHED(rt);
     ok(podman(rt, ['run', '--detach', '--name', name, '--network', 'none', IMAGE, '/probe', 'signals', '0']));
-    await waitFor('the container to print ready', () => podman(rt, ['logs', name]).stdout.includes('ready'));
+    await waitFor('the container to print ready', () => podman(rt, ['logs', name]).stdout.includes('ready'), ENGINE_WAIT_MS);
     expect(inspect(rt, name, '{{.State.Status}}')).toBe('running');
 
     const exec = ok(podman(rt, ['exec', name, '/probe', 'echo', 'in', 'exec']));
@@ -162,7 +163,7 @@ scenario(
     ok(podman(rt, ['stop', '--time', '60', name]));
     expect(inspect(rt, name, '{{.State.Status}}')).toBe('exited');
     expect(inspect(rt, name, '{{.State.ExitCode}}')).toBe('0');
-    await waitFor('"signal TERM" in podman logs', () => podman(rt, ['logs', name]).stdout.includes('signal TERM'));
+    await waitFor('"signal TERM" in podman logs', () => podman(rt, ['logs', name]).stdout.includes('signal TERM'), ENGINE_WAIT_MS);
 
     ok(podman(rt, ['rm', name]));
     expect(ok(podman(rt, ['ps', '--all', '--quiet', '--filter', `name=${name}`])).stdout.trim()).toBe('');
@@ -251,11 +252,11 @@ scenario(
   async (rt) => {
     const name = SIGNALLED(rt);
     ok(podman(rt, ['run', '--detach', '--name', name, '--network', 'none', IMAGE, '/probe', 'signals', '0']));
-    await waitFor('the container to print ready', () => podman(rt, ['logs', name]).stdout.includes('ready'));
+    await waitFor('the container to print ready', () => podman(rt, ['logs', name]).stdout.includes('ready'), ENGINE_WAIT_MS);
     ok(podman(rt, ['kill', '--signal', 'USR1', name]));
-    await waitFor('the probe to report USR1', () => podman(rt, ['logs', name]).stdout.includes('signal USR1'));
+    await waitFor('the probe to report USR1', () => podman(rt, ['logs', name]).stdout.includes('signal USR1'), ENGINE_WAIT_MS);
     ok(podman(rt, ['kill', name]));
-    await waitFor('the container to exit', () => inspect(rt, name, '{{.State.Status}}') === 'exited');
+    await waitFor('the container to exit', () => inspect(rt, name, '{{.State.Status}}') === 'exited', ENGINE_WAIT_MS);
     expect(inspect(rt, name, '{{.State.ExitCode}}')).toBe('137');
     ok(podman(rt, ['rm', name]));
   },
@@ -314,7 +315,7 @@ for (const [label, options] of Object.entries(OPTION_SETS)) {
     for (const rt of RUNTIMES) {
       await yieldToRunner();
       const res = ok(podman(rt, ['run', '--rm', '--network', 'none', ...options(volume), IMAGE, '/probe', 'report', 'then', 'ls', '/dev']));
-      reports[rt] = comparableReport(reportIn(res.stdout));
+      reports[rt] = comparableReport(jsonLine(res.stdout));
       devices[rt] = res.stdout.slice(res.stdout.indexOf('\n') + 1);
     }
     const differences = reportDifferences(reports.husk, reports.runc);

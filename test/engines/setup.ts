@@ -35,28 +35,23 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'vitest';
+import { waitFor } from '../lib/wait';
+import { REPO, which } from '../lib/which';
 
-export const REPO = path.resolve(__dirname, '..', '..');
+// The engine tests wait, find programs and read the probe's report as the integration tests do.
+export { jsonLine } from '../lib/probe';
+export { sleep, waitFor } from '../lib/wait';
+export { REPO, which } from '../lib/which';
 
 export type RuntimeName = 'husk' | 'runc';
 /** The order scenarios run in: husk first, then runc on the same engine. */
 export const RUNTIMES: RuntimeName[] = ['husk', 'runc'];
 
-/** Finds an executable on PATH (or in the sbin directories root has), or undefined. */
-export function which(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+/**
+ * How long a test waits for what an engine does (a container printing, stopping, being cleaned
+ * up): an engine's command can take seconds on two busy cores.
+ */
+export const ENGINE_WAIT_MS = 30_000;
 
 /** An executable that must exist (the Debian packages in scripts/test provide them). */
 export function need(name: string, override?: string): string {
@@ -68,23 +63,6 @@ export function need(name: string, override?: string): string {
 export function runtimeBinary(name: RuntimeName): string {
   if (name === 'husk') return path.resolve(process.env.HUSK_ENGINES_HUSK || path.join(REPO, 'bin', 'husk'));
   return need('runc', process.env.HUSK_ENGINES_RUNC);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` until it returns a value other than undefined/false, or throws after timeoutMs. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 20;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(delay);
-    delay = Math.min(delay * 2, 250);
-  }
 }
 
 // ------------------------------------------------------------------------------- commands
@@ -1031,11 +1009,4 @@ export function reportDifferences(husk: Record<string, unknown>, runc: Record<st
     }
   }
   return lines;
-}
-
-/** The first line of a command's output that parses as a JSON object (the probe's report). */
-export function reportIn(stdout: string): Record<string, any> {
-  const line = stdout.split('\n').find((l) => l.startsWith('{'));
-  if (!line) throw new Error(`no report in the output:\n${stdout}`);
-  return JSON.parse(line);
 }

@@ -18,11 +18,10 @@ import {
   parseReport,
   REFERENCE,
   rt,
-  RUNTIME,
+  runBundle,
   type Bundle,
   type BundleOptions,
   type ProbeReport,
-  type RtResult,
 } from './harness';
 
 afterEach(cleanup);
@@ -73,20 +72,16 @@ function capEffective(name: string): boolean {
 /** Whether to run the same bundle under runc too and compare (husk under test, runc present). */
 const compareWithRunc = isHusk && REFERENCE !== undefined;
 
-function run(bundle: Bundle, runtime = RUNTIME): RtResult {
-  return rt(['run', '--bundle', bundle.dir, newId()], { runtime });
-}
-
 /**
  * Runs `probe report` with the config changed by `config` and returns the report; when husk is
  * under test, also checks that runc reports the same capability sets for the same bundle.
  */
 function reportWith(config: BundleOptions['config'], extra: Partial<BundleOptions> = {}): ProbeReport {
   const bundle = makeBundle({ ...extra, args: ['report'], config });
-  const res = expectStatus(run(bundle), 0);
+  const res = expectStatus(runBundle(bundle), 0);
   const report = parseReport(res.stdout);
   if (compareWithRunc) {
-    const reference = expectStatus(run(bundle, REFERENCE), 0);
+    const reference = expectStatus(runBundle(bundle, { runtime: REFERENCE }), 0);
     expect(report.caps, 'husk and runc give different capability sets for the same bundle').toEqual(parseReport(reference.stdout).caps);
   }
   return report;
@@ -147,7 +142,7 @@ describe('process.capabilities as root', () => {
       args: ['report', 'then', 'syscall', 'sethostname', 'x', 'then', 'syscall', 'chroot', 'then', 'syscall', 'mknod', '/dev/probe-mknod', 'then', 'cap-check', 'CAP_KILL'],
       config: setCapabilities({ bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] }),
     });
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const report = parseReport(res.stdout);
     expect(report.caps).toEqual({ bounding: NONE, effective: NONE, permitted: NONE, inheritable: NONE, ambient: NONE });
     expect(res.stdout.split('\n').slice(1)).toEqual([
@@ -174,7 +169,7 @@ describe('process.capabilities as root', () => {
         c.process!.capabilities = { bounding: withoutSysAdmin, effective: all, permitted: all, inheritable: [], ambient: [] };
       },
     });
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     expect(res.stdout).toBe(
       ['CAP_SYS_ADMIN no', 'CAP_SYS_CHROOT yes', 'sethostname = -1 EPERM', 'mount = -1 EPERM', 'unshare = 0', 'sethostname = -1 EPERM', ''].join('\n'),
     );
@@ -230,7 +225,7 @@ describe('process.capabilities for a non-root process.user', () => {
         c.process!.capabilities = { bounding, effective: kept, permitted: kept, inheritable, ambient: kept };
       },
     });
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const lines = res.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('CAP_NET_RAW yes');
     expect(lines[1]).toBe('CAP_CHOWN no');
@@ -288,7 +283,7 @@ describe('the bounding set against a setuid-root program', () => {
 
   it('without noNewPrivileges: euid 0, but only the bounding set, and CAP_SYS_ADMIN calls fail', () => {
     const bundle = setuidBundle(false, ['report', 'then', 'syscall', 'sethostname', 'x', 'then', 'syscall', 'chroot']);
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const report = parseReport(res.stdout);
     expect([report.uid, report.euid]).toEqual([1000, 0]);
     expect(report.noNewPrivs).toBe(0);
@@ -299,7 +294,7 @@ describe('the bounding set against a setuid-root program', () => {
 
   it('with noNewPrivileges: the setuid bit gives nothing', () => {
     const bundle = setuidBundle(true, ['report', 'then', 'syscall', 'chroot']);
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const report = parseReport(res.stdout);
     expect([report.uid, report.euid]).toEqual([1000, 1000]);
     expect(report.noNewPrivs).toBe(1);
@@ -332,7 +327,7 @@ describe('noNewPrivileges, rlimits, oomScoreAdj', () => {
           { type: 'RLIMIT_SIGPENDING', soft: 100, hard: 200 },
         ]),
     });
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const { rlimits } = parseReport(res.stdout);
     expect(rlimits.nofile).toEqual({ soft: 300, hard: 600 });
     expect(rlimits.nproc).toEqual({ soft: 70, hard: 80 });
@@ -344,7 +339,7 @@ describe('noNewPrivileges, rlimits, oomScoreAdj', () => {
     expect(rlimits.rttime).toEqual({ soft: 1000000, hard: 2000000 });
     expect(rlimits.sigpending).toEqual({ soft: 100, hard: 200 });
     if (compareWithRunc) {
-      expect(rlimits).toEqual(parseReport(expectStatus(run(bundle, REFERENCE), 0).stdout).rlimits);
+      expect(rlimits).toEqual(parseReport(expectStatus(runBundle(bundle, { runtime: REFERENCE }), 0).stdout).rlimits);
     }
   });
 
@@ -380,7 +375,7 @@ describe('noNewPrivileges, rlimits, oomScoreAdj', () => {
   it.each([[-1000], [-500], [-1]])('sets oomScoreAdj %i, or refuses it cleanly without CAP_SYS_RESOURCE', async (value) => {
     const canLower = hostBounding().has('CAP_SYS_RESOURCE') && capEffective('CAP_SYS_RESOURCE');
     const bundle = makeBundle({ args: ['report'], config: (c) => (c.process!.oomScoreAdj = value) });
-    const res = run(bundle);
+    const res = runBundle(bundle);
     if (canLower || value >= ownOomScoreAdj) {
       expect(parseReport(expectStatus(res, 0).stdout).oomScoreAdj).toBe(value);
       return;

@@ -173,7 +173,7 @@ describe.skipIf(!v1Host)('cgroup v1 limits, seen from inside the container', () 
 describe.skipIf(!v1Host)('the cgroup over the container\'s life', () => {
   it('pause freezes every process (state paused, no CPU time) and resume thaws it', async () => {
     const { id, pid } = runDetached(['spin', '120'], {});
-    await waitFor(() => cpuTicks(pid) > 0, 'the probe to spin');
+    await waitFor('the probe to spin', () => cpuTicks(pid) > 0);
     expectStatus(rt(['pause', id]), 0);
     expect(state(id)!.status).toBe('paused');
     expect(readCgroupFile(pid, 'freezer', 'freezer.state')).toBe('FROZEN\n');
@@ -184,7 +184,7 @@ describe.skipIf(!v1Host)('the cgroup over the container\'s life', () => {
     expectStatus(rt(['resume', id]), 0);
     expect(state(id)!.status).toBe('running');
     expect(readCgroupFile(pid, 'freezer', 'freezer.state')).toBe('THAWED\n');
-    await waitFor(() => cpuTicks(pid) > frozenAt, 'the probe to spin again');
+    await waitFor('the probe to spin again', () => cpuTicks(pid) > frozenAt);
     expect(rt(['resume', id]).stderr).toContain('container not paused');
     expectStatus(rt(['delete', '--force', id]), 0);
   });
@@ -224,7 +224,7 @@ describe.skipIf(!v1Host)('the cgroup over the container\'s life', () => {
     bundle.patch((c) => (c.process!.args = ['/bin/sh', '-c', '/probe sleep inf & /probe sleep inf & wait']));
     const id = newId('cg');
     expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
-    await waitFor(() => JSON.parse(rt(['ps', '--format', 'json', id]).stdout).length === 3, 'three processes in the container');
+    await waitFor('three processes in the container', () => JSON.parse(rt(['ps', '--format', 'json', id]).stdout).length === 3);
     // TERM does not stop the shell (as the pid namespace's init it ignores signals it has no
     // handler for); the probes die of it, the shell's `wait` returns and the container stops.
     expectStatus(rt(['kill', '--all', id, 'TERM']), 0);

@@ -15,19 +15,15 @@ import {
   newId,
   parseReport,
   rt,
+  runBundle,
   state,
   tempDir,
   waitFor,
-  type Bundle,
   type BundleOptions,
   type RtResult,
 } from './harness';
 
 afterEach(cleanup);
-
-function run(bundle: Bundle, extra: string[] = []) {
-  return rt(['run', ...extra, '--bundle', bundle.dir, newId()]);
-}
 
 /** Mount points under `dir` in the host's mount table (this process's mount namespace). */
 function hostMountsUnder(dir: string): string[] {
@@ -136,7 +132,7 @@ describe('mount destinations through symlinks that point out of the rootfs', () 
       config.process!.args = ['/probe', 'report', 'then', 'ls', destination];
     });
     const before = listTree(outside);
-    const res = run(bundle);
+    const res = runBundle(bundle);
     // Whatever happened, the host directory is untouched and nothing is mounted on it.
     expect(listTree(outside)).toEqual(before);
     expect(hostMountsUnder(outside)).toEqual([]);
@@ -184,7 +180,7 @@ describe('maskedPaths and readonlyPaths through a symlink in the rootfs', () => 
     const bundle = symlinkBundle(['cat', '/etc/marker', 'then', 'write', '/tmp/writable', 'then', 'write', '/etc/new'], (c) =>
       c.linux!.readonlyPaths!.push('/data'),
     );
-    const res = run(bundle);
+    const res = runBundle(bundle);
     expect(res.status).toBe(1);
     expect(res.stdout).toBe('container\n');
     expect(res.stderr).toBe('write /etc/new: EROFS Read-only file system\n');
@@ -195,7 +191,7 @@ describe('maskedPaths and readonlyPaths through a symlink in the rootfs', () => 
 
   it("a masked path masks the container's /etc, not the host's", () => {
     const bundle = symlinkBundle(['ls', '/etc', 'then', 'cat', '/etc/marker'], (c) => c.linux!.maskedPaths!.push('/data'));
-    const res = run(bundle);
+    const res = runBundle(bundle);
     expect(res.status).toBe(1);
     expect(res.stdout).toBe('');
     expect(res.stderr).toBe('cat /etc/marker: ENOENT No such file or directory\n');
@@ -241,7 +237,7 @@ describe("another container in the same pid namespace and the runtime's init", (
         c.linux!.namespaces = c.linux!.namespaces!.map((n) => (n.type === 'pid' ? { type: 'pid', path: `/proc/${victimPid}/ns/pid` } : n));
       },
     });
-    return run(bundle);
+    return runBundle(bundle);
   }
 
   it("sees the victim's init as pid 1 (so the refusals below are not for want of seeing it)", () => {
@@ -337,7 +333,7 @@ describe('file descriptors and the working directory', () => {
       const id = newId();
       const created = expectStatus(rt(['create', '--bundle', bundle.dir, id], { extraFds: [fd, fd] }), 0);
       expectStatus(rt(['start', id], { extraFds: [fd] }), 0);
-      const out = await waitFor(() => created.readStdout().includes('\n') && created.readStdout(), 'the probe\'s report');
+      const out = await waitFor('the probe\'s report', () => created.readStdout().includes('\n') && created.readStdout());
       const report = parseReport(out);
       expect(report.fds.map((f) => f.fd)).toEqual([0, 1, 2]);
       for (const f of report.fds) expect(f.target ?? '').not.toContain(dir);
@@ -412,7 +408,7 @@ describe('file descriptors and the working directory', () => {
     // The same path inside the rootfs, with its own marker.
     fs.mkdirSync(bundle.path(outside), { recursive: true });
     fs.writeFileSync(path.join(bundle.path(outside), 'marker'), 'rootfs\n');
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     expect(res.stdout).toBe(`${outside}\nrootfs\n`);
   });
 });
@@ -431,7 +427,7 @@ describe('/proc and /sys', () => {
   const readOnly = present(['/proc/sysrq-trigger', '/proc/sys/kernel/domainname', '/proc/sys/vm/drop_caches']);
   it.each(readOnly)('%s is read-only', (file) => {
     // An empty write: opening for writing is the test; nothing is written even if it opens.
-    const res = run(makeBundle({ args: ['write', file, ''] }));
+    const res = runBundle(makeBundle({ args: ['write', file, ''] }));
     expect(res.status).toBe(1);
     expect(res.stderr).toBe(`write ${file}: EROFS Read-only file system\n`);
   });
@@ -443,7 +439,7 @@ describe('/proc and /sys', () => {
   const maskedFiles = present(['/proc/kcore', '/proc/keys', '/proc/timer_list', '/proc/latency_stats', '/proc/timer_stats', '/proc/sched_debug']);
   it.each(maskedFiles)('masks %s', (file) => {
     const args = ['stat', file, ...(file === '/proc/kcore' ? [] : ['then', 'cat', file])];
-    const res = expectStatus(run(makeBundle({ args })), 0);
+    const res = expectStatus(runBundle(makeBundle({ args })), 0);
     const lines = res.stdout.trimEnd().split('\n');
     expect(lines, 'only the stat line: the file reads empty').toHaveLength(1);
     expect(JSON.parse(lines[0])).toMatchObject({ type: 'char', rdevMajor: 1, rdevMinor: 3 });
@@ -456,7 +452,7 @@ describe('/proc and /sys', () => {
 
   const maskedDirectories = nonEmptyDirectories(['/sys/firmware', '/proc/acpi', '/proc/scsi', '/proc/asound']);
   it.each(maskedDirectories)('masks the directory %s (empty inside)', (dir) => {
-    const res = expectStatus(run(makeBundle({ args: ['ls', dir] })), 0);
+    const res = expectStatus(runBundle(makeBundle({ args: ['ls', dir] })), 0);
     expect(res.stdout).toBe('');
   });
 
@@ -464,7 +460,7 @@ describe('/proc and /sys', () => {
 
   it('has a read-only /sys', () => {
     expect(fs.existsSync('/sys/kernel/profiling')).toBe(true);
-    const res = run(makeBundle({ args: ['write', '/sys/kernel/profiling', ''] }));
+    const res = runBundle(makeBundle({ args: ['write', '/sys/kernel/profiling', ''] }));
     expect(res.status).toBe(1);
     expect(res.stderr).toBe('write /sys/kernel/profiling: EROFS Read-only file system\n');
   });

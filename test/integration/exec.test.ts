@@ -79,7 +79,7 @@ describe('exec with flags', () => {
     const pids = JSON.parse(expectStatus(rt(['ps', '--format', 'json', id]), 0).stdout);
     expect(pids).toContain(pid);
     expectStatus(rt(['kill', '--all', id, 'KILL']), 0);
-    await waitFor(() => !alive(pid), 'the exec process to die');
+    await waitFor('the exec process to die', () => !alive(pid));
   });
 
   // runc exec exits 255 when it cannot run the process (engines tell that apart from the

@@ -27,28 +27,28 @@
  *     const id = newId();
  *     const res = rt(['run', '--bundle', bundle.dir, id]);
  *   });
+ *
+ * or, to run a bundle to its end and read what the probe saw:
+ *
+ *   const res = expectStatus(runProbe(['report'], { config: (c) => (c.hostname = 'x') }), 0);
+ *   expect(res.report().hostname).toBe('x');
+ *
+ * Waiting (sleep, waitFor), finding programs (which) and reading the probe's output (jsonLine,
+ * parseReport) come from test/lib, which the engine tests share, and are re-exported here.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
+import { parseReport, type ProbeReport } from '../lib/probe';
+import { sleep, waitFor } from '../lib/wait';
+import { REPO, which } from '../lib/which';
 
-export const REPO = path.resolve(__dirname, '..', '..');
-
-/** Finds an executable on PATH, or undefined. */
-export function which(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+// What every test file needs from test/lib, from here as well, so an integration test imports
+// one module.
+export { jsonLine, mountAt, parseReport, type ProbeMount, type ProbeReport } from '../lib/probe';
+export { sleep, waitFor } from '../lib/wait';
+export { REPO, which } from '../lib/which';
 
 export const RUNTIME: string = path.resolve(process.env.HUSK_TEST_RUNTIME || path.join(REPO, 'bin', 'husk'));
 export const RUNTIME_NAME: 'husk' | 'runc' = path.basename(RUNTIME).startsWith('runc') ? 'runc' : 'husk';
@@ -590,18 +590,34 @@ export function expectStatus(res: RtResult, status: number | null): RtResult {
   return res;
 }
 
-// ------------------------------------------------------------------------------------- waiting
+// --------------------------------------------------------------------------- running a bundle
 
-/** Polls `fn` until it returns a truthy value (returned) or throws after timeoutMs. */
-export async function waitFor<T>(fn: () => T | undefined | null | false, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+export interface RunOptions extends RtOptions {
+  /** Options of `run` that go before --bundle, e.g. ['--no-pivot']. */
+  flags?: string[];
 }
+
+/** `run [flags] --bundle DIR ID` with a new id: runs the bundle's process to its end. */
+export function runBundle(bundle: Bundle, opts: RunOptions = {}): RtResult {
+  const { flags = [], ...rtOpts } = opts;
+  return rt(['run', ...flags, '--bundle', bundle.dir, newId()], rtOpts);
+}
+
+export interface ProbeRun extends RtResult {
+  /** The bundle it ran. */
+  bundle: Bundle;
+  /** The probe's report: the first JSON line of its stdout. */
+  report(): ProbeReport;
+}
+
+/** Makes a bundle whose process is `/probe ...args` and runs it to its end (runBundle). */
+export function runProbe(args: string[], bundle: Omit<BundleOptions, 'args'> = {}, opts: RunOptions = {}): ProbeRun {
+  const made = makeBundle({ ...bundle, args });
+  const res = runBundle(made, opts);
+  return { ...res, bundle: made, report: () => parseReport(res.stdout) };
+}
+
+// ------------------------------------------------------------------------------------- waiting
 
 /** The runtime's state for a container, parsed, or undefined when `state` fails. */
 export function state(id: string, opts: RtOptions = {}): ContainerState | undefined {
@@ -625,13 +641,13 @@ export interface ContainerState {
 /** Polls `state` until the container has `status` (up to 10 s); returns that state. */
 export function waitForStatus(id: string, status: ContainerState['status'], opts: RtOptions = {}): Promise<ContainerState> {
   let last: ContainerState | undefined;
-  return waitFor(
-    () => {
-      last = state(id, opts);
-      return last?.status === status ? last : undefined;
-    },
-    `container ${id} to be ${status} (last state: ${JSON.stringify(last)})`,
-  );
+  return waitFor(`container ${id} to be ${status}`, () => {
+    last = state(id, opts);
+    return last?.status === status ? last : undefined;
+  }).catch((err: Error) => {
+    // The last state seen, as it was when the wait gave up.
+    throw new Error(`${err.message} (last state: ${JSON.stringify(last)})`);
+  });
 }
 
 /** True while a process exists and is not a zombie. */
@@ -655,59 +671,6 @@ export function processState(pid: number): string | undefined {
 }
 
 // ------------------------------------------------------------------------------ probe output
-
-/** Parses the first line of `text` that is a JSON object (the probe prints one per line). */
-export function jsonLine<T = any>(text: string): T {
-  const line = text.split(/\r?\n/).find((l) => l.trimStart().startsWith('{'));
-  if (!line) throw new Error(`no JSON line in output: ${JSON.stringify(text)}`);
-  return JSON.parse(line) as T;
-}
-
-export interface ProbeMount {
-  mountPoint: string;
-  fsType: string;
-  source: string;
-  options: string;
-  mountOptions: string;
-  superOptions: string;
-}
-
-export interface ProbeReport {
-  pid: number;
-  ppid: number;
-  uid: number;
-  gid: number;
-  euid: number;
-  egid: number;
-  groups: number[];
-  hostname: string;
-  domainname: string;
-  umask: number;
-  cwd: string;
-  caps: { bounding: string; effective: string; permitted: string; inheritable: string; ambient: string };
-  noNewPrivs: number;
-  seccomp: number;
-  namespaces: Record<string, string | null>;
-  mounts: ProbeMount[];
-  interfaces: { name: string; up: boolean; loopback: boolean; addresses: string[] }[];
-  cgroup: string[];
-  rlimits: Record<string, { soft: number | 'unlimited'; hard: number | 'unlimited' } | null>;
-  oomScoreAdj: number;
-  env: string[];
-  fds: { fd: number; target: string | null }[];
-  tty: { stdin: boolean; stdout: boolean; stderr: boolean };
-  memoryMax: string | null;
-  pidsMax: string | null;
-}
-
-export function parseReport(text: string): ProbeReport {
-  return jsonLine<ProbeReport>(text);
-}
-
-/** The mount (last one wins, as the kernel shows it) at `mountPoint` in a probe report. */
-export function mountAt(report: ProbeReport, mountPoint: string): ProbeMount | undefined {
-  return [...report.mounts].reverse().find((m) => m.mountPoint === mountPoint);
-}
 
 /** The host's namespace link for a type, like "net:[4026531840]". */
 export function hostNamespace(type: string): string {
@@ -907,8 +870,4 @@ function safeReaddir(dir: string): string[] {
   } catch {
     return [];
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

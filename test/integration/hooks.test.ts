@@ -225,7 +225,7 @@ describe('hooks that fail', () => {
     const create = rt(['create', '--bundle', bundle.dir, id]);
     expectStatus(create, 0);
     expectStatus(rt(['start', id]), 0);
-    await waitFor(() => create.readStdout() === 'ready\n', 'the process to run');
+    await waitFor('the process to run', () => create.readStdout() === 'ready\n');
     expect(state(id)!.status).toBe('running');
   });
 });

@@ -34,7 +34,7 @@ const EPOCH = new Date('2024-01-02T03:04:05Z');
 export async function makeTar(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c) => chunks.push(c as Buffer));
   const finished = new Promise<void>((resolve, reject) => {
     pack.on('end', () => resolve());
     pack.on('error', reject);
@@ -42,7 +42,7 @@ export async function makeTar(entries: Entry[]): Promise<Buffer> {
   for (const e of entries) {
     const type = e.type ?? (e.content !== undefined ? 'file' : 'directory');
     const content = e.content === undefined ? undefined : Buffer.from(e.content);
-    const header: tar.Header = {
+    const header: Partial<tar.Header> & Pick<tar.Header, 'name'> = {
       name: e.path,
       type,
       mode: e.mode ?? (type === 'directory' ? 0o755 : type === 'symlink' ? 0o777 : 0o644),
@@ -56,7 +56,9 @@ export async function makeTar(entries: Entry[]): Promise<Buffer> {
       size: content?.length ?? 0,
     };
     await new Promise<void>((resolve, reject) => {
-      pack.entry(header, content ?? null, (err) => (err ? reject(err) : resolve()));
+      const done = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (content !== undefined) pack.entry(header, content, done);
+      else pack.entry(header, done);
     });
   }
   pack.finalize();

@@ -109,8 +109,8 @@ describe.skipIf(isRunc)('interrupted and concurrent pulls', () => {
       const half = Math.floor(big.blobs.get(digest)!.length / 2);
       proxy.stall(digest, half);
       const first = rtSpawn(['image', 'pull', '--store', store, `${proxy.host}/tests/big:1`]);
-      await waitFor(() => proxy.stalled && fs.existsSync(path.join(store, 'tmp', `ingest-sha256-${digest.slice(7)}`)), 'the download to stall');
-      await waitFor(() => fs.statSync(path.join(store, 'tmp', `ingest-sha256-${digest.slice(7)}`)).size === half, 'the partial file to hold half the blob');
+      await waitFor('the download to stall', () => proxy.stalled && fs.existsSync(path.join(store, 'tmp', `ingest-sha256-${digest.slice(7)}`)));
+      await waitFor('the partial file to hold half the blob', () => fs.statSync(path.join(store, 'tmp', `ingest-sha256-${digest.slice(7)}`)).size === half);
       first.child.kill('SIGKILL');
       await first.exited;
       expect(fs.existsSync(path.join(store, 'blobs', 'sha256', digest.slice(7)))).toBe(false);
@@ -139,7 +139,7 @@ describe.skipIf(isRunc)('interrupted and concurrent pulls', () => {
     const first = rtSpawn(['image', 'pull', '--store', store, src]);
     // Kill it while a layer is being unpacked (or, if it is too quick, after: either way the
     // next pull must give complete layers).
-    await waitFor(() => first.child.exitCode !== null || (fs.existsSync(path.join(store, 'tmp')) && fs.readdirSync(path.join(store, 'tmp')).some((n) => n.startsWith('layer-'))), 'an unpack to start', 20_000);
+    await waitFor('an unpack to start', () => first.child.exitCode !== null || (fs.existsSync(path.join(store, 'tmp')) && fs.readdirSync(path.join(store, 'tmp')).some((n) => n.startsWith('layer-'))), 20_000);
     first.child.kill('SIGKILL');
     await first.exited;
     for (const hex of fs.existsSync(path.join(store, 'layers', 'sha256')) ? fs.readdirSync(path.join(store, 'layers', 'sha256')) : []) {

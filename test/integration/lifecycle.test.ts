@@ -24,7 +24,7 @@ describe('create, start, kill, delete', () => {
     const start = rt(['start', id]);
     expectStatus(start, 0);
     expect(start.stderr).toBe('');
-    await waitFor(() => create.readStdout() === 'started\nready\n', 'the process to start');
+    await waitFor('the process to start', () => create.readStdout() === 'started\nready\n');
     const running = state(id)!;
     expect(running.status).toBe('running');
     expect(running.pid).toBe(created.pid);
@@ -49,7 +49,7 @@ describe('create, start, kill, delete', () => {
     const id = newId();
     const run = expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
     // A pid namespace's init gets a signal from outside only once it handles it: wait for that.
-    await waitFor(() => run.readStdout().includes('ready\n'), 'the probe to handle signals');
+    await waitFor('the probe to handle signals', () => run.readStdout().includes('ready\n'));
     const { pid } = state(id)!;
     const kill = rt(['kill', id, signal]);
     expectStatus(kill, 0);
@@ -302,15 +302,15 @@ describe('kill --all', () => {
     });
     const id = newId();
     expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
-    const pids = await waitFor(() => {
+    const pids = await waitFor('two processes in the container', () => {
       const res = rt(['ps', '--format', 'json', id]);
       const list = res.status === 0 ? (JSON.parse(res.stdout) as number[]) : [];
       return list.length === 2 ? list : undefined;
-    }, 'two processes in the container');
+    });
 
     const kill = rt(['kill', '--all', id, 'KILL']);
     expectStatus(kill, 0);
     await waitForStatus(id, 'stopped');
-    await waitFor(() => pids.every((pid) => !alive(pid)), `processes ${pids.join(', ')} to die`);
+    await waitFor(`processes ${pids.join(', ')} to die`, () => pids.every((pid) => !alive(pid)));
   });
 });

@@ -3,14 +3,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, makeBundle, newId, parseReport, rt, tempDir, type BundleOptions, type RtOptions, expectStatus } from './harness';
+import { cleanup, expectStatus, makeBundle, newId, parseReport, rt, runProbe, tempDir } from './harness';
 
 afterEach(cleanup);
-
-function runProbe(args: string[], opts: Omit<BundleOptions, 'args'> = {}, rtOpts: RtOptions = {}, runArgs: string[] = []) {
-  const bundle = makeBundle({ ...opts, args });
-  return rt(['run', ...runArgs, '--bundle', bundle.dir, newId()], rtOpts);
-}
 
 describe('env and cwd', () => {
   it('gives the process exactly the config env, plus HOME=/ when the config has no HOME', () => {
@@ -196,10 +191,10 @@ describe('file descriptors', () => {
     const four = hostFile('four', 'fd four\n');
     const five = hostFile('five', 'fd five\n');
     try {
-      const res = runProbe(['cat', '/proc/self/fd/3', 'then', 'cat', '/proc/self/fd/4', 'then', 'fds'], {}, { extraFds: [three, four, five] }, [
-        '--preserve-fds',
-        '2',
-      ]);
+      const res = runProbe(['cat', '/proc/self/fd/3', 'then', 'cat', '/proc/self/fd/4', 'then', 'fds'], {}, {
+        extraFds: [three, four, five],
+        flags: ['--preserve-fds', '2'],
+      });
       expectStatus(res, 0);
       expect(res.stderr).toBe('');
       const lines = res.stdout.trimEnd().split('\n');
@@ -222,8 +217,7 @@ describe('file descriptors', () => {
       const res = runProbe(
         ['env', 'then', 'cat', '/proc/self/fd/3', 'then', 'cat', '/proc/self/fd/4', 'then', 'cat', '/proc/self/fd/5', 'then', 'fds'],
         { config: (c) => (c.process!.env = ['A=1']) },
-        { extraFds: [three, four, five], env: { LISTEN_FDS: '2' }, listenPid: true },
-        ['--preserve-fds', '1'],
+        { extraFds: [three, four, five], env: { LISTEN_FDS: '2' }, listenPid: true, flags: ['--preserve-fds', '1'] },
       );
       expectStatus(res, 0);
       expect(res.stderr).toBe('');

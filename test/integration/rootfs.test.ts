@@ -12,6 +12,7 @@ import {
   newId,
   parseReport,
   rt,
+  runProbe,
   state,
   tempDir,
   waitFor,
@@ -22,13 +23,6 @@ import {
 
 afterEach(cleanup);
 
-/** Runs the probe with `args` in a new bundle; returns the bundle and the runtime's result. */
-function runProbe(args: string[], opts: Omit<BundleOptions, 'args'> = {}, runArgs: string[] = []) {
-  const bundle = makeBundle({ ...opts, args });
-  const res = rt(['run', ...runArgs, '--bundle', bundle.dir, newId()]);
-  return { bundle, res };
-}
-
 function stat(text: string) {
   return jsonLine<{ path: string; type: string; mode: string; uid: number; gid: number; rdevMajor: number; rdevMinor: number; linkTarget: string | null }>(
     text,
@@ -37,21 +31,21 @@ function stat(text: string) {
 
 describe('root', () => {
   it('refuses writes to a read-only rootfs with EROFS while tmpfs mounts stay writable', () => {
-    const { bundle, res } = runProbe(['write', '/dev/shm/ok', 'x', 'then', 'write', '/tmp/ok', 'x', 'then', 'write', '/x'], {
+    const res = runProbe(['write', '/dev/shm/ok', 'x', 'then', 'write', '/tmp/ok', 'x', 'then', 'write', '/x'], {
       config: (c) => c.mounts!.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] }),
     });
     expect(res.stderr).toBe('write /x: EROFS Read-only file system\n');
     expectStatus(res, 1);
-    expect(fs.existsSync(bundle.path('x'))).toBe(false);
+    expect(fs.existsSync(res.bundle.path('x'))).toBe(false);
   });
 
   it('lets the process write to a rootfs that is not read-only, and the file lands in the rootfs', () => {
-    const { bundle, res } = runProbe(['write', '/etc/written', 'by the container'], {
+    const res = runProbe(['write', '/etc/written', 'by the container'], {
       config: (c) => (c.root!.readonly = false),
     });
     expectStatus(res, 0);
     expect(res.stderr).toBe('');
-    expect(fs.readFileSync(bundle.path('etc/written'), 'utf8')).toBe('by the container');
+    expect(fs.readFileSync(res.bundle.path('etc/written'), 'utf8')).toBe('by the container');
   });
 
   it('accepts root.path relative to the bundle', async () => {
@@ -64,7 +58,7 @@ describe('root', () => {
     expectStatus(create, 0);
     expect(state(id)!.rootfs).toBe(path.join(bundle.dir, 'other-root'));
     expectStatus(rt(['start', id]), 0);
-    await waitFor(() => create.readStdout() === 'renamed rootfs', 'the probe to print the marker');
+    await waitFor('the probe to print the marker', () => create.readStdout() === 'renamed rootfs');
   });
 
   it('accepts an absolute root.path outside the bundle', async () => {
@@ -76,11 +70,11 @@ describe('root', () => {
     expectStatus(create, 0);
     expect(state(id)!.rootfs).toBe(rootfsOwner.rootfs);
     expectStatus(rt(['start', id]), 0);
-    await waitFor(() => create.readStdout() === 'other rootfs', 'the probe to print the marker');
+    await waitFor('the probe to print the marker', () => create.readStdout() === 'other rootfs');
   });
 
   it('works with --no-pivot, with the rootfs as /', () => {
-    const { res } = runProbe(['ls', '/', 'then', 'pid'], {}, ['--no-pivot']);
+    const res = runProbe(['ls', '/', 'then', 'pid'], {}, { flags: ['--no-pivot'] });
     expectStatus(res, 0);
     expect(res.stderr).toBe('');
     const lines = res.stdout.trimEnd().split('\n');
@@ -88,7 +82,7 @@ describe('root', () => {
   });
 
   it('shows only the rootfs at /: nothing of the host', () => {
-    const { res } = runProbe(['ls', '/']);
+    const res = runProbe(['ls', '/']);
     expectStatus(res, 0);
     expect(res.stdout.trimEnd().split('\n')).toEqual(['dev', 'etc', 'probe', 'proc', 'sys', 'tmp']);
   });
@@ -113,21 +107,21 @@ describe('linux.rootfsPropagation', () => {
   // up private whatever the config says ("unbindable" even fails with EINVAL). The spec asks for
   // the rootfs mount to get the propagation: "shared" makes / a member of a peer group.
   it.skipIf(isRunc)('makes the root mount shared for "shared"', () => {
-    const { res } = runProbe(['report'], { config: (c) => (c.linux!.rootfsPropagation = 'shared') });
+    const res = runProbe(['report'], { config: (c) => (c.linux!.rootfsPropagation = 'shared') });
     expectStatus(res, 0);
     const root = mountAt(parseReport(res.stdout), '/')!;
     expect((root as unknown as { optionalFields: string[] }).optionalFields.some((f) => f.startsWith('shared:'))).toBe(true);
   });
 
   it.skipIf(isRunc)('makes the root mount unbindable for "unbindable"', () => {
-    const { res } = runProbe(['report'], { config: (c) => (c.linux!.rootfsPropagation = 'unbindable') });
+    const res = runProbe(['report'], { config: (c) => (c.linux!.rootfsPropagation = 'unbindable') });
     expectStatus(res, 0);
     const root = mountAt(parseReport(res.stdout), '/')!;
     expect((root as unknown as { optionalFields: string[] }).optionalFields).toContain('unbindable');
   });
 
   it('makes the root mount private by default', () => {
-    const { res } = runProbe(['report']);
+    const res = runProbe(['report']);
     const root = mountAt(parseReport(res.stdout), '/')!;
     expect((root as unknown as { optionalFields: string[] }).optionalFields).toEqual([]);
   });
@@ -142,7 +136,7 @@ describe('mounts', () => {
 
   it('bind-mounts a host directory read-only', () => {
     const source = hostDir();
-    const { res } = runProbe(['cat', '/data/hello.txt', 'then', 'report', 'then', 'write', '/data/new', 'x'], {
+    const res = runProbe(['cat', '/data/hello.txt', 'then', 'report', 'then', 'write', '/data/new', 'x'], {
       config: (c) => c.mounts!.push({ destination: '/data', type: 'bind', source, options: ['rbind', 'ro'] }),
     });
     expect(res.stdout.startsWith('hello from the host\n')).toBe(true);
@@ -155,7 +149,7 @@ describe('mounts', () => {
 
   it('bind-mounts a host directory read-write, and writes land on the host', () => {
     const source = hostDir();
-    const { res } = runProbe(['write', '/data/new', 'from the container'], {
+    const res = runProbe(['write', '/data/new', 'from the container'], {
       config: (c) => c.mounts!.push({ destination: '/data', type: 'bind', source, options: ['rbind', 'rw'] }),
     });
     expectStatus(res, 0);
@@ -163,7 +157,7 @@ describe('mounts', () => {
   });
 
   it('mounts a tmpfs with its size, mode and nosuid/nodev/noexec', () => {
-    const { res } = runProbe(['stat', '/scratch', 'then', 'write', '/scratch/f', 'x', 'then', 'report'], {
+    const res = runProbe(['stat', '/scratch', 'then', 'write', '/scratch/f', 'x', 'then', 'report'], {
       config: (c) =>
         c.mounts!.push({ destination: '/scratch', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'size=1m', 'mode=0750'] }),
     });
@@ -178,7 +172,7 @@ describe('mounts', () => {
   });
 
   it('shows the default mounts with their types and flags', () => {
-    const { res } = runProbe(['report']);
+    const res = runProbe(['report']);
     const report = parseReport(res.stdout);
     const expected: [string, string, string[]][] = [
       ['/proc', 'proc', ['rw']],
@@ -201,7 +195,7 @@ describe('mounts', () => {
 
   it('mounts in the order of the config: a bind inside a tmpfs mounted before it', () => {
     const source = hostDir();
-    const { res } = runProbe(['cat', '/layer/inner/hello.txt', 'then', 'report'], {
+    const res = runProbe(['cat', '/layer/inner/hello.txt', 'then', 'report'], {
       config: (c) =>
         c.mounts!.push(
           { destination: '/layer', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] },
@@ -219,7 +213,7 @@ describe('mounts', () => {
 
   it('bind-mounts a single file', () => {
     const source = hostDir();
-    const { res } = runProbe(['cat', '/etc/injected'], {
+    const res = runProbe(['cat', '/etc/injected'], {
       config: (c) => c.mounts!.push({ destination: '/etc/injected', type: 'bind', source: path.join(source, 'hello.txt'), options: ['bind', 'ro'] }),
     });
     expectStatus(res, 0);
@@ -254,14 +248,14 @@ describe('maskedPaths', () => {
     const args: string[] = [];
     for (const p of masked) args.push(...(fs.statSync(p).isDirectory() ? ['ls', p] : ['cat', p]), 'then');
     args.push('echo', 'end');
-    const { res } = runProbe(args);
+    const res = runProbe(args);
     expectStatus(res, 0);
     expect(res.stderr).toBe('');
     expect(res.stdout).toBe('end\n');
   });
 
   it('skips masked paths that do not exist', () => {
-    const { res } = runProbe(['echo', 'ok'], { config: (c) => c.linux!.maskedPaths!.push('/does/not/exist') });
+    const res = runProbe(['echo', 'ok'], { config: (c) => c.linux!.maskedPaths!.push('/does/not/exist') });
     expectStatus(res, 0);
     expect(res.stdout).toBe('ok\n');
   });
@@ -269,14 +263,14 @@ describe('maskedPaths', () => {
 
 describe('readonlyPaths', () => {
   it('refuses writes under /proc/sys with EROFS', () => {
-    const { res } = runProbe(['cat', '/proc/sys/kernel/hostname', 'then', 'write', '/proc/sys/kernel/hostname', 'changed']);
+    const res = runProbe(['cat', '/proc/sys/kernel/hostname', 'then', 'write', '/proc/sys/kernel/hostname', 'changed']);
     expect(res.stdout).toBe('husk-test\n');
     expect(res.stderr).toBe('write /proc/sys/kernel/hostname: EROFS Read-only file system\n');
     expectStatus(res, 1);
   });
 
   it('makes a path of the rootfs read-only even when the rootfs is writable', () => {
-    const { bundle, res } = runProbe(['write', '/tmp/ok', 'x', 'then', 'write', '/etc/nope', 'x'], {
+    const res = runProbe(['write', '/tmp/ok', 'x', 'then', 'write', '/etc/nope', 'x'], {
       config: (c) => {
         c.root!.readonly = false;
         c.linux!.readonlyPaths!.push('/etc');
@@ -284,8 +278,8 @@ describe('readonlyPaths', () => {
     });
     expect(res.stderr).toBe('write /etc/nope: EROFS Read-only file system\n');
     expectStatus(res, 1);
-    expect(fs.existsSync(bundle.path('tmp/ok'))).toBe(true);
-    expect(fs.existsSync(bundle.path('etc/nope'))).toBe(false);
+    expect(fs.existsSync(res.bundle.path('tmp/ok'))).toBe(true);
+    expect(fs.existsSync(res.bundle.path('etc/nope'))).toBe(false);
   });
 });
 
@@ -300,7 +294,7 @@ describe('/dev', () => {
       ['/dev/tty', 5, 0],
     ];
     const args = devices.flatMap(([p]) => ['stat', p, 'then']);
-    const { res } = runProbe([...args, 'write', '/dev/null', 'discarded']);
+    const res = runProbe([...args, 'write', '/dev/null', 'discarded']);
     expectStatus(res, 0);
     expect(res.stderr).toBe('');
     const stats = res.stdout.trimEnd().split('\n').map(stat);
@@ -317,7 +311,7 @@ describe('/dev', () => {
       ['/dev/stderr', '/proc/self/fd/2'],
       ['/dev/ptmx', 'pts/ptmx'],
     ];
-    const { res } = runProbe([...links.flatMap(([p]) => ['stat', p, 'then']), 'stat', '/dev/pts/ptmx']);
+    const res = runProbe([...links.flatMap(([p]) => ['stat', p, 'then']), 'stat', '/dev/pts/ptmx']);
     expectStatus(res, 0);
     expect(res.stderr).toBe('');
     const stats = res.stdout.trimEnd().split('\n').map(stat);
@@ -326,7 +320,7 @@ describe('/dev', () => {
   });
 
   it('creates the extra devices of linux.devices with their mode and owner', () => {
-    const { res } = runProbe(['stat', '/dev/extra-null', 'then', 'stat', '/dev/extra-loop'], {
+    const res = runProbe(['stat', '/dev/extra-null', 'then', 'stat', '/dev/extra-loop'], {
       config: (c) => {
         c.linux!.devices = [
           { path: '/dev/extra-null', type: 'c', major: 1, minor: 3, fileMode: 0o640, uid: 1, gid: 2 },

@@ -7,7 +7,20 @@
 // show that the refusals below come from the filter, not from capabilities.
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { cleanup, expectStatus, makeBundle, newId, parseReport, rt, seccompAgentPath, spawnTool, tempDir, type Spec } from './harness';
+import {
+  cleanup,
+  expectStatus,
+  makeBundle,
+  newId,
+  parseReport,
+  rt,
+  runProbe,
+  seccompAgentPath,
+  spawnTool,
+  tempDir,
+  type BundleOptions,
+  type Spec,
+} from './harness';
 import { dockerProfile, ociSeccomp, podmanProfile } from '../seccomp-profiles';
 
 afterEach(cleanup);
@@ -15,15 +28,14 @@ afterEach(cleanup);
 const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 const SIGSYS = 31;
 
-function runProbe(args: string[], seccomp?: object, config?: (c: Spec) => void) {
-  const bundle = makeBundle({
-    args,
+/** A bundle whose config has `seccomp` as linux.seccomp (none when undefined), then `config`. */
+function withSeccomp(seccomp?: object, config?: (c: Spec) => void): Omit<BundleOptions, 'args'> {
+  return {
     config: (c) => {
       if (seccomp) c.linux!.seccomp = seccomp;
       config?.(c);
     },
-  });
-  return rt(['run', '--bundle', bundle.dir, newId()]);
+  };
 }
 
 /** `syscall NAME ...` for each entry, joined with `then`. */
@@ -60,7 +72,7 @@ describe('without a profile (controls)', () => {
   });
 
   it('opens an audit netlink socket without CAP_AUDIT_WRITE', () => {
-    const res = runProbe(syscalls(['socket', 'netlink', 'raw', '9']), undefined, setCaps(['CAP_KILL', 'CAP_NET_BIND_SERVICE']));
+    const res = runProbe(syscalls(['socket', 'netlink', 'raw', '9']), withSeccomp(undefined, setCaps(['CAP_KILL', 'CAP_NET_BIND_SERVICE'])));
     expectStatus(res, 0);
     expect(res.stdout).toMatch(/^socket = \d+\n$/);
   });
@@ -73,7 +85,7 @@ describe('a small profile', () => {
   };
 
   it('returns the rule\'s errno (ENOSYS) for the listed calls, lets the others through, and shows Seccomp: 2', () => {
-    const res = runProbe(['report', 'then', ...syscalls(['chroot'], ['getpid']), 'then', 'mkdir', '/tmp/x'], profile);
+    const res = runProbe(['report', 'then', ...syscalls(['chroot'], ['getpid']), 'then', 'mkdir', '/tmp/x'], withSeccomp(profile));
     expectStatus(res, 1);
     const [report, ...rest] = res.stdout.trim().split('\n');
     expect(parseReport(report).seccomp).toBe(2);
@@ -83,7 +95,7 @@ describe('a small profile', () => {
   });
 
   it('is installed without noNewPrivileges too (before the capabilities are dropped)', () => {
-    const res = runProbe(['report', 'then', ...syscalls(['chroot'])], profile, (c) => (c.process!.noNewPrivileges = false));
+    const res = runProbe(['report', 'then', ...syscalls(['chroot'])], withSeccomp(profile, (c) => (c.process!.noNewPrivileges = false)));
     expectStatus(res, 0);
     const [report, chroot] = res.stdout.trim().split('\n');
     expect(parseReport(report)).toMatchObject({ seccomp: 2, noNewPrivs: 0 });
@@ -91,31 +103,31 @@ describe('a small profile', () => {
   });
 
   it('skips system call names the kernel does not have', () => {
-    const res = runProbe(syscalls(['chroot']), { ...profile, syscalls: [{ names: ['no_such_syscall', 'chroot'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 }] });
+    const res = runProbe(syscalls(['chroot']), withSeccomp({ ...profile, syscalls: [{ names: ['no_such_syscall', 'chroot'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 }] }));
     expectStatus(res, 0);
     expect(res.stdout).toBe('chroot = -1 ENOSYS\n');
   });
 
   it('always filters the native architecture, whatever `architectures` lists', () => {
     const compat = process.arch === 'arm64' ? 'SCMP_ARCH_ARM' : 'SCMP_ARCH_X86';
-    const res = runProbe(syscalls(['chroot']), { ...profile, architectures: [compat] });
+    const res = runProbe(syscalls(['chroot']), withSeccomp({ ...profile, architectures: [compat] }));
     expectStatus(res, 0);
     expect(res.stdout).toBe('chroot = -1 ENOSYS\n');
   });
 
   it('kills the process for SCMP_ACT_KILL_PROCESS and SCMP_ACT_KILL (SIGSYS), and logs for SCMP_ACT_LOG', () => {
     for (const action of ['SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL']) {
-      const res = runProbe(['echo', 'before', 'then', ...syscalls(['chroot'])], { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['chroot'], action }] });
+      const res = runProbe(['echo', 'before', 'then', ...syscalls(['chroot'])], withSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['chroot'], action }] }));
       expectStatus(res, 128 + SIGSYS);
       expect(res.stdout).toBe('before\n');
     }
-    const log = runProbe(syscalls(['getpid']), { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getpid'], action: 'SCMP_ACT_LOG' }] });
+    const log = runProbe(syscalls(['getpid']), withSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getpid'], action: 'SCMP_ACT_LOG' }] }));
     expectStatus(log, 0);
     expect(log.stdout).toBe('getpid = 1\n');
   });
 
   it('refuses an unknown action before starting anything', () => {
-    const res = runProbe(['echo', 'started'], { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['chroot'], action: 'SCMP_ACT_FOO' }] });
+    const res = runProbe(['echo', 'started'], withSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['chroot'], action: 'SCMP_ACT_FOO' }] }));
     expectStatus(res, 1);
     expect(res.stdout).toBe('');
     expect(res.stderr).toContain('SCMP_ACT_FOO');
@@ -124,7 +136,7 @@ describe('a small profile', () => {
 
 describe("Docker's default profile", () => {
   it('runs the container normally, with the filter in place', () => {
-    const res = runProbe(['report', 'then', 'echo', 'ok'], docker());
+    const res = runProbe(['report', 'then', 'echo', 'ok'], withSeccomp(docker()));
     expectStatus(res, 0);
     const [report, ok] = res.stdout.trim().split('\n');
     expect(parseReport(report)).toMatchObject({ pid: 1, seccomp: 2, noNewPrivs: 1 });
@@ -133,26 +145,26 @@ describe("Docker's default profile", () => {
 
   it('refuses unshare, mount, keyctl, reboot, swapon, bpf... with EPERM', () => {
     const refused = ['unshare', 'mount', 'keyctl', 'reboot', 'swapon', 'chroot', 'pivot_root', 'bpf', 'perf_event_open', 'clock_settime', 'sethostname'];
-    const res = runProbe(syscalls(...refused.map((name) => [name])), docker());
+    const res = runProbe(syscalls(...refused.map((name) => [name])), withSeccomp(docker()));
     expectStatus(res, 0);
     expect(res.stdout).toBe(refused.map((name) => `${name} = -1 EPERM\n`).join(''));
   });
 
   it('allows what it allows: ptrace (kernel 4.8 and later), personality queries, getpid', () => {
-    const res = runProbe(syscalls(['ptrace'], ['personality'], ['getpid'], ['setuid', '0']), docker());
+    const res = runProbe(syscalls(['ptrace'], ['personality'], ['getpid'], ['setuid', '0']), withSeccomp(docker()));
     expectStatus(res, 0);
     expect(res.stdout).toBe('ptrace = 0\npersonality = 0\ngetpid = 1\nsetuid = 0\n');
   });
 
   it('follows the capabilities the engine saw: with CAP_SYS_ADMIN unshare is allowed, keyctl still refused', () => {
     const caps = [...CAPS, 'CAP_SYS_ADMIN'];
-    const res = runProbe(syscalls(['unshare', '0'], ['keyctl']), docker(caps), setCaps(caps));
+    const res = runProbe(syscalls(['unshare', '0'], ['keyctl']), withSeccomp(docker(caps), setCaps(caps)));
     expectStatus(res, 0);
     expect(res.stdout).toBe('unshare = 0\nkeyctl = -1 EPERM\n');
   });
 
   it('uses defaultErrnoRet for the calls it does not list', () => {
-    const res = runProbe(syscalls(['keyctl'], ['unshare'], ['getpid']), { ...docker(), defaultErrnoRet: 13 });
+    const res = runProbe(syscalls(['keyctl'], ['unshare'], ['getpid']), withSeccomp({ ...docker(), defaultErrnoRet: 13 }));
     expectStatus(res, 0);
     expect(res.stdout).toBe('keyctl = -1 EACCES\nunshare = -1 EACCES\ngetpid = 1\n');
   });
@@ -165,9 +177,9 @@ describe('argument conditions', () => {
   });
 
   it('compare the argument: personality(0xffffffff) is refused by ==, allowed by !=', () => {
-    const eq = runProbe(syscalls(['personality']), personality('SCMP_CMP_EQ'));
+    const eq = runProbe(syscalls(['personality']), withSeccomp(personality('SCMP_CMP_EQ')));
     expect(eq.stdout).toBe('personality = -1 EACCES\n');
-    const ne = runProbe(syscalls(['personality']), personality('SCMP_CMP_NE'));
+    const ne = runProbe(syscalls(['personality']), withSeccomp(personality('SCMP_CMP_NE')));
     expect(ne.stdout).toBe('personality = 0\n');
   });
 
@@ -176,7 +188,7 @@ describe('argument conditions', () => {
       defaultAction: 'SCMP_ACT_ALLOW',
       syscalls: [{ names: ['unshare'], action: 'SCMP_ACT_ERRNO', errnoRet: 13, args: [{ index: 0, value: 0x10000000, valueTwo: 0x10000000, op: 'SCMP_CMP_MASKED_EQ' }] }],
     };
-    const res = runProbe(syscalls(['unshare', '0x10000000'], ['unshare', '0x10020000'], ['unshare', '0'], ['unshare', '0x20000']), profile);
+    const res = runProbe(syscalls(['unshare', '0x10000000'], ['unshare', '0x10020000'], ['unshare', '0'], ['unshare', '0x20000']), withSeccomp(profile));
     expectStatus(res, 0);
     // CLONE_NEWNS alone reaches the kernel, which wants CAP_SYS_ADMIN.
     expect(results(res.stdout).unshare).toEqual(['-1 EACCES', '-1 EACCES', '0', '-1 EPERM']);
@@ -187,7 +199,7 @@ describe('argument conditions', () => {
       defaultAction: 'SCMP_ACT_ALLOW',
       syscalls: [{ names: ['unshare'], action: 'SCMP_ACT_ERRNO', errnoRet: 7, args: [{ index: 0, value: 0xffffffff, op: 'SCMP_CMP_GT' }] }],
     };
-    const res = runProbe(syscalls(['unshare', '0x100000000'], ['unshare', '0xffffffff'], ['unshare', '0x8000000000000000']), profile);
+    const res = runProbe(syscalls(['unshare', '0x100000000'], ['unshare', '0xffffffff'], ['unshare', '0x8000000000000000']), withSeccomp(profile));
     expectStatus(res, 0);
     // The kernel itself says EINVAL to the flags it does not know.
     expect(results(res.stdout).unshare).toEqual(['-1 E2BIG', '-1 EINVAL', '-1 E2BIG']);
@@ -197,8 +209,7 @@ describe('argument conditions', () => {
     const caps = ['CAP_KILL', 'CAP_NET_BIND_SERVICE'];
     const res = runProbe(
       syscalls(['socket', 'netlink', 'raw', '9'], ['socket', 'netlink', 'raw', '0'], ['socket', 'unix', 'stream', '0'], ['keyctl']),
-      ociSeccomp(podmanProfile(), { capabilities: caps }),
-      setCaps(caps),
+      withSeccomp(ociSeccomp(podmanProfile(), { capabilities: caps }), setCaps(caps)),
     );
     expectStatus(res, 0);
     const r = results(res.stdout);

@@ -20,7 +20,7 @@ import {
   parseReport,
   REFERENCE,
   rt,
-  RUNTIME,
+  runBundle,
   state,
   tempDir,
   type Bundle,
@@ -60,16 +60,12 @@ function usernsBundle(args: string[], config?: BundleOptions['config']): { bundl
   return { bundle, data };
 }
 
-function run(bundle: Bundle, runtime = RUNTIME) {
-  return rt(['run', '--bundle', bundle.dir, newId()], { runtime });
-}
-
 const compareWithRunc = isHusk && REFERENCE !== undefined;
 
 describe('a new user namespace with mappings', () => {
   it("maps the container's root to 100000: files it writes are 100000's on the host", () => {
     const { bundle, data } = usernsBundle(['id', 'then', 'write', '/data/by-root', 'root', 'then', 'stat', '/data/by-root']);
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const lines = res.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('uid=0 gid=0 groups=');
     // Inside, the file is root's; on the host, 100000's.
@@ -83,7 +79,7 @@ describe('a new user namespace with mappings', () => {
       c.process!.user = { uid: 1000, gid: 1000, additionalGids: [2000] };
     });
     fs.chmodSync(data, 0o777);
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     expect(res.stdout).toBe('uid=1000 gid=1000 groups=2000\n');
     const st = fs.statSync(path.join(data, 'by-user'));
     expect([st.uid, st.gid]).toEqual([HOST_ID + 1000, HOST_ID + 1000]);
@@ -101,7 +97,7 @@ describe('a new user namespace with mappings', () => {
         ];
       },
     });
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const lines = res.stdout.trimEnd().split('\n');
     // The kernel's format: three right-aligned columns of width 10.
     expect(lines.slice(0, 3)).toEqual([
@@ -115,7 +111,7 @@ describe('a new user namespace with mappings', () => {
 
   it('is a user namespace of its own, with the configured capabilities inside it', () => {
     const { bundle } = usernsBundle(['report']);
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const report = parseReport(res.stdout);
     expect(report.namespaces.user).not.toBe(hostNamespace('user'));
     expect([report.uid, report.gid]).toEqual([0, 0]);
@@ -123,7 +119,7 @@ describe('a new user namespace with mappings', () => {
     const expected = ((1n << 5n) | (1n << 10n) | (1n << 29n)).toString(16).padStart(16, '0');
     expect(report.caps).toMatchObject({ bounding: expected, effective: expected, permitted: expected });
     if (compareWithRunc) {
-      const reference = parseReport(expectStatus(run(bundle, REFERENCE), 0).stdout);
+      const reference = parseReport(expectStatus(runBundle(bundle, { runtime: REFERENCE }), 0).stdout);
       expect(report.caps).toEqual(reference.caps);
       // The same mounts (the device binds may come in another order).
       const mounts = (r: typeof report) => r.mounts.map((m) => `${m.mountPoint} ${m.fsType} ${m.mountOptions}`).sort();
@@ -150,7 +146,7 @@ describe('a new user namespace with mappings', () => {
         c.process!.capabilities = { bounding: all, effective: all, permitted: all };
       },
     });
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     expect(res.stdout).toBe(
       ['CAP_SYS_ADMIN yes', 'sethostname = 0', 'inside', 'swapon = -1 EPERM', 'mknod = -1 EPERM', 'clock_settime = -1 EPERM', ''].join('\n'),
     );
@@ -164,7 +160,7 @@ describe('a new user namespace with mappings', () => {
       'then', 'ls', '/dev',
       'then', 'syscall', 'mknod', '/dev/probe-mknod',
     ], (c) => (c.process!.capabilities = { bounding: ['CAP_MKNOD'], effective: ['CAP_MKNOD'], permitted: ['CAP_MKNOD'] }));
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const lines = res.stdout.trimEnd().split('\n');
     expect(JSON.parse(lines[0])).toMatchObject({ type: 'char', rdevMajor: 1, rdevMinor: 3 });
     expect(JSON.parse(lines[1])).toMatchObject({ type: 'char', rdevMajor: 1, rdevMinor: 5 });
@@ -175,7 +171,7 @@ describe('a new user namespace with mappings', () => {
 
   it('mounts proc, a sysfs and an mqueue of its own namespaces', () => {
     const { bundle } = usernsBundle(['report']);
-    const report = parseReport(expectStatus(run(bundle), 0).stdout);
+    const report = parseReport(expectStatus(runBundle(bundle), 0).stdout);
     expect(mountAt(report, '/proc')?.fsType).toBe('proc');
     expect(mountAt(report, '/sys')?.fsType).toBe('sysfs');
     expect(mountAt(report, '/dev/mqueue')?.fsType).toBe('mqueue');
@@ -187,7 +183,7 @@ describe('a new user namespace with mappings', () => {
     const { bundle } = usernsBundle(['report', 'then', 'ls', '/sys/class/net'], (c) => {
       c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'network');
     });
-    const res = expectStatus(run(bundle), 0);
+    const res = expectStatus(runBundle(bundle), 0);
     const report = parseReport(res.stdout);
     expect(mountAt(report, '/sys')?.fsType).toBe('sysfs');
     expect(mountAt(report, '/sys')?.mountOptions).toMatch(/(^|,)ro(,|$)/);
@@ -203,7 +199,7 @@ describe('a new user namespace with mappings', () => {
     const { bundle } = usernsBundle(['report'], (c) => {
       c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'ipc');
     });
-    const res = run(bundle);
+    const res = runBundle(bundle);
     const hostHasMqueue = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === '/dev/mqueue');
     if (hostHasMqueue) {
       const report = parseReport(expectStatus(res, 0).stdout);
@@ -221,7 +217,7 @@ describe('a new user namespace with mappings', () => {
 
   it('sets a positive oomScoreAdj', () => {
     const { bundle } = usernsBundle(['report'], (c) => (c.process!.oomScoreAdj = 250));
-    expect(parseReport(expectStatus(run(bundle), 0).stdout).oomScoreAdj).toBe(250);
+    expect(parseReport(expectStatus(runBundle(bundle), 0).stdout).oomScoreAdj).toBe(250);
   });
 });
 
@@ -241,7 +237,7 @@ describe('joining a user namespace by path', () => {
         c.linux!.gidMappings = [{ containerID: 0, hostID: HOST_ID, size: SIZE }];
       },
     });
-    const res = expectStatus(run(second), 0);
+    const res = expectStatus(runBundle(second), 0);
     const report = parseReport(res.stdout);
     for (const [, file] of joined) expect(report.namespaces[file === 'net' ? 'net' : file]).toBe(fs.readlinkSync(`/proc/${pid}/ns/${file}`));
     expect([report.uid, report.gid]).toEqual([0, 0]);

@@ -114,7 +114,7 @@ describe('every resource, file by file', () => {
   it('swap equal to memory disables swap; -1 is max; unlimited memory makes swap unlimited', () => {
     enterCgroup(record(), spec({ memory: { limit: 1000, swap: 1000 } }), 1, opts());
     expect(cfs.writesTo(`${C}/memory.swap.max`)).toEqual(['0']);
-    removeCgroup({ id: 'c1', cgroupPaths: { '': root + C } } as ContainerRecord, undefined, opts());
+    removeCgroup({ ...record(), cgroupPaths: { '': root + C } }, undefined, opts());
     enterCgroup(record(), spec({ memory: { limit: -1 } }), 1, opts());
     expect(cfs.writesTo(`${C}/memory.swap.max`).at(-1)).toBe('max');
     expect(cfs.writesTo(`${C}/memory.max`).at(-1)).toBe('max');

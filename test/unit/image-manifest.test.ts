@@ -10,11 +10,12 @@ import {
   parsePlatform,
   selectPlatform,
   type Index,
+  type Platform,
 } from '../../src/image/manifest';
 import { DigestCounter, digestOf, isDigest } from '../../src/image/digest';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
-const desc = (c: string, platform?: Record<string, string>) => ({ mediaType: MEDIA.ociManifest, digest: d(c), size: 10, ...(platform ? { platform } : {}) });
+const desc = (c: string, platform?: Platform) => ({ mediaType: MEDIA.ociManifest, digest: d(c), size: 10, ...(platform ? { platform } : {}) });
 
 describe('platforms', () => {
   it('parses and normalizes os/arch[/variant]', () => {

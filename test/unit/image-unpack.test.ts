@@ -34,13 +34,16 @@ interface E {
 async function tarOf(entries: E[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((r) => pack.on('end', r));
+  pack.on('data', (c) => chunks.push(c as Buffer));
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
   for (const e of entries) {
     const type = e.type ?? (e.content !== undefined ? 'file' : 'directory');
-    await new Promise<void>((resolve, reject) =>
-      pack.entry({ name: e.name, type, linkname: e.linkname, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: e.mtime ?? new Date(1e12), size: e.content?.length ?? 0 }, e.content ?? null, (err) => (err ? reject(err) : resolve())),
-    );
+    const header = { name: e.name, type, linkname: e.linkname, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: e.mtime ?? new Date(1e12), size: e.content?.length ?? 0 };
+    await new Promise<void>((resolve, reject) => {
+      const written = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (e.content !== undefined) pack.entry(header, e.content, written);
+      else pack.entry(header, written);
+    });
   }
   pack.finalize();
   await done;

@@ -1,7 +1,7 @@
 // The plan built from config.json: which steps, in which order, with which arguments.
 // Pure policy, no root: the host is a fake HostView.
 import { describe, expect, it } from 'vitest';
-import { buildPlan, executableCandidates, type HostView, type PlanStep } from '../../src/linux/plan';
+import { buildPlan, executableCandidates, type HostView, type PlanOptions, type PlanStep } from '../../src/linux/plan';
 import { parseMountOptions } from '../../src/linux/mountOptions';
 import { idmappedMount } from '../../src/linux/idmap';
 import { MS } from '../../src/linux/constants';
@@ -35,7 +35,7 @@ function spec(over: any = {}): any {
   };
 }
 
-const opts = { rootfs: '/b/rootfs', bundle: '/b', execFifo: '/run/husk/x/exec.fifo' };
+const opts: PlanOptions = { rootfs: '/b/rootfs', bundle: '/b', execFifo: { path: '/run/husk/x/exec.fifo', fd: 3 } };
 const ops = (steps: PlanStep[]) => steps.map((s) => s.op);
 
 describe('buildPlan', () => {

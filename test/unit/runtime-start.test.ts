@@ -8,7 +8,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { releaseInit } from '../../src/runtime/container';
-import type { ContainerRecord, ContainerStatus } from '../../src/runtime/store';
+import type { ContainerRecord } from '../../src/runtime/store';
+import type { ContainerStatus } from '../../src/spec/types';
 
 let dir: string;
 let fifo: string;

@@ -1,7 +1,8 @@
 // The seccomp compiler (src/linux/seccomp.ts): the program's shape, then what it returns for
 // synthetic system calls, run by a small classic-BPF interpreter of the opcodes the kernel
 // accepts in a seccomp filter, then Docker's and Podman's default profiles.
-import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { HuskError } from '../../src/errors';
 import {
   AUDIT_ARCH,
@@ -120,7 +121,9 @@ const errno = (n: number) => (RET.ERRNO | n) >>> 0;
 const EPERM = errno(1);
 const ENOSYS = errno(38);
 
-function compile(seccomp: Partial<Seccomp> & Record<string, unknown>, opts: CompileOptions = {}) {
+// `seccomp` is a linux.seccomp as it may stand in a config.json, valid or not: the compiler
+// validates it (and the tests below give it wrong actions, operators and names on purpose).
+function compile(seccomp: Record<string, unknown>, opts: CompileOptions = {}) {
   const warnings: string[] = [];
   const out = compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', ...seccomp } as Seccomp, {
     arch: 'x64',
@@ -582,6 +585,9 @@ describe('ENOSYS above the profile (runc\'s -ENOSYS stub)', () => {
 // ---------------------------------------------------------------------- the engines' profiles
 
 describe("Docker's default profile", () => {
+  // The first read fetches the profile's Debian package (test/seccomp-profiles.ts), which can
+  // take longer than a test may on a busy machine; the tests then use the copy in memory.
+  beforeAll(() => void dockerProfile(), 60_000);
   const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
   const CLONE_NEWUSER = 0x10000000;
   const CLONE_NEWNS = 0x00020000;
@@ -659,4 +665,39 @@ describe("Podman's default profile", () => {
     const audit = compile(ociSeccomp(podmanProfile(), { capabilities: [...caps, 'CAP_AUDIT_WRITE'], arch: 'amd64', kernel: '6.1.0' }));
     expect(audit.call(X64.socket, [16, 3, 9])).toBe(RET.ALLOW);
   });
+});
+
+// ------------------------------------------------------------------ the programs, byte for byte
+
+// SHA-256 of the filters the compiler gave before src/linux/seccomp.ts was split into rules,
+// assembler and compiler: a refactoring of the compiler must not change a single instruction.
+describe('the compiled programs stay byte-identical', () => {
+  const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const dockerCaps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+  const cases: { name: string; seccomp: () => Seccomp; arch: string; sha256: string }[] = [
+    {
+      name: "Docker's default profile on x86_64",
+      seccomp: () => ociSeccomp(dockerProfile(), { capabilities: dockerCaps, arch: 'amd64', kernel: '6.1.0' }) as Seccomp,
+      arch: 'x64',
+      sha256: 'c264c4f7f9bb655b52b7b8a56d116a6c66739105e05de7a9186d85121ec298ff',
+    },
+    {
+      name: "Docker's default profile on aarch64",
+      seccomp: () => ociSeccomp(dockerProfile(), { capabilities: dockerCaps, arch: 'arm64', kernel: '6.1.0' }) as Seccomp,
+      arch: 'arm64',
+      sha256: '6522f45138ee60c275c01172a96281831667a0ecc89fe6a39a5a2dd90d3a709f',
+    },
+    {
+      name: "Podman's default profile on x86_64",
+      seccomp: () => ociSeccomp(podmanProfile(), { capabilities: ['CAP_KILL'], arch: 'amd64', kernel: '6.1.0' }) as Seccomp,
+      arch: 'x64',
+      sha256: 'f95963b8b8b266ccb9c8f55769b143c54059a2bf0ea13dae967abac54c986007',
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const compiled = compileSeccomp(c.seccomp(), { arch: c.arch, warn: () => {} });
+      expect(sha256(compiled.filter)).toBe(c.sha256);
+    });
+  }
 });
