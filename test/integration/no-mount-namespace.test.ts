@@ -85,12 +85,12 @@ describe('a config without a mount namespace', () => {
     const before = hostMountTable();
     const created = expectStatus(rt(['create', '--bundle', bundle.dir, id]), 0);
     expectStatus(rt(['start', id]), 0);
-    await waitFor(() => created.readStdout().includes('up'), 'the process to start');
+    await waitFor('the process to start', () => created.readStdout().includes('up'));
     const during = mountPointsUnder(bundle.rootfs);
     expect(during).toContain(bundle.path('/proc'));
     expect(during).toContain(bundle.path('/dev'));
     expectStatus(rt(['kill', id, 'KILL']), 0);
-    await waitFor(() => JSON.parse(rt(['state', id]).stdout).status === 'stopped', 'the container to stop');
+    await waitFor('the container to stop', () => JSON.parse(rt(['state', id]).stdout).status === 'stopped');
     expectStatus(rt(['delete', id]), 0);
     expect(hostMountTable()).toEqual(before);
     expect(mountPointsUnder(bundle.rootfs)).toEqual([]);
@@ -126,7 +126,7 @@ describe('a config without a mount namespace', () => {
     const id = newId();
     const created = expectStatus(rt(['create', '--bundle', bundle.dir, id]), 0);
     expectStatus(rt(['start', id]), 0);
-    await waitFor(() => created.readStdout().includes('up'), 'the process to start');
+    await waitFor('the process to start', () => created.readStdout().includes('up'));
     const res = rt(['exec', id, '/probe', 'ls', '/']);
     expect(expectStatus(res, 0).stdout.trimEnd().split('\n')).toEqual(['dev', 'etc', 'probe', 'proc', 'sys', 'tmp']);
     expectStatus(rt(['delete', '--force', id]), 0);

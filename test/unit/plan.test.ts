@@ -37,6 +37,8 @@ function spec(over: any = {}): any {
 
 const opts: PlanOptions = { rootfs: '/b/rootfs', bundle: '/b', execFifo: { path: '/run/husk/x/exec.fifo', fd: 3 } };
 const ops = (steps: PlanStep[]) => steps.map((s) => s.op);
+/** Steps read by field name whatever their op: these tests look steps up by target or path. */
+const loose = (steps: PlanStep[]) => steps as (PlanStep & Record<string, any>)[];
 
 describe('buildPlan', () => {
   it('clones the init with every new namespace but cgroup, then runs the setup in runc order', () => {
@@ -45,7 +47,7 @@ describe('buildPlan', () => {
     expect(clone.trace).toBe('clone(CLONE_NEWNS|CLONE_NEWPID)');
     expect(plan.steps.findIndex((s) => s.op === 'unshare')).toBeGreaterThan(plan.steps.indexOf(clone));
     const order = ops(plan.steps);
-    const at = (op: string) => order.indexOf(op);
+    const at = (op: PlanStep['op']) => order.indexOf(op);
     expect(at('openRoot')).toBeLessThan(plan.steps.findIndex((s) => s.op === 'mount' && s.inRoot));
     expect(at('openExecFifo')).toBeLessThan(at('pivotRoot'));
     expect(at('pivotRoot')).toBeLessThan(at('sethostname'));
@@ -91,7 +93,7 @@ describe('buildPlan', () => {
 
   it('bind mounts: the source decides file or directory, options become a remount, propagation a third call', () => {
     const plan = buildPlan(spec({ mounts: [{ destination: '/etc/hosts', type: 'bind', source: '/x/hosts.txt', options: ['rbind', 'ro', 'nosuid', 'rprivate'] }] }), opts, host());
-    const mounts = plan.steps.filter((s) => s.op === 'mount' && s.target === '/etc/hosts');
+    const mounts = loose(plan.steps).filter((s) => s.op === 'mount' && s.target === '/etc/hosts');
     expect(mounts.map((m) => m.flags)).toEqual([
       MS.MS_BIND | MS.MS_REC,
       MS.MS_BIND | MS.MS_REMOUNT | MS.MS_RDONLY | MS.MS_NOSUID,
@@ -102,14 +104,14 @@ describe('buildPlan', () => {
 
   it('a relative bind source is relative to the bundle; a missing one is an error naming the mount', () => {
     const plan = buildPlan(spec({ mounts: [{ destination: '/data', type: 'bind', source: 'data', options: ['bind'] }] }), opts, host());
-    expect(plan.steps.find((s) => s.target === '/data')!.source).toBe('/b/data');
+    expect(loose(plan.steps).find((s) => s.target === '/data')!.source).toBe('/b/data');
     expect(() => buildPlan(spec({ mounts: [{ destination: '/d', type: 'bind', source: '/missing/x' }] }), opts, host()))
       .toThrow('config.json: mounts[0]: bind source "/missing/x" does not exist');
   });
 
   it('cgroup mounts on a hybrid host: a tmpfs with one bind per v1 hierarchy, or fresh mounts in a new cgroup namespace', () => {
     const m = [{ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid'] }];
-    const plain = buildPlan(spec({ mounts: m }), opts, host()).steps.filter((s) => s.target?.startsWith('/sys/fs/cgroup'));
+    const plain = loose(buildPlan(spec({ mounts: m }), opts, host()).steps).filter((s) => s.target?.startsWith('/sys/fs/cgroup'));
     expect(plain.map((s) => [s.target, s.source])).toEqual([
       ['/sys/fs/cgroup', 'tmpfs'],
       ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu'],
@@ -117,16 +119,16 @@ describe('buildPlan', () => {
       ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/systemd'],
       ['/sys/fs/cgroup/systemd', null],
     ]);
-    const withNs = buildPlan(spec({ mounts: m, linux: { namespaces: [{ type: 'mount' }, { type: 'cgroup' }] } }), opts, host()).steps.filter((s) => s.target?.startsWith('/sys/fs/cgroup/'));
+    const withNs = loose(buildPlan(spec({ mounts: m, linux: { namespaces: [{ type: 'mount' }, { type: 'cgroup' }] } }), opts, host()).steps).filter((s) => s.target?.startsWith('/sys/fs/cgroup/'));
     expect(withNs.map((s) => [s.fstype, s.data])).toEqual([['cgroup', 'cpu'], ['cgroup', 'none,name=systemd']]);
-    const v2 = buildPlan(spec({ mounts: m }), opts, host({ cgroupV2Unified: true })).steps.filter((s) => s.target?.startsWith('/sys/fs/cgroup'));
+    const v2 = loose(buildPlan(spec({ mounts: m }), opts, host({ cgroupV2Unified: true })).steps).filter((s) => s.target?.startsWith('/sys/fs/cgroup'));
     expect(v2.map((s) => s.fstype)).toEqual(['cgroup2']);
   });
 
   it('makes the default devices and /dev links unless /dev is bound from the host', () => {
     const plan = buildPlan(spec(), opts, host());
     expect(plan.steps.filter((s) => s.op === 'mknod').map((s) => s.path)).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
-    expect(plan.steps.find((s) => s.op === 'symlink' && s.linkpath === '/dev/ptmx')!.target).toBe('pts/ptmx');
+    expect(loose(plan.steps).find((s) => s.op === 'symlink' && s.linkpath === '/dev/ptmx')!.target).toBe('pts/ptmx');
     const bound = buildPlan(spec({ mounts: [{ destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] }] }), opts, host());
     expect(bound.steps.some((s) => s.op === 'mknod')).toBe(false);
   });
@@ -134,7 +136,7 @@ describe('buildPlan', () => {
   it('masked and read-only paths skip what does not exist (ENOENT)', () => {
     const plan = buildPlan(spec({ linux: { namespaces: [{ type: 'mount' }], maskedPaths: ['/proc/kcore'], readonlyPaths: ['/proc/sys'] } }), opts, host());
     expect(plan.steps.find((s) => s.op === 'maskPath')!.okErrno).toBe(2);
-    expect(plan.steps.filter((s) => (s.target ?? s.path) === '/proc/sys').map((s) => s.op)).toEqual(['mount', 'remountReadonly']);
+    expect(loose(plan.steps).filter((s) => (s.target ?? s.path) === '/proc/sys').map((s) => s.op)).toEqual(['mount', 'remountReadonly']);
   });
 
   it('capabilities: bounding before setuid with keep-caps around it, the sets after', () => {
@@ -203,9 +205,9 @@ describe('user namespaces', () => {
   it('binds the host devices instead of mknod, and the host sysfs and mqueue where their namespaces are not new', () => {
     const plan = buildPlan(userns({ mounts: [{ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['ro'] }, { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue' }] }), opts, host({ isDirectory: (p) => (p === '/sys' || p === '/dev/mqueue' ? true : p.startsWith('/dev/') ? false : true) }));
     expect(plan.steps.some((s) => s.op === 'mknod')).toBe(false);
-    expect(plan.steps.find((s) => s.target === '/dev/null')).toMatchObject({ op: 'mount', source: '/dev/null', create: 2 });
-    expect(plan.steps.find((s) => s.target === '/sys')).toMatchObject({ source: '/sys', flags: MS.MS_BIND | MS.MS_REC });
-    expect(plan.steps.find((s) => s.target === '/dev/mqueue')).toMatchObject({ fstype: 'mqueue' });
+    expect(loose(plan.steps).find((s) => s.target === '/dev/null')).toMatchObject({ op: 'mount', source: '/dev/null', create: 2 });
+    expect(loose(plan.steps).find((s) => s.target === '/sys')).toMatchObject({ source: '/sys', flags: MS.MS_BIND | MS.MS_REC });
+    expect(loose(plan.steps).find((s) => s.target === '/dev/mqueue')).toMatchObject({ fstype: 'mqueue' });
   });
 
   it('an unprivileged husk maps only itself: setgroups is denied, so supplementary groups cannot be set', () => {
@@ -243,7 +245,7 @@ describe('security modules, personality and capabilities this kernel lacks', () 
     expect(() => buildPlan(spec({ process: { apparmorProfile: 'docker-default' } }), opts, host())).toThrow('config.json: process.apparmorProfile "docker-default": AppArmor is not enabled on this host');
     expect(() => buildPlan(spec({ process: { selinuxLabel: 'system_u:system_r:container_t:s0' } }), opts, host())).toThrow('SELinux is not enabled on this host');
     const plan = buildPlan(spec({ process: { apparmorProfile: 'docker-default' } }), opts, host({ securityModules: ['apparmor'] }));
-    expect(plan.steps.find((s) => s.path === '/proc/self/attr/apparmor/exec')!.contents).toBe('exec docker-default');
+    expect(loose(plan.steps).find((s) => s.path === '/proc/self/attr/apparmor/exec')!.contents).toBe('exec docker-default');
   });
 
   it('sets the LINUX32 personality and refuses unknown domains', () => {
@@ -281,7 +283,7 @@ describe('idmapped mounts', () => {
 
   it('attaches the prepared tree instead of a bind mount, then applies the remaining flags', () => {
     const plan = buildPlan(spec({ mounts: [{ destination: '/data', type: 'bind', source: '/srv', options: ['bind', 'idmap', 'ro'] }] }), { ...opts, mountTrees: new Map([[0, 42]]) }, host());
-    const steps = plan.steps.filter((s) => (s.toPath ?? s.target) === '/data');
+    const steps = loose(plan.steps).filter((s) => (s.toPath ?? s.target) === '/data');
     expect(steps.map((s) => s.op)).toEqual(['moveMount', 'mount']);
     expect(steps[0].fromFd).toBe(42);
     expect(steps[1].flags).toBe(MS.MS_BIND | MS.MS_REMOUNT | MS.MS_RDONLY);
