@@ -1,18 +1,13 @@
 // The command line as runc reads it: global flags before --version, the flags a command line
 // hands to exec's command (and to ps(1)) left alone, and every flag reaching the container.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, expectStatus, isHusk, isRunc, makeBundle, newId, parseReport, recvttyPath, rt, RUNTIME_NAME, spawnTool, state, tempDir } from './harness';
+import { cleanup, expectStatus, isHusk, isRunc, makeBundle, newId, parseReport, recvttyPath, rt, RUNTIME_NAME, spawnTool, state, tempDir, runningContainer } from './harness';
 import path from 'node:path';
 import { buildImage, probeLayer, writeLayout } from './image-fixtures';
 
 afterEach(cleanup);
 
-function running(opts: Parameters<typeof makeBundle>[0] = {}) {
-  const bundle = makeBundle({ args: ['sleep', 'inf'], ...opts });
-  const id = newId();
-  expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
-  return { bundle, id, pid: state(id)!.pid };
-}
+const running = runningContainer;
 
 describe('--version', () => {
   it.each([

@@ -18,16 +18,12 @@ import {
   waitFor,
   waitForStatus,
   alive,
+  runningContainer,
 } from './harness';
 
 afterEach(cleanup);
 
-function running(opts: Parameters<typeof makeBundle>[0] = {}) {
-  const bundle = makeBundle({ args: ['sleep', 'inf'], ...opts });
-  const id = newId();
-  expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
-  return { bundle, id, pid: state(id)!.pid };
-}
+const running = runningContainer;
 
 describe('exec with flags', () => {
   it('runs in the container: its pid namespace, hostname, mounts and capabilities', () => {

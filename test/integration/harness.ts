@@ -626,6 +626,14 @@ export function state(id: string, opts: RtOptions = {}): ContainerState | undefi
   return JSON.parse(res.stdout) as ContainerState;
 }
 
+/** A detached container running `probe sleep inf` (or `opts.args`): its bundle, id and init pid. */
+export function runningContainer(opts: BundleOptions = {}): { bundle: Bundle; id: string; pid: number } {
+  const bundle = makeBundle({ args: ['sleep', 'inf'], ...opts });
+  const id = newId();
+  expectStatus(rt(['run', '-d', '--bundle', bundle.dir, id]), 0);
+  return { bundle, id, pid: state(id)!.pid };
+}
+
 export interface ContainerState {
   ociVersion: string;
   id: string;
