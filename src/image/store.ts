@@ -34,6 +34,10 @@ import type { Descriptor } from './manifest';
 
 export const DEFAULT_STORE = '/var/lib/husk';
 
+function writeAt(fd: number, data: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, data, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
 /**
  * The chunks of a download, gathered: HTTP hands out 16-64 KiB at a time, and each chunk
  * cost a hash update, a write(2) and a trip through the decompressor. Whatever has arrived
@@ -288,8 +292,9 @@ export class ImageStore {
         for await (const run of gathered(stream)) {
           counter.update(run);
           if (onChunk) await onChunk(run);
+          // Written by the threadpool: the main thread meanwhile unpacks what it was handed.
           let off = 0;
-          while (off < run.length) off += fs.writeSync(fd, run, off, run.length - off, position + off);
+          while (off < run.length) off += await writeAt(fd, run, off, run.length - off, position + off);
           position += run.length;
           hooks.onBytes?.(position, offset);
         }
