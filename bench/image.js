@@ -69,34 +69,91 @@ function prepare() {
     fs.mkdirSync(path.join(tmp, 'var', 'cache', 'apt', 'archives', 'partial'), { recursive: true });
     fs.renameSync(tmp, rootfs);
   }
+  writeLayout(layout, [tarLayer(['-C', rootfs, '.'], '-6')], 'minbase');
+  return layout;
+}
+
+/** A gzipped layer made by `tar -c ARGS` in CACHE: its file and the digest of its tar (diffID). */
+function tarLayer(tarArgs, level) {
   const tarFile = path.join(CACHE, 'layer.tar');
-  run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', rootfs, '-cf', tarFile, '.']);
+  run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-cf', tarFile, ...tarArgs]);
   const diffID = fileDigest(tarFile);
   const gz = path.join(CACHE, 'layer.tar.gz');
-  run('sh', ['-c', `gzip -6 -c ${JSON.stringify(tarFile)} > ${JSON.stringify(gz)}`]);
+  run('sh', ['-c', `gzip ${level} -c ${JSON.stringify(tarFile)} > ${JSON.stringify(gz)}`]);
   fs.rmSync(tarFile);
+  return { gz, diffID };
+}
+
+/** An OCI layout at `layout` (made in a temporary directory and renamed) with one image of these layers. */
+function writeLayout(layout, layers, tag) {
   const tmpLayout = `${layout}.tmp`;
   fs.rmSync(tmpLayout, { recursive: true, force: true });
   fs.mkdirSync(path.join(tmpLayout, 'blobs', 'sha256'), { recursive: true });
-  const layerDigest = fileDigest(gz);
-  fs.renameSync(gz, path.join(tmpLayout, 'blobs', 'sha256', layerDigest.slice(7)));
-  const layerSize = fs.statSync(path.join(tmpLayout, 'blobs', 'sha256', layerDigest.slice(7))).size;
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: [diffID] } }));
+  const descriptors = layers.map(({ gz }) => {
+    const digest = fileDigest(gz);
+    const blob = path.join(tmpLayout, 'blobs', 'sha256', digest.slice(7));
+    fs.renameSync(gz, blob);
+    return { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size: fs.statSync(blob).size };
+  });
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) } }));
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerSize }],
+    layers: descriptors,
   }));
   fs.writeFileSync(path.join(tmpLayout, 'blobs', 'sha256', sha256(config).slice(7)), config);
   fs.writeFileSync(path.join(tmpLayout, 'blobs', 'sha256', sha256(manifest).slice(7)), manifest);
   fs.writeFileSync(path.join(tmpLayout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   fs.writeFileSync(path.join(tmpLayout, 'index.json'), JSON.stringify({
     schemaVersion: 2,
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'minbase' } }],
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } }],
   }));
+  fs.rmSync(layout, { recursive: true, force: true });
   fs.renameSync(tmpLayout, layout);
   return layout;
+}
+
+/** A layer holding one file of `mb` MiB of random bytes (incompressible), cached. */
+function randomLayer(name, mb) {
+  const layout = path.join(CACHE, name);
+  if (fs.existsSync(path.join(layout, 'index.json'))) return layout;
+  const dir = path.join(CACHE, `${name}.rootfs`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  run('sh', ['-c', `head -c ${mb}M /dev/urandom > ${JSON.stringify(path.join(dir, 'data'))}`]);
+  writeLayout(layout, [tarLayer(['-C', dir, '.'], '-1')], name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return layout;
+}
+
+/** Five layers of random data as one image (five-layer) and as five one-layer images. */
+function fiveLayers() {
+  const layout = path.join(CACHE, 'five');
+  const singles = [0, 1, 2, 3, 4].map((i) => randomLayer(`single-${i}`, 12));
+  if (!fs.existsSync(path.join(layout, 'index.json'))) {
+    const layers = singles.map((single) => {
+      const index = JSON.parse(fs.readFileSync(path.join(single, 'index.json'), 'utf8'));
+      const manifest = JSON.parse(fs.readFileSync(path.join(single, 'blobs', 'sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+      const config = JSON.parse(fs.readFileSync(path.join(single, 'blobs', 'sha256', manifest.config.digest.slice(7)), 'utf8'));
+      const gz = path.join(CACHE, `five-${manifest.layers[0].digest.slice(7, 19)}.gz`);
+      fs.copyFileSync(path.join(single, 'blobs', 'sha256', manifest.layers[0].digest.slice(7)), gz);
+      return { gz, diffID: config.rootfs.diff_ids[0] };
+    });
+    writeLayout(layout, layers, 'five');
+  }
+  return { layout, singles };
+}
+
+/** `husk image pull` of ref into a fresh store: its time and its peak RSS (VmHWM, from GNU time). */
+async function pullPeak(ref, store) {
+  const out = path.join(store, '..', `time-${crypto.randomBytes(4).toString('hex')}`);
+  const t0 = process.hrtime.bigint();
+  await spawnAsync('/usr/bin/time', ['-f', '%M', '-o', out, process.execPath, HUSK, 'image', 'pull', '--store', store, '-q', ref]);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const kb = Number(fs.readFileSync(out, 'utf8').trim().split('\n').pop());
+  fs.rmSync(out, { force: true });
+  return { ms, rssMB: kb / 1024 };
 }
 
 function layerBlob(layout) {
@@ -200,7 +257,65 @@ async function main() {
     console.log(row('skopeo copy (download + verify)', skopeo));
     console.log(row('skopeo copy + umoci unpack', skopeoUmoci));
     console.log(row('husk image pull (download + verify + unpack)', pull));
-    console.log(`  ratios: husk pull / skopeo copy = ${(pull.median / skopeo.median).toFixed(2)}x (skopeo does not unpack), husk pull / (skopeo copy + umoci unpack) = ${(pull.median / skopeoUmoci.median).toFixed(2)}x`);
+    console.log(`  ratios: husk pull / skopeo copy = ${(pull.median / skopeo.median).toFixed(2)}x (skopeo does not unpack), husk pull / (skopeo copy + umoci unpack) = ${(pull.median / skopeoUmoci.median).toFixed(2)}x, husk pull / husk unpack = ${(pull.median / husk.median).toFixed(2)}x`);
+
+    // Run with the image already stored: `husk image run --rm IMAGE true` (bundle, overlay
+    // mount, container, removal) against `podman run --rm` of the same layer (`podman import`
+    // into Podman's storage) and `husk run` of a bundle made beforehand.
+    if (which('podman')) {
+      const store = fresh('run-store')();
+      await spawnAsync(process.execPath, [HUSK, 'image', 'pull', '--store', store, '-q', ref]);
+      run('podman', ['import', '--quiet', blob, 'localhost/husk-bench-minbase:1']);
+      // --ulimit host: podman's default RLIMIT_NOFILE (1048576) is above this VM's hard limit.
+      const podmanArgs = ['run', '--rm', '--net', 'none', '--ulimit', 'host', 'localhost/husk-bench-minbase:1', 'true'];
+      // Warm (podman's first run sets up its state), and find out whether podman runs here at all.
+      const warm = spawnSync('podman', podmanArgs, { encoding: 'utf8' });
+      const podmanFails = warm.status === 0 ? undefined : (warm.stderr || '').trim().split('\n').pop();
+      const bundle = path.join(store, 'bench-bundle');
+      run(process.execPath, [HUSK, 'image', 'bundle', '--store', store, ref, bundle, 'true']);
+      try {
+        const imageRun = await timeIt('husk image run', ROUNDS, null, () => spawnAsync(process.execPath, [HUSK, 'image', 'run', '--rm', '--net', 'none', '--store', store, ref, 'true']));
+        const podmanRun = podmanFails ? undefined : await timeIt('podman run', ROUNDS, null, () => spawnAsync('podman', podmanArgs));
+        const bundleRun = await timeIt('husk run', ROUNDS, null, (_ctx, i) => spawnAsync(process.execPath, [HUSK, 'run', '-b', bundle, `husk-bench-${process.pid}-${i}`]));
+        console.log('run an image already stored: `IMAGE true`, from the call to the exit');
+        console.log(podmanRun ? row('podman run --rm', podmanRun) : `  podman run --rm: does not run here: ${podmanFails}`);
+        console.log(row('husk run (a bundle made beforehand)', bundleRun));
+        console.log(row('husk image run --rm', imageRun));
+        console.log(`  ratios: ${podmanRun ? `husk image run / podman run = ${(imageRun.median / podmanRun.median).toFixed(2)}x, ` : ''}husk image run / husk run = ${(imageRun.median / bundleRun.median).toFixed(2)}x`);
+      } finally {
+        spawnSync(process.execPath, [HUSK, 'image', 'unbundle', bundle]);
+        spawnSync('podman', ['rmi', '-f', 'localhost/husk-bench-minbase:1']);
+        remove(store);
+      }
+    }
+
+    // Five layers of 12 MiB random data: one pull of the five-layer image against the five
+    // one-layer images pulled one after another (each its own process and store).
+    const five = fiveLayers();
+    run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${five.layout}:five`, `docker://${registry.host}/bench/five:1`]);
+    five.singles.forEach((single, i) => run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${single}:single-${i}`, `docker://${registry.host}/bench/single-${i}:1`]));
+    const fivePull = await timeIt('five layers', ROUNDS, fresh('store'), (dir) => spawnAsync(process.execPath, [HUSK, 'image', 'pull', '--store', dir, '-q', `${registry.host}/bench/five:1`]), remove);
+    const singlesPull = await timeIt('five single layers', ROUNDS, fresh('stores'), async (dir) => {
+      for (let i = 0; i < 5; i++) await spawnAsync(process.execPath, [HUSK, 'image', 'pull', '--store', path.join(dir, String(i)), '-q', `${registry.host}/bench/single-${i}:1`]);
+    }, remove);
+    console.log('five layers of 12 MiB (random data), pulled by husk');
+    console.log(row('one image of five layers', fivePull));
+    console.log(row('five one-layer images, one after another', singlesPull));
+    console.log(`  ratio: five layers / sum of the layers alone = ${(fivePull.median / singlesPull.median).toFixed(2)}x`);
+
+    // Memory: a 1 GiB layer (random data) must stream, not sit in buffers.
+    if (process.env.BENCH_IMAGE_BIG !== '0') {
+      const big = randomLayer('big', 1024);
+      run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${big}:big`, `docker://${registry.host}/bench/big:1`]);
+      const store = fresh('big-store')();
+      try {
+        const { ms, rssMB } = await pullPeak(`${registry.host}/bench/big:1`, store);
+        console.log('memory: husk image pull of a 1 GiB layer (set BENCH_IMAGE_BIG=0 to skip)');
+        console.log(`  ${'peak RSS (VmHWM)'.padEnd(46)} ${rssMB.toFixed(0).padStart(7)} MB   in ${(ms / 1000).toFixed(2)} s (goal: under 150 MB)`);
+      } finally {
+        remove(store);
+      }
+    }
   } finally {
     if (registry) await registry.stop();
     remove(work);

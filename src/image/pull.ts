@@ -60,7 +60,7 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T, i: number
 
 /** Downloads a layer blob into the store while unpacking the same bytes into `dir`. */
 async function downloadAndUnpack(store: ImageStore, source: OpenedSource, desc: Descriptor, diffID: string, dir: string, what: string, progress: Progress): Promise<UnpackResult> {
-  const tee = new PassThrough({ highWaterMark: 16 * 1024 * 1024 });
+  const tee = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
   // The unpack destroys its input when it fails; late writes must not turn into an 'error'.
   tee.on('error', () => undefined);
   const unpacking = unpackLayerStream(tee, dir, { mode: 'overlay', what, diffID });

@@ -34,6 +34,34 @@ import type { Descriptor } from './manifest';
 
 export const DEFAULT_STORE = '/var/lib/husk';
 
+function writeAt(fd: number, data: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, data, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/**
+ * The chunks of a download, gathered: HTTP hands out 16-64 KiB at a time, and each chunk
+ * cost a hash update, a write(2) and a trip through the decompressor. Whatever has arrived
+ * is taken at once (up to 1 MiB), so nothing received waits for more to come: a download
+ * that stalls has all it got on disk.
+ */
+async function* gathered(stream: Readable, most = 1024 * 1024): AsyncGenerator<Buffer> {
+  const iterator = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for (;;) {
+    const first = await iterator.next();
+    if (first.done) return;
+    const chunks: Buffer[] = [first.value];
+    let size = first.value.length;
+    // Chunks already buffered are read without waiting (read() returns null when none is).
+    while (size < most) {
+      const more = stream.read() as Buffer | null;
+      if (more === null) break;
+      chunks.push(more);
+      size += more.length;
+    }
+    yield chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+  }
+}
+
 export function storeDir(flag?: string): string {
   return path.resolve(flag || process.env.HUSK_STORE || DEFAULT_STORE);
 }
@@ -261,12 +289,13 @@ export class ImageStore {
       let position = offset;
       const onChunk = offset === 0 ? hooks.onChunk : undefined;
       try {
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          counter.update(chunk);
-          if (onChunk) await onChunk(chunk);
+        for await (const run of gathered(stream)) {
+          counter.update(run);
+          if (onChunk) await onChunk(run);
+          // Written by the threadpool: the main thread meanwhile unpacks what it was handed.
           let off = 0;
-          while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off, position + off);
-          position += chunk.length;
+          while (off < run.length) off += await writeAt(fd, run, off, run.length - off, position + off);
+          position += run.length;
           hooks.onBytes?.(position, offset);
         }
         counter.check();

@@ -469,7 +469,7 @@ export async function unpackLayerStream(input: Readable, dest: string, opts: Unp
   const decompress = decompressor(compression);
   const tap = new HashTap();
   // A deep buffer lets decompression run ahead while files are written.
-  const extract = tar.extract({ allowUnknownFormat: true, highWaterMark: 16 * 1024 * 1024 } as Parameters<typeof tar.extract>[0]);
+  const extract = tar.extract({ allowUnknownFormat: true, highWaterMark: 4 * 1024 * 1024 } as Parameters<typeof tar.extract>[0]);
   const writer = new LayerWriter(dest, { ...opts, sameOwner: opts.sameOwner ?? process.getuid?.() === 0 });
   const streams: NodeJS.ReadWriteStream[] = decompress ? [decompress, tap] : [tap];
   const done = pipeline(input, ...(streams as [Transform]), extract as unknown as NodeJS.WritableStream);
