@@ -2,10 +2,13 @@
 // old one, so a reader sees the old content or the new, never a part (state.json, pid files,
 // the image store's indexes, the registry credentials).
 import * as fs from 'fs';
-import { randomBytes } from 'crypto';
+
+// pid and a count make the temporary name unique among writers (not crypto: loading it costs
+// every husk call a few milliseconds).
+let written = 0;
 
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = `${file}.tmp-${process.pid}-${written++}`;
   try {
     fs.writeFileSync(tmp, data, { mode });
     fs.renameSync(tmp, file);
