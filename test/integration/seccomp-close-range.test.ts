@@ -45,18 +45,23 @@ const PROFILES: [string, () => object][] = [
   ['close_range refused with ENOSYS', () => refuseCloseRange(ENOSYS)],
 ];
 
+/** A bundle whose probe reports what it sees, under this profile and noNewPrivileges. */
+function reportingBundle(seccomp: object, noNewPrivileges: boolean) {
+  return makeBundle({
+    args: ['report'],
+    config: (c) => {
+      c.linux!.seccomp = seccomp;
+      c.process!.noNewPrivileges = noNewPrivileges;
+    },
+  });
+}
+
 describe.each(PROFILES)('a profile with %s', (_name, profile) => {
   it.each([false, true])('starts the container with only fds 0-2 (noNewPrivileges %s)', (noNewPrivileges) => {
     const dir = tempDir('hostdir-');
     const fd = fs.openSync(dir, 'r');
     try {
-      const bundle = makeBundle({
-        args: ['report'],
-        config: (c) => {
-          c.linux!.seccomp = profile();
-          c.process!.noNewPrivileges = noNewPrivileges;
-        },
-      });
+      const bundle = reportingBundle(profile(), noNewPrivileges);
       const res = expectStatus(rt(['run', '--bundle', bundle.dir, newId()], { extraFds: [fd, fd, fd] }), 0);
       const report = parseReport(res.stdout);
       expect(report.seccomp).toBe(2);
@@ -74,13 +79,7 @@ describe.each(PROFILES)('a profile with %s', (_name, profile) => {
     const keptFd = fs.openSync(kept, 'r');
     const hostFd = fs.openSync(dir, 'r');
     try {
-      const bundle = makeBundle({
-        args: ['report'],
-        config: (c) => {
-          c.linux!.seccomp = profile();
-          c.process!.noNewPrivileges = noNewPrivileges;
-        },
-      });
+      const bundle = reportingBundle(profile(), noNewPrivileges);
       const res = expectStatus(
         rt(['run', '--preserve-fds', '1', '--bundle', bundle.dir, newId()], { extraFds: [keptFd, hostFd, hostFd] }),
         0,
