@@ -34,7 +34,8 @@ export interface HostView {
   cgroupV1: { name: string; options: string; cgroupPath: string }[];
   /** True when /sys/fs/cgroup is a cgroup2 mount (unified hierarchy). */
   cgroupV2Unified: boolean;
-  /** Reads a small file of the rootfs (for /etc/passwd), or undefined. Never follows a symlink. */
+  /** Reads a small file of the rootfs (for /etc/passwd), or undefined: symlinks are followed
+   * as RESOLVE_IN_ROOT follows them, never out of the rootfs (host/rootfs.ts). */
   readRootfsFile(rootfs: string, p: string): string | undefined;
   /** husk's effective ids: as root it can write any id map and create devices. */
   euid: number;

@@ -11,6 +11,7 @@ import type { HostView } from './plan';
 import { type Builder, type PlanStep, q } from './planStep';
 import { RLIMITS } from './rlimits';
 import type { CompiledSeccomp } from './seccomp';
+import { parsePasswd } from '../host/passwd';
 
 const EXDEV = osConstants.errno.EXDEV;
 
@@ -36,16 +37,8 @@ export function processEnv(process: Process, rootfs: string, host: HostView): st
   const env = [...(process.env ?? [])];
   if (!env.some((e) => e.startsWith('HOME='))) {
     const uid = process.user?.uid ?? 0;
-    let home = '/';
-    const passwd = host.readRootfsFile(rootfs, '/etc/passwd');
-    for (const line of passwd?.split('\n') ?? []) {
-      const f = line.split(':');
-      if (f.length >= 7 && Number(f[2]) === uid && f[5]) {
-        home = f[5];
-        break;
-      }
-    }
-    env.push(`HOME=${home}`);
+    const entry = parsePasswd(host.readRootfsFile(rootfs, '/etc/passwd')).find((e) => e.uid === uid && e.home);
+    env.push(`HOME=${entry?.home ?? '/'}`);
   }
   return env;
 }

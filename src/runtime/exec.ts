@@ -16,7 +16,7 @@ import { hasCgroup, Store } from './store';
 import { launch } from './launch';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from '../host/log';
-import { trace, tracing } from '../host/trace';
+import { tracing } from '../host/trace';
 import { checkTerminal, closePipeEnds, openStdioPipes, pipeEnds, waitInForeground, writePidFile } from './processIO';
 
 export interface ExecOptions {
