@@ -1,7 +1,9 @@
 // The command line as runc reads it: global flags before --version, the flags a command line
 // hands to exec's command (and to ps(1)) left alone, and every flag reaching the container.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, expectStatus, isHusk, isRunc, makeBundle, newId, parseReport, recvttyPath, rt, RUNTIME_NAME, spawnTool, state, tempDir, runningContainer } from './harness';
+import {
+  cleanup, expectStatus, isHusk, isRunc, parseReport, recvttyPath, rt, RUNTIME_NAME, runningContainer, spawnTool, tempDir,
+} from './harness';
 import path from 'node:path';
 import { buildImage, probeLayer, writeLayout } from './image-fixtures';
 

@@ -13,7 +13,6 @@ import {
   recvttyPath,
   rt,
   spawnTool,
-  state,
   tempDir,
   waitFor,
   waitForStatus,

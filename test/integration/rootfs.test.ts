@@ -17,7 +17,6 @@ import {
   tempDir,
   waitFor,
   type Bundle,
-  type BundleOptions,
   expectStatus,
 } from './harness';
 
