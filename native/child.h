@@ -32,6 +32,9 @@ long doUnshare(Child &c, const Step &s);
 long doLinkUp(Child &c, const Step &s);
 // mounts.cc
 long openInRoot(Child &c, const char *path, int create, int *fd);
+// Splits "dev/pts/ptmx" into a real directory fd for "dev/pts" (inside the rootfs, created when
+// missing) and the last component, which points into `path`.
+long openParent(Child &c, const char *path, int *dirFd, const char **name);
 // "/proc/thread-self/fd/N" in buf: the path through which a path-taking syscall reaches fd N.
 const char *fdPath(char *buf, size_t size, int fd);
 // An O_PATH directory fd reopened for real (to read it, or to make things in it).

@@ -11,32 +11,6 @@
 
 namespace husk {
 
-// Splits "dev/pts/ptmx" into a directory fd (opened inside the rootfs, created when missing,
-// and reopened for real: an O_PATH fd cannot make anything) and the last component.
-static long openParent(Child &c, const char *path, int *dirFd, const char **name) {
-  const char *slash = strrchr(path, '/');
-  char dir[PATH_MAX];
-  if (!slash) {
-    dir[0] = '.';
-    dir[1] = 0;
-    *name = path;
-  } else {
-    size_t n = static_cast<size_t>(slash - path);
-    if (n >= sizeof dir) return -ENAMETOOLONG;
-    memcpy(dir, path, n);
-    dir[n] = 0;
-    *name = slash + 1;
-  }
-  if (!**name) return -EINVAL;
-  int f = -1;
-  long r = openInRoot(c, dir, 1, &f);
-  if (r < 0) return r;
-  UniqueFd parent(f);
-  r = reopenDirectory(parent.get());
-  if (r >= 0) *dirFd = static_cast<int>(r);
-  return r < 0 ? r : 0;
-}
-
 // The mode is applied exactly: umask is cleared around mknod and the mode set again after.
 long doMknod(Child &c, const Step &s) {
   int f = -1;

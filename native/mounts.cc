@@ -106,30 +106,50 @@ restart:
   return 0;
 }
 
+// Splits "dev/pts/ptmx" into a directory fd (opened inside the rootfs, created when missing,
+// and reopened for real: an O_PATH fd cannot make anything) and the last component.
+long openParent(Child &c, const char *path, int *dirFd, const char **name) {
+  const char *slash = strrchr(path, '/');
+  char dir[PATH_MAX];
+  if (!slash) {
+    dir[0] = '.';
+    dir[1] = 0;
+    *name = path;
+  } else {
+    size_t n = static_cast<size_t>(slash - path);
+    if (n >= sizeof dir) return -ENAMETOOLONG;
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    *name = slash + 1;
+  }
+  if (!**name) return -EINVAL;
+  int f = -1;
+  long r = openInRoot(c, dir, 1, &f);
+  if (r < 0) return r;
+  UniqueFd parent(f);
+  r = reopenDirectory(parent.get());
+  if (r >= 0) *dirFd = static_cast<int>(r);
+  return r < 0 ? r : 0;
+}
+
 // proc and sysfs go on an ordinary directory only (runc's fix for CVE-2019-16884): were the
 // image's /proc a symlink, procfs would land elsewhere and the image's own files would stay
 // at /proc, where the runtime later writes security settings (attr/exec, sysctls). The
 // parents resolve inside the rootfs; the last component must be a directory, never a symlink.
 static long openOrdinaryDirectoryInRoot(Child &c, const char *path, int *fd) {
-  char parentPath[PATH_MAX];
+  char trimmed[PATH_MAX];
   size_t len = strlen(path);
   while (len > 1 && path[len - 1] == '/') len--;
-  if (len >= sizeof parentPath) return -ENAMETOOLONG;
-  memcpy(parentPath, path, len);
-  parentPath[len] = 0;
-  char *slash = strrchr(parentPath, '/');
-  const char *name = slash ? slash + 1 : parentPath;
-  if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) return -ENOTDIR;
+  if (len >= sizeof trimmed) return -ENAMETOOLONG;
+  memcpy(trimmed, path, len);
+  trimmed[len] = 0;
+  if (!strcmp(trimmed, "/")) return -ENOTDIR;
   int f = -1;
-  long r;
-  if (slash) {
-    *slash = 0;
-    r = openInRoot(c, parentPath, 1, &f);
-  } else {
-    r = openInRoot(c, "", 1, &f);
-  }
+  const char *name;
+  long r = openParent(c, trimmed, &f, &name);
   if (r < 0) return r;
   UniqueFd parent(f);
+  if (!strcmp(name, ".") || !strcmp(name, "..")) return -ENOTDIR;
   open_how how{};
   how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
@@ -276,24 +296,26 @@ long doPivotRoot(Child &c, const Step &s) {
   return 0;
 }
 
-// --no-pivot: for a rootfs on a ramfs, where pivot_root is not possible.
-long doMoveRoot(Child &c, const Step &s) {
-  if (chdir(moveRoot_path(s)) < 0) return -errno;
-  if (mount(moveRoot_path(s), "/", nullptr, MS_MOVE, nullptr) < 0) return -errno;
+// The working directory becomes this process's root; the rootfs fd is no longer needed.
+static long chrootHere(Child &c) {
   if (chroot(".") < 0) return -errno;
   if (chdir("/") < 0) return -errno;
   if (c.rootFd >= 0) { close(c.rootFd); c.rootFd = -1; }
   return 0;
 }
 
+// --no-pivot: for a rootfs on a ramfs, where pivot_root is not possible.
+long doMoveRoot(Child &c, const Step &s) {
+  if (chdir(moveRoot_path(s)) < 0) return -errno;
+  if (mount(moveRoot_path(s), "/", nullptr, MS_MOVE, nullptr) < 0) return -errno;
+  return chrootHere(c);
+}
+
 // No mount namespace of the container's own: the root changes for this process only. (A
 // process with CAP_SYS_CHROOT can leave a chroot; that is what such a config asks for.)
 long doChroot(Child &c, const Step &s) {
   if (chdir(chroot_path(s)) < 0) return -errno;
-  if (chroot(".") < 0) return -errno;
-  if (chdir("/") < 0) return -errno;
-  if (c.rootFd >= 0) { close(c.rootFd); c.rootFd = -1; }
-  return 0;
+  return chrootHere(c);
 }
 
 }  // namespace husk
