@@ -6,17 +6,11 @@
 import * as fs from 'fs';
 import { readMountInfo, type MountInfo } from '../host/mountinfo';
 import { HuskError } from '../errors';
-import type { Spec } from '../spec/types';
 
 const MNT_DETACH = 2;
 
 function mountsAtOrUnder(dir: string): MountInfo[] {
   return readMountInfo().filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(dir + '/'));
-}
-
-/** Whether the container shares husk's mount namespace (none listed in linux.namespaces). */
-export function sharesHostMounts(spec: Spec): boolean {
-  return !(spec.linux?.namespaces ?? []).some((n) => n.type === 'mount');
 }
 
 export interface MountsBefore {

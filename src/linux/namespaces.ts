@@ -1,4 +1,5 @@
 // Namespace types as config.json names them, with their clone flag and /proc/PID/ns file.
+import type { Spec } from '../spec/types';
 import { CLONE } from './constants';
 
 export interface NamespaceKind {
@@ -22,3 +23,9 @@ export const NAMESPACES: Record<string, NamespaceKind> = {
 /** The order in which namespaces are joined: the user namespace first (it owns the others),
  * the mount namespace last among them (after it, /proc paths may no longer be the host's). */
 export const JOIN_ORDER = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
+
+/** Whether a container shares husk's mount namespace: linux.namespaces lists none, new or joined
+ * (the runtime spec: a namespace not listed is inherited from the runtime). */
+export function sharesHostMounts(spec: Spec): boolean {
+  return !(spec.linux?.namespaces ?? []).some((n) => n.type === 'mount');
+}

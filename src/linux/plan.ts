@@ -10,7 +10,7 @@ import { HuskError } from '../errors';
 import type { IDMapping, Process, Spec } from '../spec/types';
 import { Msg } from '../native/sync';
 import type { IdMapPlan } from './idmap';
-import { NAMESPACES } from './namespaces';
+import { NAMESPACES, sharesHostMounts } from './namespaces';
 import { devices } from './planDevices';
 import { chrootStep, configMount, prepareRootfs, readonlyRoot, restrictPaths, switchRoot } from './planMounts';
 import {
@@ -130,7 +130,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions, host: HostView): Plan {
   // have inside a user namespace.)
 
   // The root filesystem, prepared while the host's paths are still reachable.
-  const hasMountNs = namespaces.some((n) => n.type === 'mount');
+  const hasMountNs = !sharesHostMounts(spec);
   prepareRootfs(b, opts, host, hasMountNs);
   (spec.mounts ?? []).forEach((m, i) => configMount({ b, opts, host, isNew }, m, i));
   devices(b, spec, host);

@@ -8,6 +8,7 @@ import { loadConfig } from '../spec/validate';
 import { buildPlan } from '../linux/plan';
 import { hostView } from '../linux/hostInfo';
 import { idmappedMount, userNamespaceFd } from '../linux/idmap';
+import { sharesHostMounts } from '../linux/namespaces';
 import type { Spec } from '../spec/types';
 import { checkResourcesApplicable, type CgroupManager } from '../cgroups';
 import { prepareCgroup, removeCgroup } from './cgroup';
@@ -130,7 +131,7 @@ export async function create(o: CreateOptions): Promise<Created> {
     if (cgroup) store.write(record);
     const unified = cgroup?.paths[''];
     if (unified) cgroupFd = fs.openSync(unified, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-    if (hostMounts().sharesHostMounts(spec)) {
+    if (sharesHostMounts(spec)) {
       record.mountsBefore = hostMounts().mountIdsBefore(rootfs);
       store.write(record);
     }
