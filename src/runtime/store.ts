@@ -28,6 +28,7 @@ import type { ContainerStatus, NamespaceType, RuncState, Spec, State } from '../
 import { isValidId, validateId } from './ids';
 import { writeFileAtomic } from '../host/atomicWrite';
 import { parsePasswd } from '../host/passwd';
+import type { MountsBefore } from '../linux/hostMounts';
 
 /** What husk keeps about one container, in `<root>/<id>/state.json`. */
 export interface ContainerRecord {
@@ -63,7 +64,7 @@ export interface ContainerRecord {
   config: Spec;
   /** No mount namespace of its own: husk's mount namespace and the ids of the mounts at or
    * under the rootfs before create; delete detaches every other one there (src/linux/hostMounts.ts). */
-  mountsBefore?: { mountNamespace: string; ids: number[] };
+  mountsBefore?: MountsBefore;
 }
 
 /** flock(2) as the addon exposes it; false means "would block" (only when nonblock). */
