@@ -100,7 +100,6 @@ export interface LayerMeta {
   created: string;
 }
 
-
 /** An fd and the flock on it; release() closes both. */
 export interface Held {
   fd: number;
