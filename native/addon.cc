@@ -25,6 +25,7 @@
 #include "child.h"
 #include "host.h"
 #include "plan.h"
+#include "planwire.h"
 #include "util.h"
 
 namespace husk {
@@ -184,6 +185,20 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("pid", Napi::Number::New(env, static_cast<double>(pid)));
   out.Set("fd", Napi::Number::New(env, sv[0]));
+  return out;
+}
+
+// encodePlan(plan) -> Buffer: the plan as one block of bytes (planwire.h), which the front
+// door decodes and clones from.
+Napi::Value EncodePlan(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "encodePlan(plan): plan must be an object");
+  std::unique_ptr<PlanStorage> storage = readPlan(env, info[0].As<Napi::Object>());
+  size_t size = 0;
+  char *block = encodePlan(storage->plan, &size);
+  if (!block) throw errnoError(env, ENOMEM, "encodePlan");
+  Napi::Buffer<char> out = Napi::Buffer<char>::Copy(env, block, size);
+  free(block);
   return out;
 }
 
@@ -385,6 +400,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTree", Napi::Function::New(env, OpenTree));
   registerHostFunctions(env, exports);
   registerBpfFunctions(env, exports);
+  registerServerFunctions(env, exports);
+  exports.Set("encodePlan", Napi::Function::New(env, EncodePlan));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;
 }

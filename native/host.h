@@ -12,5 +12,6 @@ Napi::Error errnoError(Napi::Env env, int err, const char *syscall, const std::s
 
 void registerHostFunctions(Napi::Env env, Napi::Object exports);
 void registerBpfFunctions(Napi::Env env, Napi::Object exports);
+void registerServerFunctions(Napi::Env env, Napi::Object exports);
 
 }  // namespace husk

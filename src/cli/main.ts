@@ -1,31 +1,20 @@
 // husk's command line: runc's global flags and verbs. Each verb lives in its own file and
 // is loaded only when called, so that `husk state` does not pay for what `husk run` needs.
 // This is the only place that prints errors: once, as `husk: <verb> <id>: <what>: <why>`.
-import { Command, Help, Option } from 'commander';
+//
+// main(argv) runs one call and returns its exit code without exiting, so that the warm
+// server (src/server/) can run many calls in one process; run as a program, this file is the
+// in-process husk (`node dist/cli/main.js ARGS`), which the front door also starts for a call
+// no server takes.
+import { Command, CommanderError, Help, Option } from 'commander';
 import { HuskError, reason } from '../errors';
+import { call } from '../host/call';
 import type { GlobalOptions } from './globals';
 
-const program = new Command('husk');
-program
-  .description('a Linux container runtime (OCI), runc-compatible')
-  .option('--root <dir>', 'directory for the state of containers (default: /run/husk, or $XDG_RUNTIME_DIR/husk when not root)', defaultRoot())
-  .option('--log <file>', 'write the log to this file (errors are also printed on stderr)')
-  .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
-  .option('--debug', 'log debug messages', false)
-  .option('--systemd-cgroup', 'treat cgroupsPath as systemd slice:prefix:name', false)
-  .option('--rootless <value>', 'accepted for runc compatibility (auto, true, false)')
-  .option('--criu <path>', 'accepted for runc compatibility; checkpointing is not supported')
-  .option('--trace', 'print every kernel step husk takes, with its arguments and result, on stderr', false)
-  // Answered as soon as it is parsed, after any global flags (runc's `--root DIR --version`),
-  // rather than by commander's .version(), which would read package.json on every call.
-  .option('-v, --version', 'print the version')
-  .enablePositionalOptions()
-  .showHelpAfterError(false)
-  .configureOutput({ outputError: (str) => usageError(str, program.opts()) })
-  .on('option:version', () => {
-    process.stdout.write(versionText() + '\n');
-    process.exit(0);
-  });
+/** Thrown to end the call at once with a code (`--version`). */
+class EndCall {
+  constructor(readonly code: number) {}
+}
 
 /** runc's choice: /run/husk for root; for another user their runtime dir, or a private /tmp one. */
 function defaultRoot(): string {
@@ -47,80 +36,117 @@ function usageError(str: string, g: Partial<GlobalOptions>) {
   print(oneLine(str), g);
 }
 
-function globals(): GlobalOptions {
-  return program.opts() as GlobalOptions;
-}
+/** The verbs whose options live in their own file, `./<name>.ts` exporting `command(g, action)`,
+ * loaded only when called; `terms` are their arguments for `husk --help`. */
+const VERBS: [name: string, terms: string, description: string][] = [
+  ['create', '[options] <id>', 'create a container; its process waits for start'],
+  ['run', '[options] <id>', 'create and start a container, and wait for it (unless --detach)'],
+  ['exec', '[options] <id> [command...]', 'run a new process in a running container'],
+  ['start', '<id>', 'start a created container'],
+  ['state', '<id>', 'print the state of a container as JSON'],
+  ['kill', '[options] <id> [signal]', 'send a signal (default SIGTERM) to the container\'s init'],
+  ['delete', '[options] <id>', 'delete a stopped container (any container with --force)'],
+  ['list', '[options]', 'list containers'],
+  ['ps', '[options] <id> [psArgs...]', 'list the processes in a container'],
+  ['features', '', 'print what this husk supports (the OCI features JSON)'],
+  ['spec', '[options]', 'write a default config.json into the bundle'],
+  ['demo', '[options]', 'run the embedded demo container: the probe reports the isolation it sees'],
+  // cgroup verbs (issue 4)
+  ['pause', '<id>', 'freeze every process of the container'],
+  ['resume', '<id>', 'thaw a paused container'],
+  ['update', '[options] <id>', 'update the resource limits of a container'],
+  ['events', '[options] <id>', 'print the container\'s stats and OOM events as JSON lines'],
+];
 
-/** Sets up logging and tracing from the global flags, runs a verb, and exits with its code
- * (`failure` when it fails: 1, or 255 for exec, as runc). */
-function action(verb: string, fn: (...args: any[]) => Promise<number | void> | number | void, failure = 1) {
-  return async (...args: any[]) => {
-    const g = globals();
-    const { configureLog, log } = require('../host/log');
-    configureLog({ file: g.log, format: g.logFormat, debug: g.debug });
-    if (g.trace) require('../host/trace').enableTrace();
-    const id = typeof args[0] === 'string' ? args[0] : '';
-    try {
-      const code = await fn(...args);
-      process.exit(typeof code === 'number' ? code : 0);
-    } catch (err) {
-      const prefix = id ? `${verb} ${id}` : verb;
-      log.error(`${prefix}: ${reason(err)}`);
-      if (g.debug && !(err instanceof HuskError) && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-      process.exit(failure);
-    }
-  };
-}
-
-/** A verb whose options live in its own file, `./<name>.ts` exporting `command(g, action)`,
- * loaded only when it is called: main.ts hands over the words after the verb. `terms` are its
- * arguments for `husk --help`. */
-const verbTerms = new Map<string, string>();
-program.configureHelp({
-  subcommandTerm: (cmd) => (verbTerms.has(cmd.name()) ? `${cmd.name()} ${verbTerms.get(cmd.name())}`.trim() : new Help().subcommandTerm(cmd)),
-});
-
-function verb(name: string, terms: string, description: string) {
-  verbTerms.set(name, terms);
-  program.command(name).description(description)
-    .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
-    .action(async (args: string[]) => {
-      const cmd: Command = require(`./${name}`).command(globals(), action);
-      cmd.name(`husk ${name}`)
-        .showHelpAfterError(false)
-        .configureOutput({ outputError: (str) => usageError(str, globals()) })
-        .exitOverride((err) => process.exit(err.exitCode));
-      await cmd.parseAsync(args, { from: 'user' });
+/** Runs one husk command line (the words after the program name) and returns its exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('husk');
+  program
+    .description('a Linux container runtime (OCI), runc-compatible')
+    .option('--root <dir>', 'directory for the state of containers (default: /run/husk, or $XDG_RUNTIME_DIR/husk when not root)', defaultRoot())
+    .option('--log <file>', 'write the log to this file (errors are also printed on stderr)')
+    .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
+    .option('--debug', 'log debug messages', false)
+    .option('--systemd-cgroup', 'treat cgroupsPath as systemd slice:prefix:name', false)
+    .option('--rootless <value>', 'accepted for runc compatibility (auto, true, false)')
+    .option('--criu <path>', 'accepted for runc compatibility; checkpointing is not supported')
+    .option('--trace', 'print every kernel step husk takes, with its arguments and result, on stderr', false)
+    // Answered as soon as it is parsed, after any global flags (runc's `--root DIR --version`),
+    // rather than by commander's .version(), which would read package.json on every call.
+    .option('-v, --version', 'print the version')
+    .enablePositionalOptions()
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ outputError: (str) => usageError(str, program.opts()) })
+    .on('option:version', () => {
+      process.stdout.write(versionText() + '\n');
+      throw new EndCall(0);
     });
+
+  const globals = () => program.opts() as GlobalOptions;
+
+  /** Sets up logging and tracing from the global flags and runs a verb; its code becomes the
+   * call's (`failure` when it fails: 1, or 255 for exec, as runc). */
+  function action(verb: string, fn: (...args: any[]) => Promise<number | void> | number | void, failure = 1) {
+    return async (...args: any[]) => {
+      const g = globals();
+      const { configureLog, log } = require('../host/log');
+      configureLog({ file: g.log, format: g.logFormat, debug: g.debug });
+      require('../host/trace').setTracing(g.trace);
+      const id = typeof args[0] === 'string' ? args[0] : '';
+      try {
+        const code = await fn(...args);
+        exitCode = typeof code === 'number' ? code : 0;
+      } catch (err) {
+        const prefix = id ? `${verb} ${id}` : verb;
+        log.error(`${prefix}: ${reason(err)}`);
+        if (g.debug && !(err instanceof HuskError) && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+        exitCode = failure;
+      }
+    };
+  }
+
+  const verbTerms = new Map<string, string>();
+  program.configureHelp({
+    subcommandTerm: (cmd) => (verbTerms.has(cmd.name()) ? `${cmd.name()} ${verbTerms.get(cmd.name())}`.trim() : new Help().subcommandTerm(cmd)),
+  });
+  for (const [name, terms, description] of VERBS) {
+    verbTerms.set(name, terms);
+    program.command(name).description(description)
+      .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
+      .action(async (args: string[]) => {
+        const cmd: Command = require(`./${name}`).command(globals(), action);
+        cmd.name(`husk ${name}`)
+          .showHelpAfterError(false)
+          .configureOutput({ outputError: (str) => usageError(str, globals()) })
+          .exitOverride();
+        await cmd.parseAsync(args, { from: 'user' });
+      });
+    if (name === 'demo') {
+      // ---- husk image (issue 6): its subcommands live in cli/image.ts, loaded only for this verb.
+      program.command('image').description('images: pull, list, inspect, remove, prune, bundle, unbundle, run, login, logout')
+        .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
+        .action((args: string[]) => require('./image').image(args, globals(), action));
+    }
+  }
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof EndCall) return err.code;
+    if (err instanceof CommanderError) return err.exitCode;
+    process.stderr.write(`husk: ${reason(err)}\n`);
+    return 1;
+  }
 }
 
-verb('create', '[options] <id>', 'create a container; its process waits for start');
-verb('run', '[options] <id>', 'create and start a container, and wait for it (unless --detach)');
-verb('exec', '[options] <id> [command...]', 'run a new process in a running container');
-verb('start', '<id>', 'start a created container');
-verb('state', '<id>', 'print the state of a container as JSON');
-verb('kill', '[options] <id> [signal]', 'send a signal (default SIGTERM) to the container\'s init');
-verb('delete', '[options] <id>', 'delete a stopped container (any container with --force)');
-verb('list', '[options]', 'list containers');
-verb('ps', '[options] <id> [psArgs...]', 'list the processes in a container');
-verb('features', '', 'print what this husk supports (the OCI features JSON)');
-verb('spec', '[options]', 'write a default config.json into the bundle');
-verb('demo', '[options]', 'run the embedded demo container: the probe reports the isolation it sees');
-
-// ---- husk image (issue 6): its subcommands live in cli/image.ts, loaded only for this verb.
-program.command('image').description('images: pull, list, inspect, remove, prune, bundle, unbundle, run, login, logout')
-  .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
-  .action((args: string[]) => require('./image').image(args, globals(), action));
-// ---- end husk image
-
-// ---- cgroup verbs (issue 4): pause, resume, update, events; each file loaded only for its verb.
-verb('pause', '<id>', 'freeze every process of the container');
-verb('resume', '<id>', 'thaw a paused container');
-verb('update', '[options] <id>', 'update the resource limits of a container');
-verb('events', '[options] <id>', 'print the container\'s stats and OOM events as JSON lines');
-// ---- end cgroup verbs
-
-program.parseAsync(process.argv).catch((err) => {
-  process.stderr.write(`husk: ${reason(err)}\n`);
-  process.exit(1);
-});
+/** The in-process husk: one call, then exit with its code (after telling the front door, when
+ * a door started this process and is waiting for the call's end). */
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    if (call.door !== undefined && !call.handedOver) require('../runtime/door').endCall(code);
+    process.exit(code);
+  });
+}

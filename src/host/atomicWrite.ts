@@ -2,13 +2,15 @@
 // old one, so a reader sees the old content or the new, never a part (state.json, pid files,
 // the image store's indexes, the registry credentials).
 import * as fs from 'fs';
+import { threadId } from 'worker_threads';
 
-// pid and a count make the temporary name unique among writers (not crypto: loading it costs
-// every husk call a few milliseconds).
+// pid, thread (the server runs calls in worker threads of one process) and a count make the
+// temporary name unique among writers (not crypto: loading it costs every husk call a few
+// milliseconds).
 let written = 0;
 
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
-  const tmp = `${file}.tmp-${process.pid}-${written++}`;
+  const tmp = `${file}.tmp-${process.pid}-${threadId}-${written++}`;
   try {
     fs.writeFileSync(tmp, data, { mode });
     fs.renameSync(tmp, file);

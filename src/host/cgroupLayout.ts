@@ -10,6 +10,7 @@
 // Everything is parsed from the text of /proc/self/mountinfo and /proc/self/cgroup, so the
 // rules are unit-tested with made-up hosts; readLayout() reads the real ones.
 import * as fs from 'fs';
+import { call } from './call';
 import * as path from 'path';
 import { parseMountInfo } from './mountinfo';
 
@@ -115,11 +116,16 @@ export function parseLayout(mountinfo: string, procSelfCgroup: string): CgroupLa
   return { mode, unified, v1: mode === 'unified' ? [] : v1 };
 }
 
-let cached: CgroupLayout | undefined;
+let cached: { pid: number; layout: CgroupLayout } | undefined;
 
-/** This host's layout, read once per process. */
+/** This host's layout, with "husk's own" cgroups those of the caller (call.ts: the process
+ * itself, or the front door that a warm server runs the call for); read once per caller. */
 export function readLayout(): CgroupLayout {
-  return (cached ??= parseLayout(fs.readFileSync('/proc/self/mountinfo', 'utf8'), fs.readFileSync('/proc/self/cgroup', 'utf8')));
+  if (cached?.pid !== call.pid) {
+    const own = call.pid === process.pid ? '/proc/self/cgroup' : `/proc/${call.pid}/cgroup`;
+    cached = { pid: call.pid, layout: parseLayout(fs.readFileSync('/proc/self/mountinfo', 'utf8'), fs.readFileSync(own, 'utf8')) };
+  }
+  return cached.layout;
 }
 
 /** "hybrid: cgroup v1 controllers, cgroup2 at /sys/fs/cgroup/unified" — for messages. */

@@ -3,8 +3,9 @@
 // the parent's own steps (state and cgroup files, fifos, hooks) are printed as they happen.
 let enabled = false;
 
-export function enableTrace() {
-  enabled = true;
+/** --trace on or off, for the call that starts (the server runs many calls in one process). */
+export function setTracing(on: boolean) {
+  enabled = on;
 }
 
 export function tracing(): boolean {

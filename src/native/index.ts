@@ -47,10 +47,39 @@ export interface Native {
   bpfProgAttach(progFd: number, targetFd: number, attachType: number, flags: number): void;
   bpfProgGetFdById(id: number): number;
   bpfProgDetach(progFd: number, targetFd: number, attachType: number): void;
+  // The front door's wire (native/frontdoor.h) and the warm server's socket (src/server/).
+  /** The plan as one block of bytes (native/planwire.h), for the door to clone from. */
+  encodePlan(plan: { steps: NativeStep[]; trace: boolean }): Buffer;
+  doorSend(fd: number, type: number, body: Buffer, fds: number[]): void;
+  /** One message, or null at end-of-file; throws ETIMEDOUT after timeoutMs (when given). */
+  doorReceive(fd: number, timeoutMs?: number): DoorMessage | null;
+  /** The other end of a connected socket has closed (or shut down its writing). */
+  peerGone(fd: number): boolean;
+  /** A listening SOCK_SEQPACKET unix socket at path, mode 0600 (a stale one is replaced). */
+  serverListen(path: string): number;
+  /** Waits for a connection (blocking): its fd and the caller's SO_PEERCRED, or null once
+   * the listening socket was shut down. */
+  serverAccept(fd: number): { fd: number; uid: number; pid: number } | null;
+  shutdownSocket(fd: number): void;
+  setCloexec(fd: number): void;
+  /** This thread's own cwd and umask from now on (unshare(CLONE_FS)): a server worker's. */
+  threadUnshareFs(): void;
+  threadChdir(path: string): void;
+  threadUmask(mask: number): number;
+}
+
+export interface DoorMessage {
+  type: number;
+  body: Buffer;
+  /** Fds that came with it (close-on-exec). */
+  fds: number[];
 }
 
 /** The addon as it is: spawn takes the steps laid out in plan.h's slots. */
-type Addon = Omit<Native, 'spawn'> & { spawn(plan: { steps: PlainStep[]; trace: boolean }): { pid: number; fd: number } };
+type Addon = Omit<Native, 'spawn' | 'encodePlan'> & {
+  spawn(plan: { steps: PlainStep[]; trace: boolean }): { pid: number; fd: number };
+  encodePlan(plan: { steps: PlainStep[]; trace: boolean }): Buffer;
+};
 
 let loaded: Native | undefined;
 
@@ -61,6 +90,7 @@ function load(): Native {
     loaded = {
       ...addon,
       spawn: (plan) => addon.spawn({ steps: plan.steps.map(plainStep), trace: plan.trace }),
+      encodePlan: (plan) => addon.encodePlan({ steps: plan.steps.map(plainStep), trace: plan.trace }),
     };
   }
   return loaded;

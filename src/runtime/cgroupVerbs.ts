@@ -3,6 +3,7 @@
 // the one table (state.ts) and records what it changed.
 import * as fs from 'fs';
 import { HuskError, reason } from '../errors';
+import { call } from '../host/call';
 import { checkTransition } from './state';
 import { Store } from './store';
 import { validateId } from './ids';
@@ -87,7 +88,7 @@ export function update(root: string, id: string, changes: Resources, opts: Cgrou
 export function readResourcesFile(file: string): Resources {
   let text: string;
   try {
-    text = file === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(file, 'utf8');
+    text = file === '-' ? fs.readFileSync(call.stdin, 'utf8') : fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new HuskError(`--resources ${file}: ${reason(err)}`, { cause: err });
   }

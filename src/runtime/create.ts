@@ -16,6 +16,8 @@ import { native } from '../native';
 import { validateId } from './ids';
 import { ociState, Store, type ContainerRecord } from './store';
 import { launch } from './launch';
+import { callerGone, cleanupIfLost, throughDoor, waitInDoor } from './door';
+import { call } from '../host/call';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from '../host/log';
 import { writeProcFile } from '../host/procfs';
@@ -86,7 +88,7 @@ function idmappedTrees(spec: Spec, bundle: string): Map<number, number> | undefi
 function listenFds(): number {
   const n = Number(process.env.LISTEN_FDS);
   if (!Number.isInteger(n) || n <= 0) return 0;
-  if (process.env.LISTEN_PID && Number(process.env.LISTEN_PID) !== process.pid) return 0;
+  if (process.env.LISTEN_PID && Number(process.env.LISTEN_PID) !== call.pid) return 0;
   return n;
 }
 
@@ -109,10 +111,13 @@ export async function create(o: CreateOptions): Promise<Created> {
   const listen = listenFds();
   if (listen) processSpec.env = [...(processSpec.env ?? []), `LISTEN_FDS=${listen}`, 'LISTEN_PID=1'];
 
-  const pipes = o.relayStdio && !processSpec.terminal ? openStdioPipes() : undefined;
+  // Under the front door the process writes straight to the door's stdio: nothing to relay.
+  const pipes = o.relayStdio && !processSpec.terminal && !throughDoor() ? openStdioPipes() : undefined;
   const store = new Store(o.root);
   const record: ContainerRecord = store.newRecord({ id: o.id, bundle, rootfs, config: spec });
   store.create(record);
+  // Should this call's process die half-way (the server killed), the door deletes what it made.
+  if (throughDoor()) cleanupIfLost(['--root', o.root, 'delete', '--force', o.id]);
   const unlock = store.lock(o.id);
   let consoleFd: number | undefined;
   let fifoFd: number | undefined;
@@ -178,6 +183,8 @@ export async function create(o: CreateOptions): Promise<Created> {
       },
     });
     fs.closeSync(launched.sock);
+    // Nobody is left to use a container whose caller died (killed while husk made it).
+    if (callerGone()) throw new HuskError('the caller went away before the container was created');
     record.status = 'created';
     store.write(record);
     if (o.pidFile) writePidFile(o.pidFile, record.pid);
@@ -216,6 +223,7 @@ export interface RunOptions extends Omit<CreateOptions, 'detach'> {
 
 /** runc run: create, start, and in the foreground wait for the process and delete it. */
 export async function run(o: RunOptions): Promise<number> {
+  if (throughDoor()) return runThroughDoor(o);
   const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
   // Signals that arrive while the container starts are held back and forwarded once its
   // process runs (before that, they would end the init half-way).
@@ -232,4 +240,25 @@ export async function run(o: RunOptions): Promise<number> {
   const status = await waitInForeground(record.pid, forwarding, { consoleFd, stdio: stdioPipes });
   if (!o.keep) await remove(o.root, o.id, true);
   return status;
+}
+
+/** run under the front door: the door, the parent of the container's init, holds the signals
+ * it gets until the process runs, waits for it in the foreground, and then deletes it with a
+ * call of its own (unless --keep); this call ends once the process is started. */
+async function runThroughDoor(o: RunOptions): Promise<number> {
+  const { record, consoleFd } = await create({ ...o, detach: o.detach });
+  try {
+    await start(o.root, o.id);
+  } catch (err) {
+    if (consoleFd !== undefined) fs.closeSync(consoleFd);
+    await remove(o.root, o.id, true).catch(() => undefined);
+    throw err;
+  }
+  if (o.detach) return 0;
+  try {
+    waitInDoor(record.pid, consoleFd, o.keep ? [] : ['--root', o.root, 'delete', '--force', o.id]);
+  } finally {
+    if (consoleFd !== undefined) fs.closeSync(consoleFd);
+  }
+  return 0;
 }

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { HuskError, reason } from '../errors';
+import { call } from '../host/call';
 import { buildExecPlan } from '../linux/plan';
 import { hostView } from '../linux/hostInfo';
 import { native } from '../native';
@@ -14,6 +15,7 @@ import { validateId } from './ids';
 import { checkTransition } from './state';
 import { hasCgroup, Store } from './store';
 import { launch } from './launch';
+import { throughDoor, waitInDoor } from './door';
 import { keepOrHandOver, sendSeccompListener } from './handover';
 import { log } from '../host/log';
 import { tracing } from '../host/trace';
@@ -45,7 +47,7 @@ export interface ExecOptions {
 function readProcess(file: string): Process {
   let text: string;
   try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+    text = fs.readFileSync(file === '-' ? call.stdin : file, 'utf8');
   } catch (err) {
     throw new HuskError(`--process ${file}: ${reason(err)}`);
   }
@@ -102,7 +104,8 @@ export async function exec(o: ExecOptions): Promise<number> {
   checkTerminal('process', Boolean(process.terminal), o.detach, o.consoleSocket);
 
   native.setSubreaper();
-  const pipes = !o.detach && !process.terminal ? openStdioPipes() : undefined;
+  // Under the front door the process writes straight to the door's stdio: nothing to relay.
+  const pipes = !o.detach && !process.terminal && !throughDoor() ? openStdioPipes() : undefined;
   const nsOf = (pid: number | 'self', type: string) => {
     try {
       return fs.readlinkSync(`/proc/${pid}/ns/${type}`);
@@ -147,6 +150,15 @@ export async function exec(o: ExecOptions): Promise<number> {
   fs.closeSync(launched.sock);
   if (o.pidFile) writePidFile(o.pidFile, launched.pid);
   if (o.detach) return 0;
+  if (throughDoor()) {
+    // The door, the process's parent, waits for it and exits with its status.
+    try {
+      waitInDoor(launched.pid, consoleFd, []);
+    } finally {
+      if (consoleFd !== undefined) fs.closeSync(consoleFd);
+    }
+    return 0;
+  }
   const { forwardSignals } = await import('./foreground');
   return waitInForeground(launched.pid, forwardSignals(launched.pid, consoleFd), { consoleFd, stdio: pipes && pipeEnds(pipes, 1) });
 }

@@ -81,7 +81,8 @@ async function runInContainer(kind: HookKind, index: number, hook: Hook, input: 
   try {
     const { buildHookPlan } = require('../linux/planHooks') as typeof import('../linux/planHooks');
     const plan = buildHookPlan(hook, { name: describe(kind, index, hook), pid: ns.pid, types: ns.types, stdinFd, outFd, trace: tracing() });
-    const { pid, sock } = await launch(plan);
+    // Cloned by husk itself, even under the front door: husk waits for it.
+    const { pid, sock } = await launch(plan, {}, { local: true });
     fs.closeSync(sock);
     let timedOut = false;
     const timer = hook.timeout ? setTimeout(() => {

@@ -11,6 +11,7 @@ import { native } from '../native';
 import { Msg } from '../native/sync';
 import { errnoMessage, errnoName } from '../host/errno';
 import { trace } from '../host/trace';
+import { spawnThroughDoor, throughDoor } from './door';
 
 export interface LaunchCallbacks {
   /** The init exists and waits: put it into its cgroups (`inCgroup`: clone3 already put it into
@@ -43,35 +44,42 @@ function stepError(plan: Plan, index: number, errno: number): HuskError {
   return new HuskError(`${step.what}: ${step.why?.[errno] ?? errnoMessage(errno)}`, { code: name, step: step.op });
 }
 
-export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}): Promise<Launched> {
-  const { pid: stage1, fd: sock } = native.spawn({ steps: plan.steps, trace: plan.trace });
-  trace('husk', `clone() = ${stage1}  (stage 1; prctl(PR_SET_DUMPABLE, 0) before anything else)`);
+/** `local`: husk clones the children itself even under the front door (a hook's process, which
+ * husk waits for). */
+export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}, { local = false } = {}): Promise<Launched> {
+  // Under the front door, the door clones stage 1 (and so is the parent that reaps it).
+  const byDoor = !local && throughDoor();
+  const { pid: stage1, fd: sock } = byDoor ? spawnThroughDoor(plan) : native.spawn({ steps: plan.steps, trace: plan.trace });
+  trace(byDoor ? 'door' : 'husk', `clone() = ${stage1}  (stage 1; prctl(PR_SET_DUMPABLE, 0) before anything else)`);
   let initPid = 0;
   // Kills and reaps whatever the failed launch made, then closes the socket.
   const cleanup = () => {
     if (initPid > 0) {
       try {
         process.kill(initPid, 'SIGKILL');
-        native.waitpid(initPid);
+        if (!byDoor) native.waitpid(initPid);
       } catch {
         // already gone, or not our child (without a subreaper it is reaped elsewhere)
       }
     }
     try {
-      native.waitpid(stage1, true);
+      if (!byDoor) native.waitpid(stage1, true);
     } catch {
       // already reaped
     }
     fs.closeSync(sock);
   };
+  /** How stage 1 ended, for a message: the door reaps it, so only husk's own is known. */
+  const stage1Ended = () => {
+    if (byDoor) return 'stage 1 exited';
+    const status = native.waitpid(stage1);
+    return `stage 1 ${status?.signal ? 'killed by signal ' + status.signal : 'exited ' + status?.code}`;
+  };
   try {
     for (;;) {
       const msg = native.receive(sock);
       if (msg === null) {
-        if (initPid === 0) {
-          const status = native.waitpid(stage1);
-          throw new HuskError(`container setup ended early (stage 1 ${status?.signal ? 'killed by signal ' + status.signal : 'exited ' + status?.code})`);
-        }
+        if (initPid === 0) throw new HuskError(`container setup ended early (${stage1Ended()})`);
         return { pid: initPid, sock };
       }
       const who = initPid ? 'init' : 'stage1';
@@ -89,7 +97,7 @@ export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}): Promi
         case Msg.InitPid:
         case Msg.InitPidInCgroup:
           initPid = msg.value;
-          native.waitpid(stage1);
+          if (!byDoor) native.waitpid(stage1);
           if (callbacks.onInitPid) await callbacks.onInitPid(initPid, msg.type === Msg.InitPidInCgroup);
           native.send(sock, Msg.Continue);
           break;

@@ -6,6 +6,7 @@ import { HuskError, reason } from '../errors';
 import { native } from '../native';
 import type { Forwarding } from './foreground';
 import { writeFileAtomic } from '../host/atomicWrite';
+import { call } from '../host/call';
 
 /** runc's rules for a terminal, in the words of a container (create, run) or a process (exec). */
 const TERMINAL_ERRORS = {
@@ -27,11 +28,15 @@ export function checkTerminal(of: 'container' | 'process', terminal: boolean, de
   if (terminal && detach && !consoleSocket) throw new HuskError(errors.detached);
   if (!terminal && consoleSocket) throw new HuskError(errors.notAsked);
   if (terminal && !detach && !consoleSocket) {
-    // husk relays the process's pty to its own terminal, which it must have.
-    try {
-      fs.closeSync(fs.openSync('/dev/tty', 'r+'));
-    } catch (err) {
-      throw new HuskError(`${errors.noTerminal}: open /dev/tty: ${reason(err)}`);
+    // husk relays the process's pty to its own terminal, which it must have (the server asks
+    // the front door, which tried for it).
+    if (call.hasTty === false) throw new HuskError(`${errors.noTerminal}: open /dev/tty: the caller has no controlling terminal`);
+    if (call.hasTty === undefined) {
+      try {
+        fs.closeSync(fs.openSync('/dev/tty', 'r+'));
+      } catch (err) {
+        throw new HuskError(`${errors.noTerminal}: open /dev/tty: ${reason(err)}`);
+      }
     }
   }
 }

@@ -1,0 +1,160 @@
+// The warm husk server: `node dist/server/main.js --root DIR`. The front door (`husk`,
+// native/frontdoor.cc) that finds no server starts one, detached, and runs its own call
+// without it; the calls after that find it listening on DIR/~server.sock (0600, in the 0700
+// state directory) and skip Node's start-up. Under systemd, contrib/systemd's socket unit
+// hands it the socket instead (LISTEN_FDS).
+//
+// It keeps nothing that is not on disk: any call can be killed half-way, and so can the
+// server (the door then undoes a half-made container and fails the call). It exits by itself
+// after HUSK_SERVER_IDLE seconds (default 10) without a call.
+//
+// This thread only keeps the worker threads (worker.ts), which accept and run the calls: at
+// least one of them waits for the next call while the others run theirs.
+import * as fs from 'fs';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import { reason } from '../errors';
+import { readLayout } from '../host/cgroupLayout';
+import { native } from '../native';
+import { SERVER_LOG, SERVER_SOCKET } from '../native/frontdoor';
+
+const MAX_WORKERS = 64;
+
+function rootFromArguments(): string {
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--root') return path.resolve(args[i + 1]);
+    if (args[i].startsWith('--root=')) return path.resolve(args[i].slice('--root='.length));
+  }
+  throw new Error('usage: node dist/server/main.js --root DIR');
+}
+
+const root = rootFromArguments();
+const logFile = path.join(root, SERVER_LOG);
+
+function log(message: string) {
+  try {
+    fs.appendFileSync(logFile, `${new Date().toISOString()} husk server ${process.pid}: ${message}\n`);
+  } catch {
+    // nowhere to write: carry on
+  }
+}
+
+/** The server must not keep the cgroup of whoever started it alive (conmon's, a containerd
+ * shim's, a container's scope): it moves itself to the root cgroup of every hierarchy. */
+function leaveCallerCgroups() {
+  const layout = readLayout();
+  const hierarchies = [...layout.v1, ...(layout.unified ? [layout.unified] : [])];
+  for (const h of hierarchies) {
+    if (h.ownPath === '/') continue;
+    try {
+      fs.writeFileSync(path.join(h.mountPoint, 'cgroup.procs'), String(process.pid));
+    } catch (err) {
+      log(`cannot leave cgroup ${h.ownPath} of ${h.mountPoint}: ${reason(err)}`);
+    }
+  }
+}
+
+/** systemd's socket activation (sd_listen_fds): fd 3, when it was meant for us. */
+function activatedSocket(): number | undefined {
+  if (process.env.LISTEN_FDS !== '1' || Number(process.env.LISTEN_PID) !== process.pid) return undefined;
+  delete process.env.LISTEN_FDS;
+  delete process.env.LISTEN_PID;
+  delete process.env.LISTEN_FDNAMES;
+  return 3;
+}
+
+/** The socket's path; through /proc/self/fd when it is longer than a unix socket's address. */
+function socketAddress(): string {
+  const full = path.join(root, SERVER_SOCKET);
+  if (full.length < 100) return full;
+  const dir = fs.openSync(root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  return `/proc/self/fd/${dir}/${SERVER_SOCKET}`;
+}
+
+function start() {
+  // The door that started us passed the lock it holds (~server.lock); holding it for our whole
+  // life makes a second door that races ours start no second server.
+  const lockFd = Number(process.env.HUSK_SERVER_LOCK_FD);
+  delete process.env.HUSK_SERVER_LOCK_FD;
+  if (Number.isInteger(lockFd) && lockFd > 2) native.setCloexec(lockFd);
+  leaveCallerCgroups();
+  const activated = activatedSocket();
+  const address = socketAddress();
+  const listenFd = activated ?? native.serverListen(address);
+  const idleMs = Math.max(0, Number(process.env.HUSK_SERVER_IDLE ?? 10) * 1000) || 10_000;
+  log(`listening on ${activated !== undefined ? 'the socket systemd passed' : address} (idle exit after ${idleMs} ms)`);
+
+  const workers = new Map<Worker, { busy: boolean; held: number[] }>();
+  let idleTimer: NodeJS.Timeout | undefined;
+  let exiting = false;
+
+  const busyCount = () => [...workers.values()].filter((w) => w.busy).length;
+
+  const shutDown = () => {
+    exiting = true;
+    log('idle: exiting');
+    // No new call finds us; a call a worker took just now has reported itself within the
+    // grace period, and is finished before we exit.
+    if (activated === undefined) fs.rmSync(address, { force: true });
+    native.shutdownSocket(listenFd);
+    setTimeout(function exitWhenQuiet() {
+      if (busyCount() > 0) setTimeout(exitWhenQuiet, 50);
+      else process.exit(0);
+    }, 200);
+  };
+
+  const checkIdle = () => {
+    if (exiting) return;
+    if (busyCount() > 0) {
+      if (idleTimer) clearTimeout(idleTimer);
+      idleTimer = undefined;
+    } else if (!idleTimer) {
+      idleTimer = setTimeout(shutDown, idleMs);
+    }
+  };
+
+  const spawnWorker = () => {
+    const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { listenFd } });
+    const state = { busy: false, held: [] as number[] };
+    workers.set(worker, state);
+    worker.on('message', (m: { busy?: boolean; conn?: number; holding?: number[]; log?: string }) => {
+      if (m.log) log(m.log);
+      if (m.holding) state.held.push(...m.holding);
+      if (m.busy === undefined) return;
+      state.busy = m.busy;
+      state.held = m.busy && m.conn !== undefined ? [m.conn] : [];
+      // One worker always waits for the next call.
+      if (m.busy && !exiting && busyCount() === workers.size && workers.size < MAX_WORKERS) spawnWorker();
+      checkIdle();
+    });
+    worker.on('error', (err) => log(`worker failed: ${reason(err)}`));
+    worker.on('exit', (code) => {
+      workers.delete(worker);
+      // Its call's door sees the end of the connection (and undoes what the call made).
+      for (const fd of state.held) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          // closed by the worker
+        }
+      }
+      if (!exiting) {
+        log(`worker exited (${code})${state.busy ? ' during a call' : ''}`);
+        if (busyCount() === workers.size) spawnWorker();
+      }
+      checkIdle();
+    });
+  };
+
+  spawnWorker();
+  spawnWorker();
+  checkIdle();
+}
+
+try {
+  start();
+} catch (err) {
+  log(`cannot start: ${reason(err)}`);
+  process.exit(1);
+}

@@ -1,0 +1,139 @@
+// One worker thread of the warm husk server (main.ts): it waits for a front door on the
+// shared listening socket, runs that door's call with the door's argv, environment, cwd,
+// umask and stdio (cli/main.ts), answers it, and waits for the next. The modules a call needs
+// are loaded once, before the first call: that is what makes a warm call fast.
+//
+// A worker runs one call at a time, so a call may block (a hook, the sync socket, a lock)
+// without holding up any other: the other workers serve them.
+import * as fs from 'fs';
+import { parentPort, workerData } from 'worker_threads';
+import { reason } from '../errors';
+import { beginCall, call } from '../host/call';
+import { sleepSync } from '../host/sleep';
+import { native } from '../native';
+import { CALL_HAS_TTY, DoorMsg, FRONT_DOOR_VERSION, parseCall, type DoorCall } from '../native/frontdoor';
+import { main } from '../cli/main';
+import { endCall } from '../runtime/door';
+import { callNeedsOwnProcess, sameWorld } from './policy';
+
+const { listenFd } = workerData as { listenFd: number };
+
+// This thread's cwd and umask are its own from now on: each call gets its caller's.
+native.threadUnshareFs();
+let cwd = '/';
+process.cwd = () => cwd;
+
+/** Everything, even on a non-blocking fd (a caller's pipe may be one). */
+function writeAll(fd: number, data: Buffer): void {
+  for (let off = 0; off < data.length;) {
+    try {
+      off += fs.writeSync(fd, data, off);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') sleepSync(1);
+      else if (code !== 'EINTR') return; // the caller closed its end: nobody reads it
+    }
+  }
+}
+
+// process.stdout and process.stderr of a worker go to the main thread; a call's go to its caller.
+for (const [stream, which] of [[process.stdout, 'stdout'], [process.stderr, 'stderr']] as const) {
+  stream.write = ((chunk: string | Uint8Array, encoding?: BufferEncoding | ((err?: Error) => void), done?: (err?: Error) => void) => {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : Buffer.from(chunk);
+    writeAll(call[which], data);
+    const callback = typeof encoding === 'function' ? encoding : done;
+    callback?.();
+    return true;
+  }) as typeof stream.write;
+}
+
+/** The caller's environment, in place of the last call's. */
+function setEnvironment(env: string[]) {
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  for (const kv of env) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) process.env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+}
+
+function closeAll(fds: number[]) {
+  for (const fd of fds) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // closed already
+    }
+  }
+}
+
+/** Why this call goes back to the door, to run in a process of its own; or undefined. */
+function refusal(c: DoorCall, peerPid: number): string | undefined {
+  if (c.version !== FRONT_DOOR_VERSION) return `front door version ${c.version}, server ${FRONT_DOOR_VERSION}`;
+  if (!sameWorld(c.pid, peerPid)) return 'the caller lives in other namespaces or another root';
+  if (callNeedsOwnProcess(c.argv)) return 'the verb runs in a process of its own';
+  try {
+    native.threadChdir(c.cwd);
+  } catch (err) {
+    return `cannot enter the caller's cwd: ${reason(err)}`;
+  }
+  return undefined;
+}
+
+async function serve(conn: { fd: number; uid: number; pid: number }): Promise<void> {
+  const held = [conn.fd];
+  try {
+    // Only the server's own user may call it (the socket is 0600 too).
+    if (conn.uid !== process.geteuid?.()) return;
+    const msg = native.doorReceive(conn.fd, 5000);
+    if (!msg) return;
+    held.push(...msg.fds);
+    parentPort!.postMessage({ holding: msg.fds });
+    if (msg.type !== DoorMsg.Call || msg.fds.length !== 3) return;
+    const c = parseCall(msg.body);
+    const why = refusal(c, conn.pid);
+    if (why) {
+      parentPort!.postMessage({ log: `call of pid ${c.pid} runs in a process of its own: ${why}` });
+      native.doorSend(conn.fd, DoorMsg.Fallback, Buffer.alloc(0), []);
+      return;
+    }
+    native.doorSend(conn.fd, DoorMsg.Accepted, Buffer.alloc(0), []);
+    cwd = c.cwd;
+    native.threadUmask(c.umask);
+    setEnvironment(c.env);
+    beginCall({ stdin: msg.fds[0], stdout: msg.fds[1], stderr: msg.fds[2], pid: c.pid, hasTty: (c.flags & CALL_HAS_TTY) !== 0, door: conn.fd });
+    let code: number;
+    try {
+      code = await main(c.argv);
+    } catch (err) {
+      process.stderr.write(`husk: ${reason(err)}\n`);
+      code = 1;
+    }
+    if (!call.handedOver) endCall(code);
+  } catch (err) {
+    parentPort!.postMessage({ log: `call of pid ${conn.pid} failed: ${reason(err)}` });
+  } finally {
+    beginCall({ stdin: 0, stdout: 1, stderr: 2, pid: process.pid });
+    cwd = '/';
+    closeAll(held);
+  }
+}
+
+// The modules every call needs, loaded now rather than in the first call.
+for (const m of ['../cli/create', '../cli/run', '../cli/start', '../cli/state', '../cli/delete', '../cli/kill', '../cli/exec', '../cli/list',
+  '../runtime/create', '../runtime/container', '../runtime/exec', '../spec/validate', '../linux/plan', '../host/log']) require(m);
+native.pipe().forEach((fd) => fs.closeSync(fd));
+
+async function loop() {
+  for (;;) {
+    const conn = native.serverAccept(listenFd);
+    if (!conn) return; // the server shut the socket down: it is exiting
+    parentPort!.postMessage({ busy: true, conn: conn.fd });
+    await serve(conn);
+    parentPort!.postMessage({ busy: false });
+  }
+}
+
+loop().catch((err) => {
+  parentPort!.postMessage({ log: `worker failed: ${reason(err)}` });
+  process.exit(1);
+});
