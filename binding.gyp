@@ -18,6 +18,7 @@
         "native/host.cc",
         "native/bpf.cc",
         "native/util.cc",
+        "native/server.cc",
         "native/doorwire.cc",
         "native/planwire.cc"
       ],
