@@ -785,9 +785,6 @@ int messageLoop(Call &call, int argc, char **argv) {
       break;
     } else {
       dprintf(2, "husk: unexpected message %u from the husk server\n", static_cast<unsigned>(type));
-      if (takesFds) {
-        for (uint32_t i = 0; i < nfds; i++) close(fds[i]);
-      }
       status = 1;
       break;
     }
