@@ -451,6 +451,10 @@ int startServer(const char *root) {
     syscall(SYS_close_range, static_cast<unsigned>(lock + 1), ~0u, 0u);
     fcntl(lock, F_SETFD, 0);
     setenv("HUSK_SERVER_LOCK_FD", lockFd, 1);
+    // Whatever the first caller ignored (nohup's SIGHUP) or blocked is not the server's.
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
