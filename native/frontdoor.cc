@@ -109,13 +109,32 @@ void watch(pid_t pid) {
   }
 }
 
+// The other children that exited lately: a container's process may end (and be reaped here)
+// before the Foreground message that names it arrives.
+Watched gExited[32];
+unsigned gExitedNext = 0;
+
 void noteExit(pid_t pid, int status) {
   for (Watched &w : gWatched) {
     if (w.pid == pid) {
       w.status = status;
       w.done = true;
+      return;
     }
   }
+  gExited[gExitedNext++ % 32] = Watched{pid, status, true};
+}
+
+// The status of pid if it was reaped already.
+bool takeExited(pid_t pid, int *status) {
+  for (Watched &w : gExited) {
+    if (w.done && w.pid == pid) {
+      *status = w.status;
+      w = Watched{};
+      return true;
+    }
+  }
+  return false;
 }
 
 // Reaps every child that has exited (stage 1 right after it cloned the init, orphans).
@@ -432,6 +451,10 @@ int startServer(const char *root) {
     syscall(SYS_close_range, static_cast<unsigned>(lock + 1), ~0u, 0u);
     fcntl(lock, F_SETFD, 0);
     setenv("HUSK_SERVER_LOCK_FD", lockFd, 1);
+    // Whatever the first caller ignored (nohup's SIGHUP) or blocked is not the server's.
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -584,7 +607,7 @@ long long nowMs() {
 
 // Foreground with a pty master: stdin -> master, master -> stdout, until pid has exited and
 // its output is drained (EIO/EOF, 2 s quiet, or 10 s in all). Returns pid's wait status.
-int relayTerminal(pid_t pid, int master) {
+int relayTerminal(pid_t pid, int master, bool exited, int status) {
   termios saved;
   bool raw = isatty(0) && tcgetattr(0, &saved) == 0;
   if (raw) {
@@ -593,9 +616,8 @@ int relayTerminal(pid_t pid, int master) {
     tcsetattr(0, TCSANOW, &t);
   }
   copyWindowSize(master);
-  bool inOpen = true, masterOpen = true, exited = false;
-  int status = 0;
-  long long exitedAt = 0, lastOutput = 0;
+  bool inOpen = true, masterOpen = true;
+  long long exitedAt = nowMs(), lastOutput = exitedAt;
   char buf[16384];
   for (;;) {
     if (gChild || !exited) {
@@ -685,12 +707,13 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
   }
   // The relay needs SIGCHLD and SIGWINCH to wake it, whatever the verb.
   if (gWake[0] < 0) holdSignals();
-  forwardSignalsTo(pid);
   int status = 0;
+  bool exited = takeExited(pid, &status);
+  if (!exited) forwardSignalsTo(pid);  // (never to a pid that may be reused already)
   if (master >= 0) {
-    status = relayTerminal(pid, master);
+    status = relayTerminal(pid, master, exited, status);
     closeOwn(master);
-  } else {
+  } else if (!exited) {
     pid_t got;
     while ((got = waitpid(-1, &status, 0)) != pid) {
       if (got > 0) noteExit(got, status);
@@ -766,9 +789,6 @@ int messageLoop(Call &call, int argc, char **argv) {
       break;
     } else {
       dprintf(2, "husk: unexpected message %u from the husk server\n", static_cast<unsigned>(type));
-      if (takesFds) {
-        for (uint32_t i = 0; i < nfds; i++) close(fds[i]);
-      }
       status = 1;
       break;
     }
