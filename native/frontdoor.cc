@@ -71,10 +71,15 @@ void own(int fd) {
   if (gOwnCount < 16) gOwnFds[gOwnCount++] = fd;
 }
 
-void closeOwn(int fd) {
+// No longer ours to close (it was closed).
+void disown(int fd) {
   for (int i = 0; i < gOwnCount; i++) {
     if (gOwnFds[i] == fd) gOwnFds[i] = gOwnFds[--gOwnCount];
   }
+}
+
+void closeOwn(int fd) {
+  disown(fd);
   close(fd);
 }
 
@@ -605,18 +610,29 @@ long long nowMs() {
   return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
 }
 
-// Foreground with a pty master: stdin -> master, master -> stdout, until pid has exited and
-// its output is drained (EIO/EOF, 2 s quiet, or 10 s in all). Returns pid's wait status.
-int relayTerminal(pid_t pid, int master, bool exited, int status) {
+// What the door copies while a foreground process runs: from an fd to an fd. With a pty
+// master: stdin -> master, master -> stdout. With pipes (as runc gives a foreground process
+// without a terminal): stdin -> the process's stdin (closed at our end of input), its stdout
+// and stderr pipes -> ours.
+struct Copy {
+  int from;
+  int to;
+  bool input;       // from our stdin: stops when the process has exited
+  bool closeAtEnd;  // close `to` when `from` ends (the process's stdin pipe)
+  bool open;
+};
+
+// Copies until pid has exited and its output is drained (every output at EOF/EIO, 2 s without
+// output, or 10 s in all). Returns pid's wait status. `master` (or -1) gets our window size.
+int relay(pid_t pid, Copy *copies, int count, int master, bool exited, int status) {
   termios saved;
-  bool raw = isatty(0) && tcgetattr(0, &saved) == 0;
+  bool raw = master >= 0 && isatty(0) && tcgetattr(0, &saved) == 0;
   if (raw) {
     termios t = saved;
     cfmakeraw(&t);
     tcsetattr(0, TCSANOW, &t);
   }
-  copyWindowSize(master);
-  bool inOpen = true, masterOpen = true;
+  if (master >= 0) copyWindowSize(master);
   long long exitedAt = nowMs(), lastOutput = exitedAt;
   char buf[16384];
   for (;;) {
@@ -641,34 +657,41 @@ int relayTerminal(pid_t pid, int master, bool exited, int status) {
     }
     if (gWinch) {
       gWinch = 0;
-      copyWindowSize(master);
+      if (master >= 0) copyWindowSize(master);
     }
     int timeout = -1;
+    bool outputOpen = false;
+    for (int i = 0; i < count; i++) outputOpen |= !copies[i].input && copies[i].open;
     if (exited) {
       long long now = nowMs();
-      if (!masterOpen || now - lastOutput >= 2000 || now - exitedAt >= 10000) break;
+      if (!outputOpen || now - lastOutput >= 2000 || now - exitedAt >= 10000) break;
       long long left = 2000 - (now - lastOutput);
       if (10000 - (now - exitedAt) < left) left = 10000 - (now - exitedAt);
       timeout = static_cast<int>(left);
     }
-    pollfd p[3] = {{gWake[0], POLLIN, 0}, {masterOpen ? master : -1, POLLIN, 0}, {inOpen && !exited ? 0 : -1, POLLIN, 0}};
-    int n = poll(p, 3, timeout);
+    pollfd p[4] = {{gWake[0], POLLIN, 0}};
+    for (int i = 0; i < count; i++) {
+      bool watch = copies[i].open && !(copies[i].input && exited);
+      p[i + 1] = {watch ? copies[i].from : -1, POLLIN, 0};
+    }
+    int n = poll(p, static_cast<nfds_t>(count + 1), timeout);
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
     if (p[0].revents) drainWake();
-    if (p[1].revents) {
-      ssize_t got = read(master, buf, sizeof buf);
+    for (int i = 0; i < count; i++) {
+      Copy &c = copies[i];
+      if (!p[i + 1].revents) continue;
+      ssize_t got = read(c.from, buf, sizeof buf);
       if (got > 0) {
-        writeAll(1, buf, static_cast<size_t>(got));
-        lastOutput = nowMs();
+        writeAll(c.to, buf, static_cast<size_t>(got));
+        if (!c.input) lastOutput = nowMs();
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        masterOpen = false;  // EIO: the container hung up
+        c.open = false;  // EOF, or EIO: the container hung up its terminal
+        if (c.closeAtEnd) {
+          closeOwn(c.to);  // the process reads the end of its input
+          c.to = -1;
+        }
       }
-    }
-    if (p[2].revents) {
-      ssize_t got = read(0, buf, sizeof buf);
-      if (got > 0) writeAll(master, buf, static_cast<size_t>(got));
-      else if (got == 0 || (errno != EINTR && errno != EAGAIN)) inOpen = false;
     }
   }
   if (raw) tcsetattr(0, TCSANOW, &saved);
@@ -696,12 +719,21 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
   memcpy(&flags, body + 4, 4);
   memcpy(&argc, body + 8, 4);
   char **words = readWords(body, length, 12, argc);
+  // The pty master, or the husk ends of the process's stdio pipes (stdin's write end,
+  // stdout's and stderr's read ends).
   int master = (flags & kForegroundConsole) && nfds > 0 ? lift(fds[0]) : -1;
-  for (uint32_t i = (master >= 0 ? 1 : 0); i < nfds; i++) close(fds[i]);
+  bool pipes = !(flags & kForegroundConsole) && (flags & kForegroundPipes) && nfds == 3;
+  int ends[3] = {-1, -1, -1};
+  for (uint32_t i = 0; i < nfds; i++) {
+    if (pipes) ends[i] = lift(fds[i]);
+    else if (!(master >= 0 && i == 0)) close(fds[i]);
+  }
   if (master >= 0) own(master);
+  for (int fd : ends) if (fd >= 0) own(fd);
   if (!words || pid <= 0) {
     complain("bad Foreground message from the husk server", 0);
     if (master >= 0) closeOwn(master);
+    for (int fd : ends) if (fd >= 0) closeOwn(fd);
     free(words);
     return 1;
   }
@@ -711,8 +743,15 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
   bool exited = takeExited(pid, &status);
   if (!exited) forwardSignalsTo(pid);  // (never to a pid that may be reused already)
   if (master >= 0) {
-    status = relayTerminal(pid, master, exited, status);
+    Copy copies[2] = {{0, master, true, false, true}, {master, 1, false, false, true}};
+    status = relay(pid, copies, 2, master, exited, status);
     closeOwn(master);
+  } else if (pipes) {
+    Copy copies[3] = {{0, ends[0], true, true, true}, {ends[1], 1, false, false, true}, {ends[2], 2, false, false, true}};
+    status = relay(pid, copies, 3, -1, exited, status);
+    // stdin's end is closed already when our input ended
+    ends[0] = copies[0].to;
+    for (int fd : ends) if (fd >= 0) closeOwn(fd);
   } else if (!exited) {
     pid_t got;
     while ((got = waitpid(-1, &status, 0)) != pid) {
@@ -819,8 +858,13 @@ int runOneShot(int argc, char **argv) {
   args[0] = const_cast<char *>(gNode);
   args[1] = script;
   for (int i = 0; i < argc; i++) args[i + 2] = argv[i];
+  pid_t door = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    // The call dies with the door, as husk did when it was one process: a caller that kills
+    // `husk` stops what it was doing.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != door) _exit(1);
     // Its end stays open across exec (>= floor: not one of the fds a container keeps).
     int fd = fcntl(sv[1], F_DUPFD, gFloor);
     char number[16];

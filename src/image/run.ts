@@ -77,7 +77,7 @@ function newContainerId(): string {
 }
 
 function unbundleHook(store: ImageStore, dir: string): Hooks {
-  return { poststop: [{ path: process.execPath, args: [process.execPath, HUSK_BIN, 'image', 'unbundle', '--store', store.dir, dir] }] };
+  return { poststop: [{ path: HUSK_BIN, args: [HUSK_BIN, 'image', 'unbundle', '--store', store.dir, dir] }] };
 }
 
 function splitArgs(text: string | undefined): string[] | undefined {
@@ -152,7 +152,7 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
 
 /** -d --rm: a detached husk that deletes the container once it has stopped. */
 function startReaper(o: ImageRunOptions, store: ImageStore, id: string) {
-  const child = spawn(process.execPath, [HUSK_BIN, '--root', o.root, 'image', 'reap', '--store', store.dir, id], {
+  const child = spawn(HUSK_BIN, ['--root', o.root, 'image', 'reap', '--store', store.dir, id], {
     detached: true,
     stdio: 'ignore',
   });
