@@ -96,8 +96,11 @@ void complain(const char *what, int err) {
   else dprintf(2, "husk: %s\n", what);
 }
 
-// Children whose exit status a call still wants (a one-shot node): reaping any child
-// (waitpid(-1), needed for orphaned container processes) must not lose theirs.
+// The door waits only for children it knows: its one-shot node child, the stage 1s it
+// cloned, and the process a Foreground message names. Never waitpid(-1): a container's
+// process orphaned to the door (a subreaper) but not waited for here (create, exec --detach)
+// must keep its exit status for whoever adopts it when the door exits (conmon, a containerd
+// shim), as it does when runc exits.
 struct Watched {
   pid_t pid;
   int status;
@@ -114,39 +117,23 @@ void watch(pid_t pid) {
   }
 }
 
-// The other children that exited lately: a container's process may end (and be reaped here)
-// before the Foreground message that names it arrives.
-Watched gExited[32];
-unsigned gExitedNext = 0;
+// Stage 1s cloned and not reaped yet: each exits right after it clones the init.
+pid_t gStage1[16];
 
-void noteExit(pid_t pid, int status) {
-  for (Watched &w : gWatched) {
-    if (w.pid == pid) {
-      w.status = status;
-      w.done = true;
+void watchStage1(pid_t pid) {
+  for (pid_t &p : gStage1) {
+    if (p == 0) {
+      p = pid;
       return;
     }
   }
-  gExited[gExitedNext++ % 32] = Watched{pid, status, true};
 }
 
-// The status of pid if it was reaped already.
-bool takeExited(pid_t pid, int *status) {
-  for (Watched &w : gExited) {
-    if (w.done && w.pid == pid) {
-      *status = w.status;
-      w = Watched{};
-      return true;
-    }
-  }
-  return false;
-}
-
-// Reaps every child that has exited (stage 1 right after it cloned the init, orphans).
 void reapExited() {
-  int status;
-  pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) noteExit(pid, status);
+  for (pid_t &p : gStage1) {
+    int status;
+    if (p > 0 && waitpid(p, &status, WNOHANG) != 0) p = 0;
+  }
 }
 
 // Waits for a watched child and forgets it; returns its status.
@@ -155,9 +142,13 @@ int waitWatched(pid_t pid) {
     if (w.pid != pid) continue;
     while (!w.done) {
       int status;
-      pid_t got = waitpid(-1, &status, 0);
-      if (got > 0) noteExit(got, status);
-      else if (errno != EINTR) break;
+      pid_t got = waitpid(pid, &status, 0);
+      if (got == pid) {
+        w.status = status;
+        w.done = true;
+      } else if (errno != EINTR) {
+        break;
+      }
     }
     int status = w.done ? w.status : 0;
     w = Watched{};
@@ -420,9 +411,18 @@ int connectServer(const char *root) {
   return sock;
 }
 
-// No server answers: start one (unless another door is starting it), and never wait for
-// it. Returns a connection when a server came up meanwhile, else -1 (run the call one-shot).
-int startServer(const char *root) {
+// No server answers. This door takes the right to start one (~server.lock, unless another
+// door has it), runs its own call one-shot first, and starts the server once that call has
+// answered (startPendingServer): the cold call costs what husk cost before the door, and the
+// server's start-up never competes with it. Returns a connection when a server came up
+// meanwhile, else -1 (run the call one-shot).
+struct PendingServer {
+  const char *root = nullptr;
+  int lock = -1;
+};
+PendingServer gServerToStart;
+
+int claimServerStart(const char *root) {
   if (mkdir(root, 0700) < 0 && errno != EEXIST) return -1;
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", root, kServerLock);
@@ -437,6 +437,18 @@ int startServer(const char *root) {
     close(lock);
     return sock;
   }
+  own(lock);
+  gServerToStart = {root, lock};
+  return -1;
+}
+
+// Starts the server this door claimed, if any: detached, holding the lock for its lifetime.
+void startPendingServer() {
+  if (gServerToStart.lock < 0) return;
+  const char *root = gServerToStart.root;
+  int lock = gServerToStart.lock;
+  gServerToStart.lock = -1;
+  char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", root, kServerSocket);
   unlink(path);
   char script[PATH_MAX];
@@ -471,8 +483,7 @@ int startServer(const char *root) {
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
-  close(lock);
-  return -1;
+  closeOwn(lock);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -576,6 +587,7 @@ void onSpawn(Call &call, char *body, uint32_t length, int *fds, uint32_t nfds) {
   }
   free(steps);
   free(block);
+  if (result > 0) watchStage1(result);
   bool withFd = result > 0 && sv[0] >= 0;
   doorSend(call.sock, DoorMsg::Spawned, &result, sizeof result, withFd ? &sv[0] : nullptr, withFd ? 1 : 0);
   if (sv[0] >= 0) close(sv[0]);
@@ -638,19 +650,15 @@ int relay(pid_t pid, Copy *copies, int count, int master, bool exited, int statu
   for (;;) {
     if (gChild || !exited) {
       gChild = 0;
+      reapExited();
       int st;
-      pid_t got;
-      while ((got = waitpid(-1, &st, WNOHANG)) > 0) {
-        if (got == pid) {
-          status = st;
-          exited = true;
-          exitedAt = lastOutput = nowMs();
-        } else {
-          noteExit(got, st);
-        }
-      }
-      // No child at all (it was reaped elsewhere): nothing to wait for.
-      if (got < 0 && errno == ECHILD && !exited) {
+      pid_t got = exited ? 0 : waitpid(pid, &st, WNOHANG);
+      if (got == pid) {
+        status = st;
+        exited = true;
+        exitedAt = lastOutput = nowMs();
+      } else if (got < 0 && errno == ECHILD) {
+        // Not (or no longer) our child: nothing to wait for.
         exited = true;
         exitedAt = lastOutput = nowMs();
       }
@@ -697,10 +705,7 @@ int relay(pid_t pid, Copy *copies, int count, int master, bool exited, int statu
   if (raw) tcsetattr(0, TCSANOW, &saved);
   if (!exited) {
     // Left the loop on an error: still wait for pid, its status is the call's.
-    pid_t got;
-    while ((got = waitpid(-1, &status, 0)) != pid) {
-      if (got > 0) noteExit(got, status);
-      else if (errno != EINTR) break;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
   return status;
@@ -709,6 +714,8 @@ int relay(pid_t pid, Copy *copies, int count, int master, bool exited, int statu
 // Foreground: the call's process runs; wait for it (forwarding signals, relaying its terminal),
 // run the follow-up call, exit with its status.
 int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
+  // The call has answered: a server this door claimed may start now, while the process runs.
+  startPendingServer();
   int32_t pid;
   uint32_t flags, argc;
   if (length < 12) {
@@ -739,9 +746,11 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
   }
   // The relay needs SIGCHLD and SIGWINCH to wake it, whatever the verb.
   if (gWake[0] < 0) holdSignals();
+  // A process that has exited already stays a zombie until waited for here, so its pid is
+  // still its own and signals may go to it.
   int status = 0;
-  bool exited = takeExited(pid, &status);
-  if (!exited) forwardSignalsTo(pid);  // (never to a pid that may be reused already)
+  bool exited = false;
+  forwardSignalsTo(pid);
   if (master >= 0) {
     Copy copies[2] = {{0, master, true, false, true}, {master, 1, false, false, true}};
     status = relay(pid, copies, 2, master, exited, status);
@@ -752,11 +761,8 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
     // stdin's end is closed already when our input ended
     ends[0] = copies[0].to;
     for (int fd : ends) if (fd >= 0) closeOwn(fd);
-  } else if (!exited) {
-    pid_t got;
-    while ((got = waitpid(-1, &status, 0)) != pid) {
-      if (got > 0) noteExit(got, status);
-      else if (errno != EINTR) break;
+  } else {
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
   gForwardTo = 0;
@@ -936,8 +942,12 @@ int runCall(int argc, char **argv, bool nested) {
   Globals g;
   parseGlobals(argc, argv, &g);
   int sock = connectServer(g.root);
-  if (sock < 0 && !nested) sock = startServer(g.root);
-  if (sock < 0) return runOneShot(argc, argv);
+  if (sock < 0 && !nested) sock = claimServerStart(g.root);
+  if (sock < 0) {
+    int status = runOneShot(argc, argv);
+    startPendingServer();
+    return status;
+  }
   own(sock);
   Call call{Via::Server, sock, 0, false, nullptr, 0, true};
   int status = 1;

@@ -803,16 +803,21 @@ function serversOf(c: Context): number[] {
 
 /** Ends the test's warm servers (each exits by itself when idle; the test need not wait for that). */
 async function stopServers(c: Context): Promise<void> {
-  const servers = serversOf(c);
-  for (const pid of servers) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // gone
+  // A call that ended just now may still be starting one (a cold call starts its server once
+  // it has answered): look again until none is left.
+  for (let round = 0; round < 5; round++) {
+    const servers = serversOf(c);
+    if (!servers.length) return;
+    for (const pid of servers) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
     }
+    const deadline = Date.now() + 5_000;
+    while (servers.some(alive) && Date.now() < deadline) await sleep(20);
   }
-  const deadline = Date.now() + 5_000;
-  while (servers.some(alive) && Date.now() < deadline) await sleep(20);
 }
 
 function findLeftovers(c: Context): Leftovers {
