@@ -159,21 +159,9 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
   if (pid == 0) {
-    // Stage 1. From here on: system calls only (see plan.h). Non-dumpable first of all, and
-    // so is everything it clones: until execve, no process in a container it joins may
-    // ptrace it or open its /proc/PID/exe, mem or environ (CVE-2019-5736).
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    // Stage 1. From here on: system calls only (see plan.h).
     close(sv[0]);
-    struct sigaction dfl{};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    Child c{};
-    c.plan = &storage->plan;
-    c.sock = sv[1];
-    runChild(c, 0);
+    startStage1(&storage->plan, sv[1]);
   }
   int err = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);

@@ -135,6 +135,15 @@ static long dispatch(Child &c, const Step &s) {
   return -ENOSYS;
 }
 
+[[noreturn]] void startStage1(const Plan *plan, int sock) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  resetSignals();
+  Child c{};
+  c.plan = plan;
+  c.sock = sock;
+  runChild(c, 0);
+}
+
 [[noreturn]] void runChild(Child &c, size_t first) {
   const Plan &plan = *c.plan;
   for (size_t i = first; i < plan.count; i++) {

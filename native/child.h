@@ -22,6 +22,12 @@ struct Child {
 // Runs the plan from step `first` and never returns (exec or _exit).
 [[noreturn]] void runChild(Child &c, size_t first);
 
+// Stage 1, right after clone(), whoever cloned it (the addon in Node, or the front door):
+// non-dumpable before anything else, and so is everything it clones (until execve, no process
+// of a container it joins may ptrace it or open its /proc/PID/exe, mem or environ:
+// CVE-2019-5736); every signal handler of the parent reset; then the plan, from its first step.
+[[noreturn]] void startStage1(const Plan *plan, int sock);
+
 // Waits for the parent's Continue. Returns 0 or -errno (-EPIPE when the parent went away).
 long waitContinue(Child &c);
 

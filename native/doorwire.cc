@@ -11,32 +11,14 @@ namespace husk {
 
 namespace {
 constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kFrontDoorMaxFds);
+static_assert(kFrontDoorMaxFds == kMaxFdsPerMessage, "a door message carries what sendWithFds sends");
 }
 
 long doorSend(int sock, DoorMsg type, const void *body, uint32_t length, const int *fds, uint32_t nfds) {
   if (length > kFrontDoorMaxMessage - sizeof(Frame) || nfds > kFrontDoorMaxFds) return -EMSGSIZE;
   Frame frame{static_cast<uint32_t>(type), length};
   iovec iov[2] = {{&frame, sizeof frame}, {const_cast<void *>(body), length}};
-  msghdr hdr{};
-  hdr.msg_iov = iov;
-  hdr.msg_iovlen = length ? 2 : 1;
-  alignas(cmsghdr) char control[kControlSize];
-  if (nfds) {
-    memset(control, 0, sizeof control);
-    hdr.msg_control = control;
-    hdr.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    cmsghdr *c = CMSG_FIRSTHDR(&hdr);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  long r;
-  do {
-    // MSG_NOSIGNAL: a peer that went away gives EPIPE instead of killing us.
-    r = check(sendmsg(sock, &hdr, MSG_NOSIGNAL));
-  } while (r == -EINTR);
-  return r < 0 ? r : 0;
+  return sendWithFds(sock, iov, length ? 2 : 1, fds, nfds);
 }
 
 long doorReceive(int sock, DoorMsg *type, void *body, uint32_t capacity, uint32_t *length, int *fds, uint32_t *nfds) {

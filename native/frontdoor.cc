@@ -469,12 +469,7 @@ void startPendingServer() {
     fcntl(lock, F_SETFD, 0);
     setenv("HUSK_SERVER_LOCK_FD", lockFd, 1);
     // Whatever the first caller ignored (nohup's SIGHUP) or blocked is not the server's.
-    struct sigaction dfl{};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    resetSignals();
     execlp(gNode, gNode, script, "--root", root, static_cast<char *>(nullptr));
     _exit(127);
   }
@@ -562,21 +557,11 @@ void onSpawn(Call &call, char *body, uint32_t length, int *fds, uint32_t nfds) {
     sigprocmask(SIG_SETMASK, &all, &old);
     long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (pid == 0) {
-      // Stage 1. From here on: system calls only (plan.h). Non-dumpable first of all (as in
-      // addon.cc); its /proc/self/exe is our sealed memfd anyway.
-      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+      // Stage 1. From here on: system calls only (plan.h). Its /proc/self/exe is our sealed
+      // memfd; it keeps none of our own fds.
       close(sv[0]);
       for (int i = 0; i < gOwnCount; i++) close(gOwnFds[i]);
-      struct sigaction dfl{};
-      dfl.sa_handler = SIG_DFL;
-      for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      Child c{};
-      c.plan = &plan;
-      c.sock = sv[1];
-      runChild(c, 0);
+      startStage1(&plan, sv[1]);
     }
     result = pid < 0 ? -errno : static_cast<int32_t>(pid);
     sigprocmask(SIG_SETMASK, &old, nullptr);

@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <csignal>
 #include <cstring>
 #include <sys/socket.h>
 
@@ -12,26 +13,40 @@ long sendMessage(int sock, Msg type, int32_t step, int64_t value, int fd) {
 
 long sendWithFd(int sock, const void *data, size_t len, int fd) {
   iovec iov{const_cast<void *>(data), len};
+  return sendWithFds(sock, &iov, 1, &fd, fd >= 0 ? 1 : 0);
+}
+
+long sendWithFds(int sock, const iovec *iov, int iovcnt, const int *fds, uint32_t nfds) {
+  if (nfds > kMaxFdsPerMessage) return -EMSGSIZE;
   msghdr hdr{};
-  hdr.msg_iov = &iov;
-  hdr.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
+  hdr.msg_iov = const_cast<iovec *>(iov);
+  hdr.msg_iovlen = static_cast<size_t>(iovcnt);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  if (nfds) {
     memset(control, 0, sizeof control);
     hdr.msg_control = control;
-    hdr.msg_controllen = sizeof control;
+    hdr.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
     cmsghdr *c = CMSG_FIRSTHDR(&hdr);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
   }
   long r;
   do {
-    // MSG_NOSIGNAL: a parent that went away must give EPIPE, not kill us with SIGPIPE.
+    // MSG_NOSIGNAL: a peer that went away must give EPIPE, not kill us with SIGPIPE.
     r = check(sendmsg(sock, &hdr, MSG_NOSIGNAL));
   } while (r == -EINTR);
   return r < 0 ? r : 0;
+}
+
+void resetSignals() {
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
 long receiveMessage(int sock, SyncMessage *msg, int *fd) {

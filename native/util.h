@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sync.h"
@@ -34,6 +35,14 @@ class UniqueFd {
 long sendMessage(int sock, Msg type, int32_t step, int64_t value, int fd = -1);
 // Sends len bytes with fd attached (SCM_RIGHTS) when fd >= 0; never raises SIGPIPE. 0 or -errno.
 long sendWithFd(int sock, const void *data, size_t len, int fd);
+// The most fds one message carries.
+constexpr uint32_t kMaxFdsPerMessage = 64;
+// Sends the iovecs as one message with nfds fds attached (at most kMaxFdsPerMessage); never
+// raises SIGPIPE. 0 or -errno.
+long sendWithFds(int sock, const iovec *iov, int iovcnt, const int *fds, uint32_t nfds);
+// Every signal's handler back to SIG_DFL and none blocked: what a fresh process has, for a child
+// that must not run its parent's handlers.
+void resetSignals();
 // Reads one message; *fd receives an attached fd or -1. Returns 1, 0 at end-of-file, or -errno.
 long receiveMessage(int sock, SyncMessage *msg, int *fd);
 

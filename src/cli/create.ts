@@ -1,7 +1,7 @@
 // husk create: a container whose process waits for `husk start`.
 import { Command } from 'commander';
 import type { CreateOptions } from '../runtime/create';
-import { parseCount } from './flags';
+import { globalArgs, parseCount } from './flags';
 import type { Action, GlobalOptions } from './globals';
 
 /** The flags create and run share, as runc names them. */
@@ -20,7 +20,7 @@ export function createOptions(id: string, opts: any, g: GlobalOptions): CreateOp
   return {
     root: g.root, id, bundle: opts.bundle, pidFile: opts.pidFile, consoleSocket: opts.consoleSocket,
     noPivot: opts.pivot === false, noNewKeyring: opts.newKeyring === false, preserveFds: opts.preserveFds,
-    systemdCgroup: g.systemdCgroup, detach: true,
+    systemdCgroup: g.systemdCgroup, detach: true, globalArgs: globalArgs(g),
   };
 }
 

@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { HuskError } from '../errors';
 import type { Action, GlobalOptions } from './globals';
 import { oneLine, usageError } from './usage';
+import { globalArgs } from './flags';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -163,12 +164,15 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
       const { storeDir } = require('../image/store') as typeof import('../image/store');
       return imageRun({
         ...opts, root: g.root, store: storeDir(opts.store), image: text, cmd: afterDashes(command), network: opts.network, systemdCgroup: g.systemdCgroup,
+        globalArgs: globalArgs(g),
       });
     }));
 
   storeOption(cmd.command('reap <id>', { hidden: true }).description('wait for a container to stop and delete it (for run -d --rm)'))
-    .action(action('image reap', async (id: string) => {
-      await (require('../image/run') as typeof import('../image/run')).reap(g.root, id);
+    .option('--unbundle <dir>', 'then remove this bundle (run --rm in the foreground, after the front door waited)')
+    .action(action('image reap', async (id: string, opts: any) => {
+      const unbundle = opts.unbundle ? { store: store(opts), dir: opts.unbundle as string } : undefined;
+      await (require('../image/run') as typeof import('../image/run')).reap(g.root, id, unbundle);
     }));
 
   cmd.command('login [registry]').description('check credentials with a registry and save them in the Docker config (~/.docker/config.json)')

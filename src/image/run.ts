@@ -4,8 +4,8 @@
 //
 // The overlay mount belongs to the container's lifetime:
 //  - foreground with --rm: the container is deleted when it exits, then the bundle (mount,
-//    writable layer) is removed here; under the front door, which waits for the container
-//    and deletes it, through the poststop hook below;
+//    writable layer) is removed here; under the front door, which waits for the container,
+//    by the call the door makes then (`image reap --unbundle`);
 //  - otherwise (kept after exit, or -d): config.json carries a poststop hook running
 //    `husk image unbundle`, so `husk delete` removes the bundle, whoever runs it;
 //  - -d --rm: a small reaper process waits for the container to stop and deletes it;
@@ -56,6 +56,8 @@ export interface ImageRunOptions extends ResourceFlags {
   insecureRegistry?: string[];
   systemdCgroup?: boolean;
   trace?: boolean;
+  /** The caller's global flags, for the calls husk makes later on its behalf. */
+  globalArgs?: string[];
 }
 
 /** The image from the store, pulled first when missing (or always, with --pull always). */
@@ -123,15 +125,17 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
     readonlyRootfs: o.readOnly,
     networkFiles: true,
     container: { id, root: path.resolve(o.root) },
-    // Under the front door, `run` in the foreground ends when the door takes over the wait;
-    // the door's `delete` then removes the bundle through this hook.
-    hooks: foregroundRm && !throughDoor() ? undefined : unbundleHook(store, dir),
+    hooks: foregroundRm ? undefined : unbundleHook(store, dir),
   });
   const { run } = require('../runtime/create') as typeof import('../runtime/create');
   let code: number;
   try {
+    const globalArgs = o.globalArgs ?? ['--root', o.root];
     code = await run({
-      root: o.root, id, bundle: dir, detach: Boolean(o.detach), keep: !o.rm, consoleSocket: o.consoleSocket, systemdCgroup: o.systemdCgroup,
+      root: o.root, id, bundle: dir, detach: Boolean(o.detach), keep: !o.rm, consoleSocket: o.consoleSocket, systemdCgroup: o.systemdCgroup, globalArgs,
+      // Under the front door, which waits for the process: then it deletes the container and
+      // removes the bundle, as this call does in-process below.
+      afterExit: foregroundRm ? [...globalArgs, 'image', 'reap', '--store', store.dir, '--unbundle', dir, id] : undefined,
     });
   } catch (err) {
     // create() removed the container's state; its bundle goes too (unless the container
@@ -163,8 +167,15 @@ function startReaper(o: ImageRunOptions, store: ImageStore, id: string) {
   child.unref();
 }
 
-/** The reaper's loop: poll the container's status; once stopped, delete it (its hook unbundles). */
-export async function reap(root: string, id: string): Promise<void> {
+/** The reaper's loop: poll the container's status; once stopped, delete it (its hook unbundles,
+ * or, for `run --rm` in the foreground under the front door, `unbundle` names the bundle to
+ * remove here). */
+export async function reap(root: string, id: string, unbundle?: { store: ImageStore; dir: string }): Promise<void> {
+  await reapContainer(root, id);
+  if (unbundle) removeBundle(unbundle.store, unbundle.dir, true);
+}
+
+async function reapContainer(root: string, id: string): Promise<void> {
   const { remove } = require('../runtime/container') as typeof import('../runtime/container');
   const state = new Store(root);
   for (;;) {

@@ -49,6 +49,9 @@ export interface CreateOptions {
   relayStdio?: boolean;
   /** `run` in the foreground keeps the terminal to relay it; create needs a console socket. */
   detach: boolean;
+  /** The caller's global flags (--root, --log...), for the calls the front door makes later
+   * on its behalf (default: just --root). */
+  globalArgs?: string[];
 }
 
 export interface Created {
@@ -116,7 +119,7 @@ export async function create(o: CreateOptions): Promise<Created> {
   const record: ContainerRecord = store.newRecord({ id: o.id, bundle, rootfs, config: spec });
   store.create(record);
   // Should this call's process die half-way (the server killed), the door deletes what it made.
-  if (throughDoor()) cleanupIfLost(['--root', o.root, 'delete', '--force', o.id]);
+  if (throughDoor()) cleanupIfLost([...(o.globalArgs ?? ['--root', o.root]), 'delete', '--force', o.id]);
   const unlock = store.lock(o.id);
   let consoleFd: number | undefined;
   let fifoFd: number | undefined;
@@ -218,6 +221,9 @@ export async function create(o: CreateOptions): Promise<Created> {
 export interface RunOptions extends Omit<CreateOptions, 'detach'> {
   detach: boolean;
   keep?: boolean;
+  /** Under the front door: the call the door makes once the process has exited, instead of
+   * `delete --force ID` (`husk image run --rm` also removes its bundle). */
+  afterExit?: string[];
 }
 
 /** runc run: create, start, and in the foreground wait for the process and delete it. */
@@ -255,7 +261,8 @@ async function runThroughDoor(o: RunOptions): Promise<number> {
     throw err;
   }
   try {
-    if (!o.detach) waitInDoor(record.pid, { consoleFd, stdio: stdioPipes }, o.keep ? [] : ['--root', o.root, 'delete', '--force', o.id]);
+    const after = o.afterExit ?? (o.keep ? [] : [...(o.globalArgs ?? ['--root', o.root]), 'delete', '--force', o.id]);
+    if (!o.detach) waitInDoor(record.pid, { consoleFd, stdio: stdioPipes }, after);
   } finally {
     close();
   }
