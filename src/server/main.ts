@@ -148,6 +148,12 @@ function start() {
     });
   };
 
+  // Stopped (the test harness, an administrator): no stale socket is left for the next call.
+  process.on('SIGTERM', () => {
+    if (activated === undefined) fs.rmSync(address, { force: true });
+    process.exit(0);
+  });
+
   spawnWorker();
   spawnWorker();
   checkIdle();

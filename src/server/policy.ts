@@ -1,7 +1,7 @@
 // Which calls the warm server takes. A call runs in the server only where that cannot change
-// what it does: from the server's own pid, mount, user, cgroup and network namespaces and
-// root (the server reads /proc, mounts and cgroups as its caller would), and for the verbs
-// that need no process of their own.
+// what it does: from a caller in the server's own namespaces and root (the server reads /proc,
+// mounts and cgroups as its caller would), with the server's own credentials and limits (the
+// hooks it runs are its children), and for the verbs that need no process of their own.
 import * as fs from 'fs';
 
 /** Global flags that take a value (runc's), to find the verb after them. */
@@ -23,17 +23,55 @@ export function callNeedsOwnProcess(argv: string[]): boolean {
   return verb === 'image' || verb === 'demo';
 }
 
-const NAMESPACES = ['pid', 'mnt', 'user', 'cgroup', 'net'];
+const NAMESPACES = ['pid', 'mnt', 'user', 'cgroup', 'net', 'uts', 'ipc', 'time'];
+
+/** The lines of /proc/PID/status that say what a process may do: its ids, groups, capability
+ * sets, no_new_privs and seccomp mode. */
+const CREDENTIALS = /^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):/;
+
+function credentials(pid: number | 'self'): string {
+  return fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').filter((l) => CREDENTIALS.test(l)).join('\n');
+}
+
+/** What else bounds the processes a caller starts (hooks run by the server are its children):
+ * its hard rlimits (soft ones each process may raise up to them, and engines written in Go
+ * do) and its security label. */
+function bounds(pid: number | 'self'): string {
+  const hard = fs.readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').slice(1)
+    .map((line) => line.slice(0, 26).trim() + '=' + line.slice(47, 68).trim());
+  let label = '';
+  try {
+    label = fs.readFileSync(`/proc/${pid}/attr/current`, 'utf8');
+  } catch {
+    // no security module
+  }
+  return [...hard, label].join('\n');
+}
+
+/** A namespace link, or undefined where the kernel has no such namespace. */
+function namespace(pid: number | 'self', ns: string): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The caller `pid` (as it says) is the peer the kernel saw (so it is in our pid namespace),
- * and shares our namespaces and root. */
+ * and the server would run its call as it would run itself: in the same namespaces and root,
+ * with the same ids, capabilities, no_new_privs, seccomp, hard rlimits and security label.
+ * Otherwise a confined caller would escape its confinement through the server (the hooks the
+ * server runs would have the server's), and an unconfined one inherit another's. (A hook gets
+ * the server's nice value and oom_score_adj, which engines set differently for each of their
+ * processes; the container's processes, which the front door clones, get the caller's.) */
 export function sameWorld(pid: number, peerPid: number): boolean {
   if (pid !== peerPid) return false;
   try {
     for (const ns of NAMESPACES) {
-      if (fs.readlinkSync(`/proc/${pid}/ns/${ns}`) !== fs.readlinkSync(`/proc/self/ns/${ns}`)) return false;
+      if (namespace(pid, ns) !== namespace('self', ns)) return false;
     }
-    return fs.readlinkSync(`/proc/${pid}/root`) === '/';
+    if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') return false;
+    return credentials(pid) === credentials('self') && bounds(pid) === bounds('self');
   } catch {
     return false;
   }
