@@ -222,7 +222,10 @@ describe.skipIf(!isHusk)('the warm server', () => {
     const root = stateRoot();
     const first = await warmServer();
     process.kill(first, 'SIGKILL');
+    // Dead, and done dying: a killed node's main thread is a zombie while its other threads
+    // still exit, holding its fds (the socket, the lock) a little longer.
     await waitFor(`server ${first} to die`, () => !alive(first));
+    await waitFor(`server ${first} to let go of ~server.lock`, () => spawnSync('flock', ['-n', path.join(root, '~server.lock'), 'true']).status === 0);
     expect(fs.lstatSync(path.join(root, SOCKET)).isSocket()).toBe(true);
 
     const res = expectStatus(rt(['list']), 0);
