@@ -18,6 +18,11 @@ import { callNeedsOwnProcess, sameWorld } from './policy';
 
 const { listenFd } = workerData as { listenFd: number };
 
+// Node's warnings (such as closing an fd another thread opened, which every call does with
+// the fds its door sent) go to the server's log, not to a caller's stderr.
+process.removeAllListeners('warning');
+process.on('warning', (w) => parentPort!.postMessage({ log: `warning: ${w.message}` }));
+
 // This thread's cwd and umask are its own from now on: each call gets its caller's.
 native.threadUnshareFs();
 let cwd = '/';

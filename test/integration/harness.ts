@@ -713,11 +713,13 @@ export async function cleanup(): Promise<void> {
 
   for (const [runtime, root] of c.roots) {
     const ids = new Set(c.ids);
-    for (const entry of safeReaddir(root)) ids.add(entry);
+    for (const entry of stateEntries(root)) ids.add(entry);
     for (const id of ids) {
       spawnSync(runtime, ['--root', root, 'delete', '--force', id], { stdio: 'ignore', timeout: 30_000, killSignal: 'SIGKILL' });
     }
   }
+
+  await stopServers(c);
 
   let found: Leftovers = findLeftovers(c);
   const deadline = Date.now() + 10_000;
@@ -772,10 +774,49 @@ interface Leftovers {
   mounts: string[];
 }
 
+/** The warm husk server's own files in a state root (src/server/): "~" is never in an id. */
+const SERVER_FILE = /^~server\./;
+
+/** Entries of a state root that are containers (or their leftovers), not the server's files. */
+export function stateEntries(root: string): string[] {
+  return safeReaddir(root).filter((e) => !SERVER_FILE.test(e));
+}
+
+/** The pid of every warm husk server (`node dist/server/main.js --root ROOT`) of the test's roots. */
+function serversOf(c: Context): number[] {
+  const roots = [...c.roots.values()];
+  const found: number[] = [];
+  for (const entry of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const at = argv.findIndex((a) => a.endsWith('/dist/server/main.js'));
+      if (at >= 0 && argv[at + 1] === '--root' && roots.includes(argv[at + 2])) found.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+/** Ends the test's warm servers (each exits by itself when idle; the test need not wait for that). */
+async function stopServers(c: Context): Promise<void> {
+  const servers = serversOf(c);
+  for (const pid of servers) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // gone
+    }
+  }
+  const deadline = Date.now() + 5_000;
+  while (servers.some(alive) && Date.now() < deadline) await sleep(20);
+}
+
 function findLeftovers(c: Context): Leftovers {
   const problems: string[] = [];
   for (const [runtime, root] of c.roots) {
-    const entries = safeReaddir(root);
+    const entries = stateEntries(root);
     if (entries.length) problems.push(`state root ${root} of ${path.basename(runtime)} still holds ${entries.join(', ')}`);
   }
   const mounts = mountPointsUnder(c.dirs);
@@ -789,7 +830,7 @@ function findLeftovers(c: Context): Leftovers {
 /** Cgroup directories whose name contains one of the test's container ids. */
 function cgroupsOf(c: Context): string[] {
   const ids = [...c.ids];
-  for (const root of c.roots.values()) ids.push(...safeReaddir(root));
+  for (const root of c.roots.values()) ids.push(...stateEntries(root));
   if (ids.length === 0) return [];
   const found: string[] = [];
   const walk = (dir: string, depth: number) => {
@@ -829,10 +870,11 @@ function unescapeMountinfo(text: string): string {
 /** Processes that belong to the test: by root dir or executable inode, cwd, or command line. */
 function processesOf(c: Context): number[] {
   const found: number[] = [];
+  const servers = serversOf(c);
   for (const entry of safeReaddir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    if (pid === process.pid) continue;
+    if (pid === process.pid || servers.includes(pid)) continue;
     if (belongsToTest(pid, c)) found.push(pid);
   }
   return found;

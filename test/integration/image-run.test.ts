@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, expectNothingLeft, expectStatus, isRunc, newId, parseReport, rt, stateRoot, tempDir, waitForStatus, REFERENCE, RUNTIME, spawnTool, which, jsonLine } from './harness';
+import { cleanup, expectNothingLeft, expectStatus, isRunc, newId, parseReport, rt, stateRoot, stateEntries, tempDir, waitForStatus, REFERENCE, RUNTIME, spawnTool, which, jsonLine } from './harness';
 import { buildImage, probeLayer, writeLayout, type BuiltImage } from './image-fixtures';
 
 afterEach(cleanup);
@@ -57,7 +57,7 @@ describe.skipIf(isRunc)('husk image run', () => {
     expect(report.uid).toBe(0);
     expect(mountsUnder(store)).toEqual([]);
     expect(fs.readdirSync(path.join(store, 'containers'))).toEqual([]);
-    expect(fs.readdirSync(stateRoot())).toEqual([]);
+    expect(stateEntries(stateRoot())).toEqual([]);
     await expectNothingLeft();
   });
 
@@ -152,8 +152,8 @@ describe.skipIf(isRunc)('husk image run', () => {
     const id = newId('img');
     expectStatus(rt(['image', 'run', '--store', store, '-d', '--rm', '-q', '--name', id, `oci:${layout()}:v1`, 'exit', '0']), 0);
     const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline && (fs.readdirSync(stateRoot()).length || mountsUnder(store).length)) await new Promise((r) => setTimeout(r, 100));
-    expect(fs.readdirSync(stateRoot())).toEqual([]);
+    while (Date.now() < deadline && (stateEntries(stateRoot()).length || mountsUnder(store).length)) await new Promise((r) => setTimeout(r, 100));
+    expect(stateEntries(stateRoot())).toEqual([]);
     expect(mountsUnder(store)).toEqual([]);
     expect(fs.existsSync(path.join(store, 'containers', id))).toBe(false);
   });

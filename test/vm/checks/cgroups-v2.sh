@@ -1,6 +1,6 @@
 #!/bin/sh
 # test/vm/checks/cgroups-v2.sh REPO_DIR: husk's cgroup v2 driver, proven in a guest whose only
-# hierarchy is cgroup v2 (test/vm/run-in-vm.sh). Runs as root; husk is `node REPO/bin/husk`,
+# hierarchy is cgroup v2 (test/vm/run-in-vm.sh). Runs as root; husk is `REPO/bin/husk`,
 # the probe REPO/build/Release/probe. Each check builds its bundle on the guest's tmpfs, runs
 # husk, looks at the container's cgroup files, and prints `ok NAME` or `not ok NAME: why`.
 # Exits 1 if any check failed. Nothing is left behind: containers are deleted, loop devices
@@ -19,7 +19,7 @@ not_ok() {
   failed=1
 }
 
-hk() { node "$repo/bin/husk" --root "$state" "$@"; }
+hk() { "$repo/bin/husk" --root "$state" "$@"; }
 
 cleanup() {
   for id in $(ls "$state" 2>/dev/null); do hk delete --force "$id" >/dev/null 2>&1; done

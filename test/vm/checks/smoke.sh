@@ -4,7 +4,7 @@
 # exits 1 if any failed.
 set -u
 repo=${1:?usage: smoke.sh REPO_DIR}
-husk="node $repo/bin/husk"
+husk="$repo/bin/husk"
 probe=$repo/build/Release/probe
 failed=0
 
