@@ -197,7 +197,7 @@ function initRss(list) {
     try {
       for (let i = 0; i < 3; i++) {
         if (r.before) r.before();
-        const id = `rss-${i}`;
+        const id = `${r.key}-rss-${i}`;
         lib.mustRun(r.argv('create', '--bundle', r.bundle, id), { env: r.env });
         try {
           const pid = JSON.parse(lib.mustRun(r.argv('state', id), { env: r.env }).stdout).pid;
@@ -219,7 +219,9 @@ function initRss(list) {
   for (const [name, kib] of rows) {
     if (!name.startsWith('husk')) continue;
     const mib = kib / 1024;
-    lib.record({ figure: 'created init RSS', path: name.slice(5), husk: mib, runc: rows.has('runc') ? rows.get('runc') / 1024 : undefined, crun: rows.has('crun') ? rows.get('crun') / 1024 : undefined, unit: 'MiB', rounds: 3, target: '<= 2 MiB', met: mib <= 2 });
+    // The 2 MiB target is the front door's (its clone waits); before the door, node's clone did.
+    const door = !name.includes('node');
+    lib.record({ figure: 'created init RSS', path: name.slice(5), husk: mib, runc: rows.has('runc') ? rows.get('runc') / 1024 : undefined, crun: rows.has('crun') ? rows.get('crun') / 1024 : undefined, unit: 'MiB', rounds: 3, target: door ? '<= 2 MiB' : '-', met: door ? mib <= 2 : undefined });
   }
 }
 
@@ -267,7 +269,7 @@ async function parallel(list) {
     const times = [];
     const problems = [];
     for (let round = 0; round < PARALLEL_ROUNDS && problems.length === 0; round++) {
-      const argvs = Array.from({ length: PARALLEL }, (_, i) => r.argv('run', '--bundle', r.bundle, `par-${round}-${i}`));
+      const argvs = Array.from({ length: PARALLEL }, (_, i) => r.argv('run', '--bundle', r.bundle, `${r.key}-par-${round}-${i}`));
       const t0 = lib.nowMs();
       const res = await spawnAll(argvs, r.env);
       times.push(lib.nowMs() - t0);
@@ -285,8 +287,8 @@ async function parallel(list) {
   const runc = results.get('runc');
   const crun = results.get('crun');
   for (const [name, x] of results) {
-    if (!name.startsWith('husk') || name.includes('node') || name.includes('cold')) continue;
-    lib.record({ figure: `${PARALLEL} parallel run`, path: name.slice(5), husk: x.ms / 1000, runc: runc && runc.ms / 1000, crun: crun && crun.ms / 1000, unit: 's', rounds: PARALLEL_ROUNDS, target: 'all exit 0, nothing left', met: x.ok });
+    if (!name.startsWith('husk')) continue;
+    lib.record({ figure: `${PARALLEL} parallel run`, path: name.slice(5), husk: x.ms / 1000, runc: runc && runc.ms / 1000, crun: crun && crun.ms / 1000, unit: 's', rounds: PARALLEL_ROUNDS, target: name.includes('node') ? '-' : 'all exit 0, nothing left', met: name.includes('node') ? undefined : x.ok });
   }
 }
 
@@ -325,12 +327,17 @@ async function main() {
     } else console.log('bench: crun is not installed (apt-get install crun): not compared');
     const bundle = makeBundle(path.join(dir, 'bundle'));
     list = runners(dir, crun);
-    for (const r of list) r.bundle = bundle;
+    // Container ids start with the runner's key: cgroups are named after the id, and two
+    // runtimes' containers must never share one.
+    for (const r of list) {
+      r.bundle = bundle;
+      r.key = r.path;
+    }
     // Drop a runtime that cannot run the bundle at all, with its reason.
     list = list.filter((r) => {
       try {
         if (r.before) r.before();
-        lib.mustRun(r.argv('run', '--bundle', bundle, 'check'), { env: r.env });
+        lib.mustRun(r.argv('run', '--bundle', bundle, `${r.key}-check`), { env: r.env });
         if (r.after) r.after();
         return true;
       } catch (err) {
@@ -352,11 +359,11 @@ async function main() {
     }
     console.log(`bench: timing by spawnSync + hrtime from node; spawnSync of /bin/true costs ${overhead.toFixed(1)} ms, \`node -e ""\` ${nodeStart.toFixed(1)} ms${nsenterCost}`);
 
-    const run = measure('run of the bundle (create, start, wait, delete)', list, (r, i) => lib.timedRun(r.argv('run', '--bundle', r.bundle, `run-${i}`), r.env));
+    const run = measure('run of the bundle (create, start, wait, delete)', list, (r, i) => lib.timedRun(r.argv('run', '--bundle', r.bundle, `${r.key}-run-${i}`), r.env));
     recordTimed('run (exit 0)', run, ROUNDS);
 
     const life = measure('create + start + state + delete of one container, as one unit', list, (r, i) => {
-      const id = `life-${i}`;
+      const id = `${r.key}-life-${i}`;
       const t0 = lib.nowMs();
       lib.timedRun(r.argv('create', '--bundle', r.bundle, id), r.env);
       lib.timedRun(r.argv('start', id), r.env);
@@ -366,20 +373,20 @@ async function main() {
     });
     recordTimed('create+start+state+delete', life, ROUNDS);
 
-    const state = measure('state of a created container', list, (r) => lib.timedRun(r.argv('state', 'st'), r.env), {
+    const state = measure('state of a created container', list, (r) => lib.timedRun(r.argv('state', `${r.key}-st`), r.env), {
       setup: (r) => {
         if (r.before) r.before();
-        lib.mustRun(r.argv('create', '--bundle', r.bundle, 'st'), { env: r.env });
+        lib.mustRun(r.argv('create', '--bundle', r.bundle, `${r.key}-st`), { env: r.env });
         if (r.after) r.after();
       },
-      teardown: (r) => lib.mustRun(r.argv('delete', '--force', 'st'), { env: r.env }),
+      teardown: (r) => lib.mustRun(r.argv('delete', '--force', `${r.key}-st`), { env: r.env }),
     });
     recordTimed('state', state, ROUNDS);
 
     initRss(list);
     if (warm) serverRss(warm, `after ${ROUNDS * 6 + 11} calls`);
 
-    await parallel(list.filter((r) => ['warm', 'in-process', 'runc', 'crun'].includes(r.path)));
+    await parallel(list.filter((r) => ['warm', 'in-process', 'node', 'runc', 'crun'].includes(r.path)));
     if (warm) serverRss(warm, `after ${PARALLEL * PARALLEL_ROUNDS} parallel runs`);
   } finally {
     for (const r of list) {
