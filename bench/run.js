@@ -302,6 +302,16 @@ function threadsOf(pid) {
 
 function serverRss(r, when) {
   const found = lib.serverPids(r.root);
+  if (found.length === 0) {
+    let log = '';
+    try {
+      log = fs.readFileSync(path.join(r.root, '~server.log'), 'utf8').trim().split('\n').filter((l) => !l.includes('closed but not opened')).slice(-3).join(' / ');
+    } catch {
+      log = '(no ~server.log)';
+    }
+    console.log(`  idle server of the warm root, ${when}: it is gone (its log ends: ${log})`);
+    return;
+  }
   const kib = found.reduce((sum, pid) => sum + (lib.rssKiB(pid) || 0), 0);
   const mib = kib / 1024;
   console.log(`  idle server of the warm root, ${when}: ${mib.toFixed(1)} MiB VmRSS (pid ${found.join(', ') || 'none'}, ${found.map(threadsOf).join(', ')} threads)`);
