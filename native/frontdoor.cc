@@ -71,10 +71,15 @@ void own(int fd) {
   if (gOwnCount < 16) gOwnFds[gOwnCount++] = fd;
 }
 
-void closeOwn(int fd) {
+// No longer ours to close (it was closed).
+void disown(int fd) {
   for (int i = 0; i < gOwnCount; i++) {
     if (gOwnFds[i] == fd) gOwnFds[i] = gOwnFds[--gOwnCount];
   }
+}
+
+void closeOwn(int fd) {
+  disown(fd);
   close(fd);
 }
 
@@ -91,8 +96,11 @@ void complain(const char *what, int err) {
   else dprintf(2, "husk: %s\n", what);
 }
 
-// Children whose exit status a call still wants (a one-shot node): reaping any child
-// (waitpid(-1), needed for orphaned container processes) must not lose theirs.
+// The door waits only for children it knows: its one-shot node child, the stage 1s it
+// cloned, and the process a Foreground message names. Never waitpid(-1): a container's
+// process orphaned to the door (a subreaper) but not waited for here (create, exec --detach)
+// must keep its exit status for whoever adopts it when the door exits (conmon, a containerd
+// shim), as it does when runc exits.
 struct Watched {
   pid_t pid;
   int status;
@@ -109,39 +117,23 @@ void watch(pid_t pid) {
   }
 }
 
-// The other children that exited lately: a container's process may end (and be reaped here)
-// before the Foreground message that names it arrives.
-Watched gExited[32];
-unsigned gExitedNext = 0;
+// Stage 1s cloned and not reaped yet: each exits right after it clones the init.
+pid_t gStage1[16];
 
-void noteExit(pid_t pid, int status) {
-  for (Watched &w : gWatched) {
-    if (w.pid == pid) {
-      w.status = status;
-      w.done = true;
+void watchStage1(pid_t pid) {
+  for (pid_t &p : gStage1) {
+    if (p == 0) {
+      p = pid;
       return;
     }
   }
-  gExited[gExitedNext++ % 32] = Watched{pid, status, true};
 }
 
-// The status of pid if it was reaped already.
-bool takeExited(pid_t pid, int *status) {
-  for (Watched &w : gExited) {
-    if (w.done && w.pid == pid) {
-      *status = w.status;
-      w = Watched{};
-      return true;
-    }
-  }
-  return false;
-}
-
-// Reaps every child that has exited (stage 1 right after it cloned the init, orphans).
 void reapExited() {
-  int status;
-  pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) noteExit(pid, status);
+  for (pid_t &p : gStage1) {
+    int status;
+    if (p > 0 && waitpid(p, &status, WNOHANG) != 0) p = 0;
+  }
 }
 
 // Waits for a watched child and forgets it; returns its status.
@@ -150,9 +142,13 @@ int waitWatched(pid_t pid) {
     if (w.pid != pid) continue;
     while (!w.done) {
       int status;
-      pid_t got = waitpid(-1, &status, 0);
-      if (got > 0) noteExit(got, status);
-      else if (errno != EINTR) break;
+      pid_t got = waitpid(pid, &status, 0);
+      if (got == pid) {
+        w.status = status;
+        w.done = true;
+      } else if (errno != EINTR) {
+        break;
+      }
     }
     int status = w.done ? w.status : 0;
     w = Watched{};
@@ -415,9 +411,18 @@ int connectServer(const char *root) {
   return sock;
 }
 
-// No server answers: start one (unless another door is starting it), and never wait for
-// it. Returns a connection when a server came up meanwhile, else -1 (run the call one-shot).
-int startServer(const char *root) {
+// No server answers. This door takes the right to start one (~server.lock, unless another
+// door has it), runs its own call one-shot first, and starts the server once that call has
+// answered (startPendingServer): the cold call costs what husk cost before the door, and the
+// server's start-up never competes with it. Returns a connection when a server came up
+// meanwhile, else -1 (run the call one-shot).
+struct PendingServer {
+  const char *root = nullptr;
+  int lock = -1;
+};
+PendingServer gServerToStart;
+
+int claimServerStart(const char *root) {
   if (mkdir(root, 0700) < 0 && errno != EEXIST) return -1;
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", root, kServerLock);
@@ -432,6 +437,18 @@ int startServer(const char *root) {
     close(lock);
     return sock;
   }
+  own(lock);
+  gServerToStart = {root, lock};
+  return -1;
+}
+
+// Starts the server this door claimed, if any: detached, holding the lock for its lifetime.
+void startPendingServer() {
+  if (gServerToStart.lock < 0) return;
+  const char *root = gServerToStart.root;
+  int lock = gServerToStart.lock;
+  gServerToStart.lock = -1;
+  char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", root, kServerSocket);
   unlink(path);
   char script[PATH_MAX];
@@ -466,8 +483,7 @@ int startServer(const char *root) {
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
-  close(lock);
-  return -1;
+  closeOwn(lock);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,6 +587,7 @@ void onSpawn(Call &call, char *body, uint32_t length, int *fds, uint32_t nfds) {
   }
   free(steps);
   free(block);
+  if (result > 0) watchStage1(result);
   bool withFd = result > 0 && sv[0] >= 0;
   doorSend(call.sock, DoorMsg::Spawned, &result, sizeof result, withFd ? &sv[0] : nullptr, withFd ? 1 : 0);
   if (sv[0] >= 0) close(sv[0]);
@@ -605,79 +622,90 @@ long long nowMs() {
   return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
 }
 
-// Foreground with a pty master: stdin -> master, master -> stdout, until pid has exited and
-// its output is drained (EIO/EOF, 2 s quiet, or 10 s in all). Returns pid's wait status.
-int relayTerminal(pid_t pid, int master, bool exited, int status) {
+// What the door copies while a foreground process runs: from an fd to an fd. With a pty
+// master: stdin -> master, master -> stdout. With pipes (as runc gives a foreground process
+// without a terminal): stdin -> the process's stdin (closed at our end of input), its stdout
+// and stderr pipes -> ours.
+struct Copy {
+  int from;
+  int to;
+  bool input;       // from our stdin: stops when the process has exited
+  bool closeAtEnd;  // close `to` when `from` ends (the process's stdin pipe)
+  bool open;
+};
+
+// Copies until pid has exited and its output is drained (every output at EOF/EIO, 2 s without
+// output, or 10 s in all). Returns pid's wait status. `master` (or -1) gets our window size.
+int relay(pid_t pid, Copy *copies, int count, int master, bool exited, int status) {
   termios saved;
-  bool raw = isatty(0) && tcgetattr(0, &saved) == 0;
+  bool raw = master >= 0 && isatty(0) && tcgetattr(0, &saved) == 0;
   if (raw) {
     termios t = saved;
     cfmakeraw(&t);
     tcsetattr(0, TCSANOW, &t);
   }
-  copyWindowSize(master);
-  bool inOpen = true, masterOpen = true;
+  if (master >= 0) copyWindowSize(master);
   long long exitedAt = nowMs(), lastOutput = exitedAt;
   char buf[16384];
   for (;;) {
     if (gChild || !exited) {
       gChild = 0;
+      reapExited();
       int st;
-      pid_t got;
-      while ((got = waitpid(-1, &st, WNOHANG)) > 0) {
-        if (got == pid) {
-          status = st;
-          exited = true;
-          exitedAt = lastOutput = nowMs();
-        } else {
-          noteExit(got, st);
-        }
-      }
-      // No child at all (it was reaped elsewhere): nothing to wait for.
-      if (got < 0 && errno == ECHILD && !exited) {
+      pid_t got = exited ? 0 : waitpid(pid, &st, WNOHANG);
+      if (got == pid) {
+        status = st;
+        exited = true;
+        exitedAt = lastOutput = nowMs();
+      } else if (got < 0 && errno == ECHILD) {
+        // Not (or no longer) our child: nothing to wait for.
         exited = true;
         exitedAt = lastOutput = nowMs();
       }
     }
     if (gWinch) {
       gWinch = 0;
-      copyWindowSize(master);
+      if (master >= 0) copyWindowSize(master);
     }
     int timeout = -1;
+    bool outputOpen = false;
+    for (int i = 0; i < count; i++) outputOpen |= !copies[i].input && copies[i].open;
     if (exited) {
       long long now = nowMs();
-      if (!masterOpen || now - lastOutput >= 2000 || now - exitedAt >= 10000) break;
+      if (!outputOpen || now - lastOutput >= 2000 || now - exitedAt >= 10000) break;
       long long left = 2000 - (now - lastOutput);
       if (10000 - (now - exitedAt) < left) left = 10000 - (now - exitedAt);
       timeout = static_cast<int>(left);
     }
-    pollfd p[3] = {{gWake[0], POLLIN, 0}, {masterOpen ? master : -1, POLLIN, 0}, {inOpen && !exited ? 0 : -1, POLLIN, 0}};
-    int n = poll(p, 3, timeout);
+    pollfd p[4] = {{gWake[0], POLLIN, 0}};
+    for (int i = 0; i < count; i++) {
+      bool watch = copies[i].open && !(copies[i].input && exited);
+      p[i + 1] = {watch ? copies[i].from : -1, POLLIN, 0};
+    }
+    int n = poll(p, static_cast<nfds_t>(count + 1), timeout);
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
     if (p[0].revents) drainWake();
-    if (p[1].revents) {
-      ssize_t got = read(master, buf, sizeof buf);
+    for (int i = 0; i < count; i++) {
+      Copy &c = copies[i];
+      if (!p[i + 1].revents) continue;
+      ssize_t got = read(c.from, buf, sizeof buf);
       if (got > 0) {
-        writeAll(1, buf, static_cast<size_t>(got));
-        lastOutput = nowMs();
+        writeAll(c.to, buf, static_cast<size_t>(got));
+        if (!c.input) lastOutput = nowMs();
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        masterOpen = false;  // EIO: the container hung up
+        c.open = false;  // EOF, or EIO: the container hung up its terminal
+        if (c.closeAtEnd) {
+          closeOwn(c.to);  // the process reads the end of its input
+          c.to = -1;
+        }
       }
-    }
-    if (p[2].revents) {
-      ssize_t got = read(0, buf, sizeof buf);
-      if (got > 0) writeAll(master, buf, static_cast<size_t>(got));
-      else if (got == 0 || (errno != EINTR && errno != EAGAIN)) inOpen = false;
     }
   }
   if (raw) tcsetattr(0, TCSANOW, &saved);
   if (!exited) {
     // Left the loop on an error: still wait for pid, its status is the call's.
-    pid_t got;
-    while ((got = waitpid(-1, &status, 0)) != pid) {
-      if (got > 0) noteExit(got, status);
-      else if (errno != EINTR) break;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
   return status;
@@ -686,6 +714,8 @@ int relayTerminal(pid_t pid, int master, bool exited, int status) {
 // Foreground: the call's process runs; wait for it (forwarding signals, relaying its terminal),
 // run the follow-up call, exit with its status.
 int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
+  // The call has answered: a server this door claimed may start now, while the process runs.
+  startPendingServer();
   int32_t pid;
   uint32_t flags, argc;
   if (length < 12) {
@@ -696,28 +726,43 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
   memcpy(&flags, body + 4, 4);
   memcpy(&argc, body + 8, 4);
   char **words = readWords(body, length, 12, argc);
+  // The pty master, or the husk ends of the process's stdio pipes (stdin's write end,
+  // stdout's and stderr's read ends).
   int master = (flags & kForegroundConsole) && nfds > 0 ? lift(fds[0]) : -1;
-  for (uint32_t i = (master >= 0 ? 1 : 0); i < nfds; i++) close(fds[i]);
+  bool pipes = !(flags & kForegroundConsole) && (flags & kForegroundPipes) && nfds == 3;
+  int ends[3] = {-1, -1, -1};
+  for (uint32_t i = 0; i < nfds; i++) {
+    if (pipes) ends[i] = lift(fds[i]);
+    else if (!(master >= 0 && i == 0)) close(fds[i]);
+  }
   if (master >= 0) own(master);
+  for (int fd : ends) if (fd >= 0) own(fd);
   if (!words || pid <= 0) {
     complain("bad Foreground message from the husk server", 0);
     if (master >= 0) closeOwn(master);
+    for (int fd : ends) if (fd >= 0) closeOwn(fd);
     free(words);
     return 1;
   }
   // The relay needs SIGCHLD and SIGWINCH to wake it, whatever the verb.
   if (gWake[0] < 0) holdSignals();
+  // A process that has exited already stays a zombie until waited for here, so its pid is
+  // still its own and signals may go to it.
   int status = 0;
-  bool exited = takeExited(pid, &status);
-  if (!exited) forwardSignalsTo(pid);  // (never to a pid that may be reused already)
+  bool exited = false;
+  forwardSignalsTo(pid);
   if (master >= 0) {
-    status = relayTerminal(pid, master, exited, status);
+    Copy copies[2] = {{0, master, true, false, true}, {master, 1, false, false, true}};
+    status = relay(pid, copies, 2, master, exited, status);
     closeOwn(master);
-  } else if (!exited) {
-    pid_t got;
-    while ((got = waitpid(-1, &status, 0)) != pid) {
-      if (got > 0) noteExit(got, status);
-      else if (errno != EINTR) break;
+  } else if (pipes) {
+    Copy copies[3] = {{0, ends[0], true, true, true}, {ends[1], 1, false, false, true}, {ends[2], 2, false, false, true}};
+    status = relay(pid, copies, 3, -1, exited, status);
+    // stdin's end is closed already when our input ended
+    ends[0] = copies[0].to;
+    for (int fd : ends) if (fd >= 0) closeOwn(fd);
+  } else {
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
   gForwardTo = 0;
@@ -819,8 +864,13 @@ int runOneShot(int argc, char **argv) {
   args[0] = const_cast<char *>(gNode);
   args[1] = script;
   for (int i = 0; i < argc; i++) args[i + 2] = argv[i];
+  pid_t door = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    // The call dies with the door, as husk did when it was one process: a caller that kills
+    // `husk` stops what it was doing.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != door) _exit(1);
     // Its end stays open across exec (>= floor: not one of the fds a container keeps).
     int fd = fcntl(sv[1], F_DUPFD, gFloor);
     char number[16];
@@ -892,8 +942,12 @@ int runCall(int argc, char **argv, bool nested) {
   Globals g;
   parseGlobals(argc, argv, &g);
   int sock = connectServer(g.root);
-  if (sock < 0 && !nested) sock = startServer(g.root);
-  if (sock < 0) return runOneShot(argc, argv);
+  if (sock < 0 && !nested) sock = claimServerStart(g.root);
+  if (sock < 0) {
+    int status = runOneShot(argc, argv);
+    startPendingServer();
+    return status;
+  }
   own(sock);
   Call call{Via::Server, sock, 0, false, nullptr, 0, true};
   int status = 1;

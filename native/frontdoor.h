@@ -20,7 +20,8 @@
 //                               Foreground, the door runs this call (e.g. delete --force ID) to
 //                               undo a half-made container, then fails
 //  server -> door   Foreground  i32 pid, u32 flags, u32 argc, argv...   the pty master when
-//                               flags & kForegroundConsole. The door waits for pid (its child:
+//                               flags & kForegroundConsole, or 3 pipe ends when flags &
+//                               kForegroundPipes. The door waits for pid (its child:
 //                               it is the subreaper), forwards signals, relays the terminal,
 //                               then runs argv as a call when argc > 0 (run's delete), and exits
 //                               with pid's status as a shell shows it
@@ -70,6 +71,10 @@ struct CallHeader {
 
 constexpr uint32_t kCallHasTty = 1;          // the caller has a controlling terminal (/dev/tty opens)
 constexpr uint32_t kForegroundConsole = 1;   // Foreground carries the pty master
+constexpr uint32_t kForegroundPipes = 2;     // Foreground carries husk's ends of the process's
+                                             // stdio pipes: stdin's write end, stdout's and
+                                             // stderr's read ends (runc's foreground without a
+                                             // terminal), which the door relays
 
 // The socket, its lock and the server's log, in husk's state directory (--root). "~" never
 // appears in a container id, so these never collide with a container's directory.

@@ -53,8 +53,8 @@ export async function demo(g: GlobalOptions, json: boolean): Promise<number> {
   const id = `demo-${process.pid}`;
   try {
     makeDemoBundle(path.join(dir, 'bundle'), ['report']);
-    const args = [path.join(REPO, 'bin', 'husk'), '--root', root, ...(g.trace ? ['--trace'] : []), 'run', '--bundle', path.join(dir, 'bundle'), id];
-    const res = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = ['--root', root, ...(g.trace ? ['--trace'] : []), 'run', '--bundle', path.join(dir, 'bundle'), id];
+    const res = spawnSync(path.join(REPO, 'bin', 'husk'), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (res.status !== 0) throw new HuskError(`the demo container failed (exit status ${res.status})`);
     const report = JSON.parse(res.stdout);
     if (json) {

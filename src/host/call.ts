@@ -27,7 +27,10 @@ function doorFromEnvironment(): number | undefined {
   return Number.isInteger(fd) && fd > 2 ? fd : undefined;
 }
 
-export const call: Call = { stdin: 0, stdout: 1, stderr: 2, pid: process.pid, door: doorFromEnvironment() };
+const door = doorFromEnvironment();
+
+/** Started by a door (its one-shot child), the caller is the door, our parent. */
+export const call: Call = { stdin: 0, stdout: 1, stderr: 2, pid: door !== undefined ? process.ppid : process.pid, door };
 
 /** Starts the next call (the server's workers): everything above, replaced. */
 export function beginCall(next: Call): void {

@@ -123,6 +123,7 @@ let cached: { pid: number; layout: CgroupLayout } | undefined;
 export function readLayout(): CgroupLayout {
   if (cached?.pid !== call.pid) {
     const own = call.pid === process.pid ? '/proc/self/cgroup' : `/proc/${call.pid}/cgroup`;
+    // (A door's one-shot child is in its door's cgroup: the same file, whichever is read.)
     cached = { pid: call.pid, layout: parseLayout(fs.readFileSync('/proc/self/mountinfo', 'utf8'), fs.readFileSync(own, 'utf8')) };
   }
   return cached.layout;

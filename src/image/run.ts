@@ -4,7 +4,8 @@
 //
 // The overlay mount belongs to the container's lifetime:
 //  - foreground with --rm: the container is deleted when it exits, then the bundle (mount,
-//    writable layer) is removed here;
+//    writable layer) is removed here; under the front door, which waits for the container
+//    and deletes it, through the poststop hook below;
 //  - otherwise (kept after exit, or -d): config.json carries a poststop hook running
 //    `husk image unbundle`, so `husk delete` removes the bundle, whoever runs it;
 //  - -d --rm: a small reaper process waits for the container to stop and deletes it;
@@ -28,6 +29,7 @@ import { parseSource } from './source';
 import { ImageStore } from './store';
 import { isMountPoint } from '../host/mountinfo';
 import { sleep } from '../host/sleep';
+import { throughDoor } from '../runtime/door';
 
 export const HUSK_BIN = path.join(__dirname, '..', '..', 'bin', 'husk');
 
@@ -77,7 +79,7 @@ function newContainerId(): string {
 }
 
 function unbundleHook(store: ImageStore, dir: string): Hooks {
-  return { poststop: [{ path: process.execPath, args: [process.execPath, HUSK_BIN, 'image', 'unbundle', '--store', store.dir, dir] }] };
+  return { poststop: [{ path: HUSK_BIN, args: [HUSK_BIN, 'image', 'unbundle', '--store', store.dir, dir] }] };
 }
 
 function splitArgs(text: string | undefined): string[] | undefined {
@@ -121,7 +123,9 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
     readonlyRootfs: o.readOnly,
     networkFiles: true,
     container: { id, root: path.resolve(o.root) },
-    hooks: foregroundRm ? undefined : unbundleHook(store, dir),
+    // Under the front door, `run` in the foreground ends when the door takes over the wait;
+    // the door's `delete` then removes the bundle through this hook.
+    hooks: foregroundRm && !throughDoor() ? undefined : unbundleHook(store, dir),
   });
   const { run } = require('../runtime/create') as typeof import('../runtime/create');
   let code: number;
@@ -146,13 +150,13 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
     process.stdout.write(`${id}\n`);
     return 0;
   }
-  if (foregroundRm) removeBundle(store, dir, true);
+  if (foregroundRm && !throughDoor()) removeBundle(store, dir, true);
   return code;
 }
 
 /** -d --rm: a detached husk that deletes the container once it has stopped. */
 function startReaper(o: ImageRunOptions, store: ImageStore, id: string) {
-  const child = spawn(process.execPath, [HUSK_BIN, '--root', o.root, 'image', 'reap', '--store', store.dir, id], {
+  const child = spawn(HUSK_BIN, ['--root', o.root, 'image', 'reap', '--store', store.dir, id], {
     detached: true,
     stdio: 'ignore',
   });

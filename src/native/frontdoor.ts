@@ -20,6 +20,8 @@ export const DoorMsg = {
 export const CALL_HAS_TTY = 1;
 /** Foreground.flags: the message carries the pty master. */
 export const FOREGROUND_CONSOLE = 1;
+/** Foreground.flags: the message carries husk's ends of the stdio pipes, for the door to relay. */
+export const FOREGROUND_PIPES = 2;
 
 /** In husk's state directory: "~" never appears in a container id. */
 export const SERVER_SOCKET = '~server.sock';

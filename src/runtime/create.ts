@@ -111,8 +111,7 @@ export async function create(o: CreateOptions): Promise<Created> {
   const listen = listenFds();
   if (listen) processSpec.env = [...(processSpec.env ?? []), `LISTEN_FDS=${listen}`, 'LISTEN_PID=1'];
 
-  // Under the front door the process writes straight to the door's stdio: nothing to relay.
-  const pipes = o.relayStdio && !processSpec.terminal && !throughDoor() ? openStdioPipes() : undefined;
+  const pipes = o.relayStdio && !processSpec.terminal ? openStdioPipes() : undefined;
   const store = new Store(o.root);
   const record: ContainerRecord = store.newRecord({ id: o.id, bundle, rootfs, config: spec });
   store.create(record);
@@ -246,19 +245,19 @@ export async function run(o: RunOptions): Promise<number> {
  * it gets until the process runs, waits for it in the foreground, and then deletes it with a
  * call of its own (unless --keep); this call ends once the process is started. */
 async function runThroughDoor(o: RunOptions): Promise<number> {
-  const { record, consoleFd } = await create({ ...o, detach: o.detach });
+  const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
+  const close = () => [consoleFd, ...(stdioPipes ?? [])].forEach((fd) => fd !== undefined && fs.closeSync(fd));
   try {
     await start(o.root, o.id);
   } catch (err) {
-    if (consoleFd !== undefined) fs.closeSync(consoleFd);
+    close();
     await remove(o.root, o.id, true).catch(() => undefined);
     throw err;
   }
-  if (o.detach) return 0;
   try {
-    waitInDoor(record.pid, consoleFd, o.keep ? [] : ['--root', o.root, 'delete', '--force', o.id]);
+    if (!o.detach) waitInDoor(record.pid, { consoleFd, stdio: stdioPipes }, o.keep ? [] : ['--root', o.root, 'delete', '--force', o.id]);
   } finally {
-    if (consoleFd !== undefined) fs.closeSync(consoleFd);
+    close();
   }
   return 0;
 }

@@ -8,7 +8,7 @@ import { HuskError } from '../errors';
 import { call } from '../host/call';
 import { errnoMessage, errnoName } from '../host/errno';
 import { native, type NativeStep } from '../native';
-import { DoorMsg, FOREGROUND_CONSOLE, foregroundBody, int32, spawnHead, stepFd, wordList } from '../native/frontdoor';
+import { DoorMsg, FOREGROUND_CONSOLE, FOREGROUND_PIPES, foregroundBody, int32, spawnHead, stepFd, wordList } from '../native/frontdoor';
 
 export function throughDoor(): boolean {
   return call.door !== undefined;
@@ -51,10 +51,12 @@ export function callerGone(): boolean {
   return call.door !== undefined && native.peerGone(call.door);
 }
 
-/** The door waits for pid in the foreground (forwarding signals, relaying the terminal when
- * consoleFd is given), then runs `after` as a call, and exits with pid's status. */
-export function waitInDoor(pid: number, consoleFd: number | undefined, after: string[]): void {
-  native.doorSend(door(), DoorMsg.Foreground, foregroundBody(pid, consoleFd !== undefined ? FOREGROUND_CONSOLE : 0, after), consoleFd !== undefined ? [consoleFd] : []);
+/** The door waits for pid in the foreground (forwarding signals, relaying the terminal's pty
+ * master or husk's ends of the stdio pipes), then runs `after` as a call, and exits with pid's
+ * status. */
+export function waitInDoor(pid: number, io: { consoleFd?: number; stdio?: [number, number, number] }, after: string[]): void {
+  const [flags, fds] = io.consoleFd !== undefined ? [FOREGROUND_CONSOLE, [io.consoleFd]] : io.stdio ? [FOREGROUND_PIPES, io.stdio] : [0, []];
+  native.doorSend(door(), DoorMsg.Foreground, foregroundBody(pid, flags, after), fds);
   call.handedOver = true;
 }
 

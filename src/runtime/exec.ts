@@ -104,8 +104,7 @@ export async function exec(o: ExecOptions): Promise<number> {
   checkTerminal('process', Boolean(process.terminal), o.detach, o.consoleSocket);
 
   native.setSubreaper();
-  // Under the front door the process writes straight to the door's stdio: nothing to relay.
-  const pipes = !o.detach && !process.terminal && !throughDoor() ? openStdioPipes() : undefined;
+  const pipes = !o.detach && !process.terminal ? openStdioPipes() : undefined;
   const nsOf = (pid: number | 'self', type: string) => {
     try {
       return fs.readlinkSync(`/proc/${pid}/ns/${type}`);
@@ -152,10 +151,11 @@ export async function exec(o: ExecOptions): Promise<number> {
   if (o.detach) return 0;
   if (throughDoor()) {
     // The door, the process's parent, waits for it and exits with its status.
+    const ends = pipes && pipeEnds(pipes, 1);
     try {
-      waitInDoor(launched.pid, consoleFd, []);
+      waitInDoor(launched.pid, { consoleFd, stdio: ends }, []);
     } finally {
-      if (consoleFd !== undefined) fs.closeSync(consoleFd);
+      [consoleFd, ...(ends ?? [])].forEach((fd) => fd !== undefined && fs.closeSync(fd));
     }
     return 0;
   }

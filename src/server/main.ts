@@ -78,8 +78,9 @@ function start() {
   const lockFd = Number(process.env.HUSK_SERVER_LOCK_FD);
   delete process.env.HUSK_SERVER_LOCK_FD;
   if (Number.isInteger(lockFd) && lockFd > 2) native.setCloexec(lockFd);
-  leaveCallerCgroups();
   const activated = activatedSocket();
+  // Under systemd the server is in its service's cgroup already, where it belongs.
+  if (activated === undefined) leaveCallerCgroups();
   const address = socketAddress();
   const listenFd = activated ?? native.serverListen(address);
   const idleMs = Math.max(0, Number(process.env.HUSK_SERVER_IDLE ?? 10) * 1000) || 10_000;

@@ -14,7 +14,7 @@ import { native } from '../native';
 import { CALL_HAS_TTY, DoorMsg, FRONT_DOOR_VERSION, parseCall, type DoorCall } from '../native/frontdoor';
 import { main } from '../cli/main';
 import { endCall } from '../runtime/door';
-import { callNeedsOwnProcess, sameWorld } from './policy';
+import { callNeedsOwnProcess, sameWorld, verbOf } from './policy';
 
 const { listenFd } = workerData as { listenFd: number };
 
@@ -106,12 +106,20 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     native.threadUmask(c.umask);
     setEnvironment(c.env);
     beginCall({ stdin: msg.fds[0], stdout: msg.fds[1], stderr: msg.fds[2], pid: c.pid, hasTty: (c.flags & CALL_HAS_TTY) !== 0, door: conn.fd });
+    // `events` runs until its container stops: should its caller go away first, the call
+    // ends with it, as it did when husk was one process (the worker exits; the server makes
+    // another). Other verbs are short, and a create must finish to roll itself back.
+    const watch = verbOf(c.argv) === 'events'
+      ? setInterval(() => native.peerGone(conn.fd) && process.exit(1), 1000)
+      : undefined;
     let code: number;
     try {
       code = await main(c.argv);
     } catch (err) {
       process.stderr.write(`husk: ${reason(err)}\n`);
       code = 1;
+    } finally {
+      clearInterval(watch);
     }
     if (!call.handedOver) endCall(code);
   } catch (err) {

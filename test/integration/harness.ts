@@ -782,7 +782,8 @@ export function stateEntries(root: string): string[] {
   return safeReaddir(root).filter((e) => !SERVER_FILE.test(e));
 }
 
-/** The pid of every warm husk server (`node dist/server/main.js --root ROOT`) of the test's roots. */
+/** The pid of every warm husk server (`node dist/server/main.js --root ROOT`) of the test's
+ * roots, or of a root in one of its directories (a rootless test's default root). */
 function serversOf(c: Context): number[] {
   const roots = [...c.roots.values()];
   const found: number[] = [];
@@ -791,7 +792,8 @@ function serversOf(c: Context): number[] {
     try {
       const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
       const at = argv.findIndex((a) => a.endsWith('/dist/server/main.js'));
-      if (at >= 0 && argv[at + 1] === '--root' && roots.includes(argv[at + 2])) found.push(Number(entry));
+      const root = at >= 0 && argv[at + 1] === '--root' ? argv[at + 2] : undefined;
+      if (root && (roots.includes(root) || c.dirs.some((d) => root.startsWith(d + '/')))) found.push(Number(entry));
     } catch {
       // gone
     }
@@ -801,16 +803,21 @@ function serversOf(c: Context): number[] {
 
 /** Ends the test's warm servers (each exits by itself when idle; the test need not wait for that). */
 async function stopServers(c: Context): Promise<void> {
-  const servers = serversOf(c);
-  for (const pid of servers) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // gone
+  // A call that ended just now may still be starting one (a cold call starts its server once
+  // it has answered): look again until none is left.
+  for (let round = 0; round < 5; round++) {
+    const servers = serversOf(c);
+    if (!servers.length) return;
+    for (const pid of servers) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
     }
+    const deadline = Date.now() + 5_000;
+    while (servers.some(alive) && Date.now() < deadline) await sleep(20);
   }
-  const deadline = Date.now() + 5_000;
-  while (servers.some(alive) && Date.now() < deadline) await sleep(20);
 }
 
 function findLeftovers(c: Context): Leftovers {

@@ -24,6 +24,7 @@ import {
   parseReport,
   REFERENCE,
   RUNTIME,
+  stateEntries,
   tempDir,
   which,
   type Spec,
@@ -340,14 +341,14 @@ describe('the default state directory', () => {
     const { id, res } = userContainer(['run', '-d', '--bundle', bundle.dir], dirs);
     expectOk(res);
     const stateDir = path.join(dirs.xdg, stateDirName);
-    expect(fs.readdirSync(stateDir)).toEqual([id]);
+    expect(stateEntries(stateDir)).toEqual([id]);
     expect(fs.statSync(stateDir).uid).toBe(uid);
     const list = expectOk(asUser(['list', '-q'], dirs));
     expect(list.stdout).toBe(`${id}\n`);
     const st = JSON.parse(expectOk(asUser(['state', id], dirs)).stdout);
     expect(st.status).toBe('running');
     expectOk(asUser(['delete', '--force', id], dirs));
-    expect(fs.readdirSync(stateDir)).toEqual([]);
+    expect(stateEntries(stateDir)).toEqual([]);
     expect(expectOk(asUser(['list', '-q'], dirs)).stdout).toBe('');
   });
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CALL_HAS_TTY, DoorMsg, FOREGROUND_CONSOLE, FRONT_DOOR_VERSION, SERVER_LOCK, SERVER_LOG, SERVER_SOCKET, parseCall, strings } from '../../src/native/frontdoor';
+import { CALL_HAS_TTY, DoorMsg, FOREGROUND_CONSOLE, FOREGROUND_PIPES, FRONT_DOOR_VERSION, SERVER_LOCK, SERVER_LOG, SERVER_SOCKET, parseCall, strings } from '../../src/native/frontdoor';
 
 const header = fs.readFileSync(path.resolve(__dirname, '..', '..', 'native', 'frontdoor.h'), 'utf8');
 
@@ -25,6 +25,7 @@ describe('the front door wire', () => {
     expect(Number(constant('kFrontDoorVersion'))).toBe(FRONT_DOOR_VERSION);
     expect(Number(constant('kCallHasTty'))).toBe(CALL_HAS_TTY);
     expect(Number(constant('kForegroundConsole'))).toBe(FOREGROUND_CONSOLE);
+    expect(Number(constant('kForegroundPipes'))).toBe(FOREGROUND_PIPES);
     expect(JSON.parse(constant('kServerSocket'))).toBe(SERVER_SOCKET);
     expect(JSON.parse(constant('kServerLock'))).toBe(SERVER_LOCK);
     expect(JSON.parse(constant('kServerLog'))).toBe(SERVER_LOG);
