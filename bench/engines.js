@@ -1,0 +1,352 @@
+#!/usr/bin/env node
+// npm run bench (second part): the engines with husk and with runc as their runtime, on the
+// same image: `docker run --rm IMAGE true`, `podman run --rm IMAGE true` and
+// `ctr run --rm IMAGE ID true`, from the client's call to its exit, medians, as ratios.
+//
+// Set up as the engine tests set them up (test/engines/): one containerd of our own (root,
+// state and sockets in a temporary directory, CRI off) for ctr and for a dockerd of our own
+// (--add-runtime husk=bin/husk, no bridge, no iptables, cgroupfs), and Podman with its storage,
+// run state and containers.conf in that directory ([engine.runtimes] husk and runc; each
+// runtime's --root given with --runtime-flag). The image is built from the static probe and
+// busybox-static (nothing can be pulled here): /bin/true is busybox's. No logging wrappers:
+// each engine calls the runtime binary itself (husk is bin/husk, the front door, with its
+// default server idle time). An engine that cannot run here is named with its reason, and the
+// others go on. Needs root; Debian's docker.io, containerd, podman, conmon, busybox-static.
+'use strict';
+const { spawn, spawnSync } = require('child_process');
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+const lib = require('./lib');
+
+const REPO = path.resolve(process.env.HUSK_BENCH_REPO || lib.REPO);
+const HUSK = path.join(REPO, 'bin', 'husk');
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ENGINE_ROUNDS || Math.min(lib.ROUNDS, 10)));
+const IMAGE = 'localhost/husk-bench-true:latest';
+const NAMESPACE = 'husk-bench';
+const TARGET = 1.1;
+
+// What the engines create outside their configured directories, whatever their configuration
+// (as in test/engines/setup.ts): removed afterwards when they did not exist before, and only
+// when empty (directories) or listed (files).
+const SYSTEM_PATHS = [
+  '/run/containerd/s', '/run/containerd', '/run/docker/plugins', '/run/docker', '/run/containers/networks', '/run/containers',
+  '/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/libpod',
+  '/etc/docker/key.json', '/dev/shm/libpod_lock',
+];
+
+function need(name) {
+  const found = lib.which(name);
+  if (!found) throw new Error(`${name} is not installed`);
+  return found;
+}
+
+/** Runs a command (stdout/stderr into strings, no pipe left to a daemon: the engines' clients
+ * do not leave processes behind); throws unless it exits 0. */
+function sh(argv, opts = {}) {
+  const res = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26, timeout: opts.timeoutMs || 120_000, killSignal: 'SIGKILL', env: { ...process.env, ...opts.env } });
+  if (res.status !== 0 && !opts.mayFail) {
+    throw new Error(`${argv.join(' ')}: ${res.error ? res.error.message : `exit ${res.status ?? res.signal}`}: ${(res.stderr || '').trim().split('\n').slice(-3).join(' / ')}`);
+  }
+  return res;
+}
+
+function timed(argv, env) {
+  const t0 = lib.nowMs();
+  sh(argv, { env, timeoutMs: 60_000 });
+  return lib.nowMs() - t0;
+}
+
+/** A docker-archive (what `docker save` writes, and all three engines load) of one layer:
+ * /bin/busybox (static) with its `true` and `sh`, and /probe. */
+function buildImage(dir) {
+  const busybox = need('busybox');
+  if (fs.readFileSync(busybox).subarray(0, 4096).includes('ld-linux')) throw new Error(`${busybox} is dynamically linked (apt-get install busybox-static)`);
+  const rootfs = path.join(dir, 'rootfs');
+  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
+  fs.copyFileSync(busybox, path.join(rootfs, 'bin', 'busybox'));
+  fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
+  for (const applet of ['true', 'sh']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', applet));
+  fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  fs.writeFileSync(path.join(rootfs, 'etc', 'group'), 'root:x:0:\n');
+  const tar = (args) => sh(['tar', '--numeric-owner', '--owner=0', '--group=0', '--sort=name', ...args]);
+  const archive = path.join(dir, 'archive');
+  const layerTar = path.join(dir, 'layer.tar');
+  tar(['-C', rootfs, '-cf', layerTar, '.']);
+  const diffId = crypto.createHash('sha256').update(fs.readFileSync(layerTar)).digest('hex');
+  fs.mkdirSync(path.join(archive, diffId), { recursive: true });
+  fs.renameSync(layerTar, path.join(archive, diffId, 'layer.tar'));
+  const created = '2024-01-01T00:00:00Z';
+  const config = JSON.stringify({
+    architecture: 'amd64',
+    os: 'linux',
+    created,
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['true'], WorkingDir: '/' },
+    rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
+    history: [{ created, created_by: 'bench/engines.js' }],
+  });
+  const configId = crypto.createHash('sha256').update(config).digest('hex');
+  fs.writeFileSync(path.join(archive, `${configId}.json`), config);
+  fs.writeFileSync(path.join(archive, 'manifest.json'), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [IMAGE], Layers: [`${diffId}/layer.tar`] }]));
+  const tarball = path.join(dir, 'image.tar');
+  tar(['-C', archive, '-cf', tarball, '.']);
+  fs.rmSync(archive, { recursive: true, force: true });
+  fs.rmSync(rootfs, { recursive: true, force: true });
+  return tarball;
+}
+
+/** A daemon of ours, its output in <ws>/<name>.log; stop() is SIGTERM, then SIGKILL after 30 s. */
+function startDaemon(ws, name, argv) {
+  const out = fs.openSync(path.join(ws, `${name}.log`), 'a');
+  const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  child.on('error', () => (exited = true));
+  return {
+    name,
+    async ready(test) {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        if (exited) throw new Error(`${name} exited at start: ${logTail(ws, name)}`);
+        if (test()) return;
+        if (Date.now() > deadline) throw new Error(`${name} was not ready after 60 s: ${logTail(ws, name)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      for (let i = 0; i < 300 && !exited; i++) await new Promise((r) => setTimeout(r, 100));
+      if (!exited) child.kill('SIGKILL');
+      for (let i = 0; i < 50 && !exited; i++) await new Promise((r) => setTimeout(r, 100));
+    },
+  };
+}
+
+function logTail(ws, name) {
+  try {
+    return fs.readFileSync(path.join(ws, `${name}.log`), 'utf8').trim().split('\n').slice(-3).join(' / ');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Times `argvOf(rt, i)` for husk and runc, ROUNDS rounds interleaved, after one untimed call
+ * each (the engine's first run sets up its state; husk's starts its server). */
+function compare(engine, argvOf, env) {
+  const samples = { husk: [], runc: [] };
+  for (const rt of ['husk', 'runc']) sh(argvOf(rt, 'warmup'), { env });
+  for (let i = 0; i < ROUNDS; i++) for (const rt of ['husk', 'runc']) samples[rt].push(timed(argvOf(rt, i), env));
+  const husk = lib.median(samples.husk);
+  const runc = lib.median(samples.runc);
+  const ratio = husk / runc;
+  console.log(`  ${engine.padEnd(34)} husk ${husk.toFixed(0).padStart(5)} ms   runc ${runc.toFixed(0).padStart(5)} ms   ${ratio.toFixed(2)}x   (min husk ${Math.min(...samples.husk).toFixed(0)}, runc ${Math.min(...samples.runc).toFixed(0)})`);
+  lib.record({ figure: engine, path: 'default (door, server)', husk, runc, unit: 'ms', rounds: ROUNDS, target: `<= ${TARGET}x runc`, met: ratio <= TARGET });
+}
+
+function cgroupDirs() {
+  const found = [];
+  const walk = (dir, depth) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      found.push(path.join(dir, e.name));
+      if (depth > 0) walk(path.join(dir, e.name), depth - 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 3);
+  return found;
+}
+
+async function main() {
+  if (process.getuid() !== 0) throw new Error('bench: run as root');
+  const runc = lib.which('runc');
+  if (!runc) throw new Error('runc is not installed (apt-get install runc)');
+  const ws = fs.mkdtempSync('/tmp/husk-bench-engines-');
+  fs.chmodSync(ws, 0o755);
+  const existed = new Map(SYSTEM_PATHS.map((p) => [p, fs.existsSync(p)]));
+  const cgroupsBefore = new Set(cgroupDirs());
+  const daemons = [];
+  const cleanups = [];
+  console.log(`\nengines: \`run --rm IMAGE true\` with husk (bin/husk) and with runc as the runtime (${ROUNDS} rounds each, interleaved, median ms from the client's call to its exit; one untimed run first)`);
+  try {
+    fs.mkdirSync(path.join(ws, 'image'));
+    const tarball = buildImage(path.join(ws, 'image'));
+
+    // containerd, for ctr and dockerd.
+    let address;
+    try {
+      const containerd = need('containerd');
+      const ctr = need('ctr');
+      need('containerd-shim-runc-v2');
+      address = path.join(ws, 'containerd.sock');
+      const mk = (d) => {
+        fs.mkdirSync(path.join(ws, d), { recursive: true });
+        return JSON.stringify(path.join(ws, d));
+      };
+      const config = path.join(ws, 'containerd.toml');
+      fs.writeFileSync(config, [
+        'version = 2', `root = ${mk('containerd-root')}`, `state = ${mk('containerd-state')}`, 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        '[grpc]', `  address = ${JSON.stringify(address)}`, '[ttrpc]', `  address = ${JSON.stringify(`${address}.ttrpc`)}`,
+        '[debug]', `  address = ${JSON.stringify(path.join(ws, 'containerd-debug.sock'))}`, '[metrics]', '  address = ""',
+        '[plugins."io.containerd.internal.v1.opt"]', `  path = ${mk('containerd-opt')}`, '',
+      ].join('\n'));
+      const d = startDaemon(ws, 'containerd', [containerd, '--config', config]);
+      daemons.push(d);
+      const ctrArgs = [ctr, '--address', address, '--namespace', NAMESPACE];
+      await d.ready(() => fs.existsSync(address) && sh([...ctrArgs, 'version'], { mayFail: true, timeoutMs: 10_000 }).status === 0);
+      sh([...ctrArgs, 'images', 'import', tarball]);
+      fs.mkdirSync(path.join(ws, 'fifo'));
+      const binary = { husk: HUSK, runc };
+      cleanups.push(() => {
+        for (const id of sh([...ctrArgs, 'containers', 'ls', '--quiet'], { mayFail: true }).stdout.split('\n').filter(Boolean)) {
+          sh([...ctrArgs, 'task', 'delete', '--force', id], { mayFail: true });
+          sh([...ctrArgs, 'containers', 'delete', id], { mayFail: true });
+        }
+        sh([...ctrArgs, 'images', 'rm', IMAGE], { mayFail: true });
+      });
+      compare('ctr run --rm true', (rt, i) => [...ctrArgs, 'run', '--rm', '--runc-binary', binary[rt], '--runc-root', path.join(ws, `ctr-state-${rt}`), '--fifo-dir', path.join(ws, 'fifo'), IMAGE, `true-${rt}-${i}`, 'true']);
+    } catch (err) {
+      console.log(`  ctr run --rm true: not measured: ${err.message}`);
+      address = address && fs.existsSync(address) ? address : undefined;
+    }
+
+    // Docker, on that containerd.
+    try {
+      if (!address) throw new Error('containerd did not start');
+      const dockerd = need('dockerd');
+      // Debian's client matches Debian's daemon; another one on PATH negotiates the API down.
+      const docker = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : need('docker');
+      const socket = path.join(ws, 'docker.sock');
+      const daemonJson = path.join(ws, 'daemon.json');
+      fs.writeFileSync(daemonJson, JSON.stringify({ 'deprecated-key-path': path.join(ws, 'docker-key.json') }));
+      const mk = (d) => {
+        fs.mkdirSync(path.join(ws, d), { recursive: true });
+        return path.join(ws, d);
+      };
+      const d = startDaemon(ws, 'dockerd', [
+        dockerd, '--config-file', daemonJson, '--data-root', mk('docker-data'), '--exec-root', mk('docker-exec'), '--pidfile', path.join(ws, 'docker.pid'),
+        '--host', `unix://${socket}`, '--containerd', address, '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--bridge=none',
+        '--userland-proxy=false', '--exec-opt', 'native.cgroupdriver=cgroupfs', '--add-runtime', `husk=${HUSK}`,
+      ]);
+      daemons.push(d);
+      const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: mk('docker-cli') };
+      await d.ready(() => fs.existsSync(socket) && sh([docker, 'version'], { env, mayFail: true, timeoutMs: 10_000 }).status === 0);
+      sh([docker, 'load', '--input', tarball], { env });
+      cleanups.push(() => {
+        const all = sh([docker, 'ps', '--all', '--quiet'], { env, mayFail: true }).stdout.split('\n').filter(Boolean);
+        if (all.length) sh([docker, 'rm', '--force', ...all], { env, mayFail: true });
+        sh([docker, 'rmi', '--force', IMAGE], { env, mayFail: true });
+      });
+      compare('docker run --rm true', (rt) => [docker, 'run', '--rm', '--runtime', rt, '--network', 'none', IMAGE, 'true'], env);
+    } catch (err) {
+      console.log(`  docker run --rm true: not measured: ${err.message}`);
+    }
+
+    // Podman.
+    try {
+      const podman = need('podman');
+      need('conmon');
+      const mk = (d) => {
+        fs.mkdirSync(path.join(ws, d), { recursive: true });
+        return path.join(ws, d);
+      };
+      const conf = path.join(ws, 'containers.conf');
+      fs.writeFileSync(conf, [
+        '[containers]',
+        // Podman's default RLIMIT_NOFILE (1048576) is above this VM's hard limit.
+        'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
+        '[engine]', 'runtime_supports_json = ["crun", "runc", "husk"]', 'lock_type = "file"',
+        '[engine.runtimes]', `husk = [${JSON.stringify(HUSK)}]`, `runc = [${JSON.stringify(runc)}]`, '',
+      ].join('\n'));
+      const storage = path.join(ws, 'storage.conf');
+      fs.writeFileSync(storage, `[storage]\ndriver = "overlay"\nrunroot = ${JSON.stringify(mk('podman-runroot'))}\ngraphroot = ${JSON.stringify(mk('podman-root'))}\n`);
+      const env = { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
+      const base = [podman, '--root', mk('podman-root'), '--runroot', mk('podman-runroot'), '--tmpdir', mk('podman-tmp'), '--network-config-dir', mk('podman-networks'),
+        '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay'];
+      const withRuntime = (rt) => [...base, '--runtime', rt, '--runtime-flag', `root=${mk(`podman-state-${rt}`)}`];
+      cleanups.push(() => {
+        for (const rt of ['husk', 'runc']) sh([...withRuntime(rt), 'rm', '--all', '--force', '--time', '0'], { env, mayFail: true });
+        sh([...base, 'rmi', '--all', '--force'], { env, mayFail: true });
+        sh([...base, 'system', 'reset', '--force'], { env, mayFail: true });
+      });
+      sh([...base, 'load', '--input', tarball], { env });
+      compare('podman run --rm true', (rt) => [...withRuntime(rt), 'run', '--rm', '--network', 'none', IMAGE, 'true'], env);
+    } catch (err) {
+      console.log(`  podman run --rm true: not measured: ${err.message}`);
+    }
+  } finally {
+    const problems = [];
+    for (const c of cleanups.reverse()) {
+      try {
+        c();
+      } catch (err) {
+        problems.push(`engine cleanup: ${err.message}`);
+      }
+    }
+    for (const d of daemons.reverse()) await d.stop();
+    for (const pid of lib.serverPidsUnder(ws)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+    }
+    lib.sleepMs(300);
+    // Processes whose root, cwd, exe or command line is ours (shims, conmon, containers, husk servers).
+    const inside = (p) => p === ws || p.startsWith(`${ws}/`);
+    for (const pid of lib.pids()) {
+      if (pid === process.pid) continue;
+      const links = ['root', 'cwd', 'exe'].map((l) => {
+        try {
+          return fs.readlinkSync(`/proc/${pid}/${l}`);
+        } catch {
+          return '';
+        }
+      });
+      if (links.some(inside) || lib.cmdline(pid).some((a) => a.includes(ws))) {
+        problems.push(`process left: ${pid} ${lib.cmdline(pid).join(' ')}`);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
+    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => (l.split(' ')[4] || '').replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))).filter(inside);
+    for (const m of mounts.sort((a, b) => b.length - a.length)) {
+      if (spawnSync('umount', [m]).status !== 0) spawnSync('umount', ['--lazy', m]);
+    }
+    fs.rmSync(ws, { recursive: true, force: true });
+    for (const [p, was] of existed) {
+      if (was) continue;
+      try {
+        if (fs.lstatSync(p).isDirectory()) fs.rmdirSync(p);
+        else fs.unlinkSync(p);
+      } catch {
+        // absent, or not empty: left alone
+      }
+    }
+    // New empty cgroups of the engines' (their parents: docker, libpod_parent, our namespace).
+    for (const dir of cgroupDirs().filter((d) => !cgroupsBefore.has(d)).sort((a, b) => b.length - a.length)) {
+      if (!/\/(docker|libpod_parent|husk-bench|true-(husk|runc)-)/.test(dir)) continue;
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        problems.push(`cgroup left: ${dir}`);
+      }
+    }
+    if (problems.length) console.log(`  engines left things behind (removed): ${problems.join('; ')}`);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: engines: ${err.stack || err.message}\n`);
+  process.exit(1);
+});
