@@ -377,7 +377,6 @@ bool startsContainers(const char *verb) {
 // ---------------------------------------------------------------------------------------
 // Who runs the call.
 
-int runCall(int argc, char **argv, bool nested);
 int runOneShot(int argc, char **argv);
 
 // "<dir>/<name>" in buf, or "/proc/self/fd/N/<name>" through an O_PATH fd of dir when that
@@ -494,6 +493,7 @@ struct Call {
   char *cleanup;        // the latest Cleanup body (u32 argc, argv...), malloc'd
   uint32_t cleanupLength;
   bool endedEarly;      // the server closed before Accepted: nothing was done
+  int exited = -1;      // the Foreground process's status (as a shell shows it), once it ended
 };
 
 // argc NUL-terminated strings from body[at..length) into a malloc'd argv (nullptr-terminated).
@@ -698,19 +698,19 @@ int relay(pid_t pid, Copy *copies, int count, int master, bool exited, int statu
 
 // Foreground: the call's process runs; wait for it (forwarding signals, relaying its terminal),
 // run the follow-up call, exit with its status.
+// Returns pid's status as a shell shows it, or -1 when the message is bad.
 int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
   // The call has answered: a server this door claimed may start now, while the process runs.
   startPendingServer();
   int32_t pid;
-  uint32_t flags, argc;
-  if (length < 12) {
+  uint32_t flags;
+  if (length < 8) {
+    for (uint32_t i = 0; i < nfds; i++) close(fds[i]);
     complain("bad Foreground message from the husk server", 0);
-    return 1;
+    return -1;
   }
   memcpy(&pid, body, 4);
   memcpy(&flags, body + 4, 4);
-  memcpy(&argc, body + 8, 4);
-  char **words = readWords(body, length, 12, argc);
   // The pty master, or the husk ends of the process's stdio pipes (stdin's write end,
   // stdout's and stderr's read ends).
   int master = (flags & kForegroundConsole) && nfds > 0 ? lift(fds[0]) : -1;
@@ -722,12 +722,11 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
   }
   if (master >= 0) own(master);
   for (int fd : ends) if (fd >= 0) own(fd);
-  if (!words || pid <= 0) {
+  if (pid <= 0) {
     complain("bad Foreground message from the husk server", 0);
     if (master >= 0) closeOwn(master);
     for (int fd : ends) if (fd >= 0) closeOwn(fd);
-    free(words);
-    return 1;
+    return -1;
   }
   // The relay needs SIGCHLD and SIGWINCH to wake it, whatever the verb.
   if (gWake[0] < 0) holdSignals();
@@ -751,14 +750,21 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
     }
   }
   gForwardTo = 0;
-  if (argc > 0) runCall(static_cast<int>(argc), words, true);
-  free(words);
   return shellStatus(status);
 }
 
 // The connection ended after Accepted: the server died mid-call. Undo what it half made.
+void runCleanup(Call &call);
+
 int serverDied(Call &call) {
   complain("the husk server ended during the call", 0);
+  runCleanup(call);
+  // A foreground process that has run: its status is still the call's.
+  return call.exited >= 0 ? call.exited : 1;
+}
+
+// The Cleanup the call asked for, if any, as a one-shot call (never through a server).
+void runCleanup(Call &call) {
   if (call.cleanup) {
     uint32_t argc = 0;
     if (call.cleanupLength >= 4) memcpy(&argc, call.cleanup, 4);
@@ -766,7 +772,6 @@ int serverDied(Call &call) {
     if (words && argc > 0) runOneShot(static_cast<int>(argc), words);
     free(words);
   }
-  return 1;
 }
 
 // Returns the call's exit status (see call.endedEarly).
@@ -784,9 +789,16 @@ int messageLoop(Call &call, int argc, char **argv) {
     long r = doorReceive(call.sock, &type, body, kFrontDoorMaxMessage, &length, fds, &nfds);
     reapExited();
     if (r == 0 || r == -ECONNRESET || r == -EPIPE) {
-      if (call.via == Via::OneShot) status = shellStatus(waitWatched(call.child));
-      else if (!call.accepted) call.endedEarly = true;
-      else status = serverDied(call);
+      if (call.via == Via::OneShot) {
+        // Its status is the call's, unless it died (a signal) after its process ran.
+        int child = waitWatched(call.child);
+        if (call.exited >= 0 && !WIFEXITED(child)) runCleanup(call);
+        status = call.exited >= 0 && !WIFEXITED(child) ? call.exited : shellStatus(child);
+      } else if (!call.accepted) {
+        call.endedEarly = true;
+      } else {
+        status = serverDied(call);
+      }
       break;
     }
     if (r < 0) {
@@ -814,9 +826,24 @@ int messageLoop(Call &call, int argc, char **argv) {
     } else if (type == DoorMsg::Fallback) {
       status = runOneShot(argc, argv);
       break;
-    } else if (type == DoorMsg::Foreground) {
-      status = onForeground(body, length, fds, nfds);
-      break;
+    } else if (type == DoorMsg::Foreground && call.exited < 0) {
+      // Wait for the process, then tell the call how it ended: the call finishes (run deletes
+      // the container) and answers with Exit.
+      int exited = onForeground(body, length, fds, nfds);
+      if (exited < 0) {
+        status = 1;
+        break;
+      }
+      call.exited = exited;
+      int32_t report = exited;
+      if (doorSend(call.sock, DoorMsg::Exited, &report, sizeof report, nullptr, 0) < 0) {
+        // The call's process is gone: whatever it would have done after, Cleanup does.
+        if (call.via == Via::OneShot) waitWatched(call.child);
+        else complain("the husk server ended during the call", 0);
+        runCleanup(call);
+        status = exited;
+        break;
+      }
     } else {
       dprintf(2, "husk: unexpected message %u from the husk server\n", static_cast<unsigned>(type));
       status = 1;
@@ -856,6 +883,12 @@ int runOneShot(int argc, char **argv) {
     // `husk` stops what it was doing.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != door) _exit(1);
+    // When the door holds signals for a foreground process (run, exec), the terminal's ^C and
+    // ^\ are the container's business: the call, which the door tells how the process ended,
+    // must live on to delete it.
+    if (gWake[0] >= 0) {
+      for (int sig : {SIGINT, SIGQUIT, SIGTSTP}) signal(sig, SIG_IGN);
+    }
     // Its end stays open across exec (>= floor: not one of the fds a container keeps).
     int fd = fcntl(sv[1], F_DUPFD, gFloor);
     char number[16];
@@ -918,16 +951,14 @@ bool sendCall(int sock, int argc, char **argv) {
   return r == 0;
 }
 
-// Runs one call (the words after the program name) and returns its exit status. `nested`:
-// a follow-up call of the door's own (Foreground's), which never starts a server: the
-// call's server is there, or it has just failed us.
-int runCall(int argc, char **argv, bool nested) {
+// Runs one call (the words after the program name) and returns its exit status.
+int runCall(int argc, char **argv) {
   const char *server = getenv("HUSK_SERVER");
   if (server && strcmp(server, "0") == 0) return runOneShot(argc, argv);
   Globals g;
   parseGlobals(argc, argv, &g);
   int sock = connectServer(g.root);
-  if (sock < 0 && !nested) sock = claimServerStart(g.root);
+  if (sock < 0) sock = claimServerStart(g.root);
   if (sock < 0) {
     int status = runOneShot(argc, argv);
     startPendingServer();
@@ -970,5 +1001,5 @@ int main(int argc, char **argv) {
 
   gFloor = findFloor();
   if (g.verb && (strcmp(g.verb, "run") == 0 || strcmp(g.verb, "exec") == 0)) holdSignals();
-  exit(runCall(argc - 1, argv + 1, false));
+  exit(runCall(argc - 1, argv + 1));
 }

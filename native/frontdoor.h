@@ -19,12 +19,15 @@
 //  server -> door   Cleanup     u32 argc, argv...: if the connection ends before Exit or
 //                               Foreground, the door runs this call (e.g. delete --force ID) to
 //                               undo a half-made container, then fails
-//  server -> door   Foreground  i32 pid, u32 flags, u32 argc, argv...   the pty master when
+//  server -> door   Foreground  i32 pid, u32 flags                       the pty master when
 //                               flags & kForegroundConsole, or 3 pipe ends when flags &
-//                               kForegroundPipes. The door waits for pid (its child:
-//                               it is the subreaper), forwards signals, relays the terminal,
-//                               then runs argv as a call when argc > 0 (run's delete), and exits
-//                               with pid's status as a shell shows it
+//                               kForegroundPipes. The door waits for pid (its child: it is
+//                               the subreaper), forwards signals, relays the terminal or the
+//                               pipes, then answers Exited
+//  door -> server   Exited      i32 pid's status as a shell shows it (code, or 128 + signal);
+//                               the call goes on (run deletes the container) and ends with
+//                               Exit. Should the call's process be gone, the door runs Cleanup
+//                               and exits with this status
 //  server -> door   Exit        i32 exit code: the call is over
 //  server -> door   Fallback    (empty): run this call in a one-shot node child instead
 //
@@ -37,7 +40,7 @@
 
 namespace husk {
 
-constexpr uint32_t kFrontDoorVersion = 1;
+constexpr uint32_t kFrontDoorVersion = 2;
 // The largest message either side sends (SOCK_SEQPACKET delivers a message whole or not at all).
 constexpr uint32_t kFrontDoorMaxMessage = 1 << 20;
 // The most fds one message carries.
@@ -52,6 +55,7 @@ enum class DoorMsg : uint32_t {
   Foreground = 6,
   Exit = 7,
   Fallback = 8,
+  Exited = 9,
 };
 
 struct Frame {

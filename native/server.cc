@@ -145,6 +145,12 @@ Napi::Value ThreadChdir(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// exitNow(code): _exit at once. process.exit() would first wait for every worker thread to
+// stop, and a worker blocked in accept() or in a call never does.
+Napi::Value ExitNow(const Napi::CallbackInfo &info) {
+  _exit(info[0].As<Napi::Number>().Int32Value());
+}
+
 Napi::Value ThreadUmask(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), umask(static_cast<mode_t>(info[0].As<Napi::Number>().Uint32Value())));
 }
@@ -162,6 +168,7 @@ void registerServerFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("threadUnshareFs", Napi::Function::New(env, ThreadUnshareFs));
   exports.Set("threadChdir", Napi::Function::New(env, ThreadChdir));
   exports.Set("threadUmask", Napi::Function::New(env, ThreadUmask));
+  exports.Set("exitNow", Napi::Function::New(env, ExitNow));
 }
 
 }  // namespace husk

@@ -169,10 +169,8 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
     }));
 
   storeOption(cmd.command('reap <id>', { hidden: true }).description('wait for a container to stop and delete it (for run -d --rm)'))
-    .option('--unbundle <dir>', 'then remove this bundle (run --rm in the foreground, after the front door waited)')
-    .action(action('image reap', async (id: string, opts: any) => {
-      const unbundle = opts.unbundle ? { store: store(opts), dir: opts.unbundle as string } : undefined;
-      await (require('../image/run') as typeof import('../image/run')).reap(g.root, id, unbundle);
+    .action(action('image reap', async (id: string) => {
+      await (require('../image/run') as typeof import('../image/run')).reap(g.root, id);
     }));
 
   cmd.command('login [registry]').description('check credentials with a registry and save them in the Docker config (~/.docker/config.json)')

@@ -143,10 +143,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** The in-process husk: one call, then exit with its code (after telling the front door, when
- * a door started this process and is waiting for the call's end). */
+ * a door started this process). */
 if (require.main === module) {
   main(process.argv.slice(2)).then((code) => {
-    if (call.door !== undefined && !call.handedOver) require('../runtime/door').endCall(code);
+    if (call.door !== undefined) require('../runtime/door').endCall(code);
     process.exit(code);
   });
 }

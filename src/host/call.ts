@@ -17,8 +17,6 @@ export interface Call {
   hasTty?: boolean;
   /** The front door's socket: the door clones the container's processes and waits for them. */
   door?: number;
-  /** The call handed its end to the door (Foreground): no Exit message follows. */
-  handedOver?: boolean;
 }
 
 function doorFromEnvironment(): number | undefined {

@@ -4,8 +4,7 @@
 //
 // The overlay mount belongs to the container's lifetime:
 //  - foreground with --rm: the container is deleted when it exits, then the bundle (mount,
-//    writable layer) is removed here; under the front door, which waits for the container,
-//    by the call the door makes then (`image reap --unbundle`);
+//    writable layer) is removed here;
 //  - otherwise (kept after exit, or -d): config.json carries a poststop hook running
 //    `husk image unbundle`, so `husk delete` removes the bundle, whoever runs it;
 //  - -d --rm: a small reaper process waits for the container to stop and deletes it;
@@ -29,7 +28,6 @@ import { parseSource } from './source';
 import { ImageStore } from './store';
 import { isMountPoint } from '../host/mountinfo';
 import { sleep } from '../host/sleep';
-import { throughDoor } from '../runtime/door';
 
 export const HUSK_BIN = path.join(__dirname, '..', '..', 'bin', 'husk');
 
@@ -130,12 +128,9 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
   const { run } = require('../runtime/create') as typeof import('../runtime/create');
   let code: number;
   try {
-    const globalArgs = o.globalArgs ?? ['--root', o.root];
     code = await run({
-      root: o.root, id, bundle: dir, detach: Boolean(o.detach), keep: !o.rm, consoleSocket: o.consoleSocket, systemdCgroup: o.systemdCgroup, globalArgs,
-      // Under the front door, which waits for the process: then it deletes the container and
-      // removes the bundle, as this call does in-process below.
-      afterExit: foregroundRm ? [...globalArgs, 'image', 'reap', '--store', store.dir, '--unbundle', dir, id] : undefined,
+      root: o.root, id, bundle: dir, detach: Boolean(o.detach), keep: !o.rm, consoleSocket: o.consoleSocket, systemdCgroup: o.systemdCgroup,
+      globalArgs: o.globalArgs,
     });
   } catch (err) {
     // create() removed the container's state; its bundle goes too (unless the container
@@ -154,7 +149,7 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
     process.stdout.write(`${id}\n`);
     return 0;
   }
-  if (foregroundRm && !throughDoor()) removeBundle(store, dir, true);
+  if (foregroundRm) removeBundle(store, dir, true);
   return code;
 }
 
@@ -167,15 +162,8 @@ function startReaper(o: ImageRunOptions, store: ImageStore, id: string) {
   child.unref();
 }
 
-/** The reaper's loop: poll the container's status; once stopped, delete it (its hook unbundles,
- * or, for `run --rm` in the foreground under the front door, `unbundle` names the bundle to
- * remove here). */
-export async function reap(root: string, id: string, unbundle?: { store: ImageStore; dir: string }): Promise<void> {
-  await reapContainer(root, id);
-  if (unbundle) removeBundle(unbundle.store, unbundle.dir, true);
-}
-
-async function reapContainer(root: string, id: string): Promise<void> {
+/** The reaper's loop: poll the container's status; once stopped, delete it (its hook unbundles). */
+export async function reap(root: string, id: string): Promise<void> {
   const { remove } = require('../runtime/container') as typeof import('../runtime/container');
   const state = new Store(root);
   for (;;) {

@@ -3,7 +3,7 @@
 // SOCK_SEQPACKET message, fds by SCM_RIGHTS) is the addon's doorSend/doorReceive.
 import type { NativeStep } from './steps';
 
-export const FRONT_DOOR_VERSION = 1;
+export const FRONT_DOOR_VERSION = 2;
 
 export const DoorMsg = {
   Call: 1,
@@ -14,6 +14,7 @@ export const DoorMsg = {
   Foreground: 6,
   Exit: 7,
   Fallback: 8,
+  Exited: 9,
 } as const;
 
 /** CallHeader.flags: the caller has a controlling terminal. */
@@ -82,11 +83,11 @@ export function int32(n: number): Buffer {
   return b;
 }
 
-export function foregroundBody(pid: number, flags: number, after: string[]): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeInt32LE(pid, 0);
-  head.writeUInt32LE(flags, 4);
-  return Buffer.concat([head, wordList(after)]);
+export function foregroundBody(pid: number, flags: number): Buffer {
+  const body = Buffer.alloc(8);
+  body.writeInt32LE(pid, 0);
+  body.writeUInt32LE(flags, 4);
+  return body;
 }
 
 /** The fd a step hands to the children in its field `a` (which the door renumbers), if any. */

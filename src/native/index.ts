@@ -66,6 +66,8 @@ export interface Native {
   threadUnshareFs(): void;
   threadChdir(path: string): void;
   threadUmask(mask: number): number;
+  /** _exit(code): the process ends at once, whatever its threads are doing. */
+  exitNow(code: number): never;
 }
 
 export interface DoorMessage {

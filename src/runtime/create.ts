@@ -221,9 +221,6 @@ export async function create(o: CreateOptions): Promise<Created> {
 export interface RunOptions extends Omit<CreateOptions, 'detach'> {
   detach: boolean;
   keep?: boolean;
-  /** Under the front door: the call the door makes once the process has exited, instead of
-   * `delete --force ID` (`husk image run --rm` also removes its bundle). */
-  afterExit?: string[];
 }
 
 /** runc run: create, start, and in the foreground wait for the process and delete it. */
@@ -248,8 +245,8 @@ export async function run(o: RunOptions): Promise<number> {
 }
 
 /** run under the front door: the door, the parent of the container's init, holds the signals
- * it gets until the process runs, waits for it in the foreground, and then deletes it with a
- * call of its own (unless --keep); this call ends once the process is started. */
+ * it gets until the process runs, waits for it in the foreground and relays its terminal or
+ * stdio, and tells us how it ended; then we delete it (unless --keep), as in-process. */
 async function runThroughDoor(o: RunOptions): Promise<number> {
   const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
   const close = () => [consoleFd, ...(stdioPipes ?? [])].forEach((fd) => fd !== undefined && fs.closeSync(fd));
@@ -260,11 +257,11 @@ async function runThroughDoor(o: RunOptions): Promise<number> {
     await remove(o.root, o.id, true).catch(() => undefined);
     throw err;
   }
-  try {
-    const after = o.afterExit ?? (o.keep ? [] : [...(o.globalArgs ?? ['--root', o.root]), 'delete', '--force', o.id]);
-    if (!o.detach) waitInDoor(record.pid, { consoleFd, stdio: stdioPipes }, after);
-  } finally {
+  if (o.detach) {
     close();
+    return 0;
   }
-  return 0;
+  const status = waitInDoor(record.pid, { consoleFd, stdio: stdioPipes });
+  if (!o.keep) await remove(o.root, o.id, true);
+  return status;
 }

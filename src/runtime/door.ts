@@ -52,12 +52,22 @@ export function callerGone(): boolean {
 }
 
 /** The door waits for pid in the foreground (forwarding signals, relaying the terminal's pty
- * master or husk's ends of the stdio pipes), then runs `after` as a call, and exits with pid's
- * status. */
-export function waitInDoor(pid: number, io: { consoleFd?: number; stdio?: [number, number, number] }, after: string[]): void {
+ * master or husk's ends of the stdio pipes) and returns pid's status as a shell shows it. The
+ * fds go to the door and are closed here at once: a stdin pipe that husk kept open would never
+ * give the process its end of input. */
+export function waitInDoor(pid: number, io: { consoleFd?: number; stdio?: [number, number, number] }): number {
   const [flags, fds] = io.consoleFd !== undefined ? [FOREGROUND_CONSOLE, [io.consoleFd]] : io.stdio ? [FOREGROUND_PIPES, io.stdio] : [0, []];
-  native.doorSend(door(), DoorMsg.Foreground, foregroundBody(pid, flags, after), fds);
-  call.handedOver = true;
+  try {
+    native.doorSend(door(), DoorMsg.Foreground, foregroundBody(pid, flags), fds);
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+  }
+  const reply = native.doorReceive(door());
+  for (const fd of reply?.fds ?? []) fs.closeSync(fd);
+  if (!reply || reply.type !== DoorMsg.Exited || reply.body.length < 4) {
+    throw new HuskError('the front door went away while it waited for the process');
+  }
+  return reply.body.readInt32LE(0);
 }
 
 /** The call's exit code, to the door that waits for it. */

@@ -151,13 +151,7 @@ export async function exec(o: ExecOptions): Promise<number> {
   if (o.detach) return 0;
   if (throughDoor()) {
     // The door, the process's parent, waits for it and exits with its status.
-    const ends = pipes && pipeEnds(pipes, 1);
-    try {
-      waitInDoor(launched.pid, { consoleFd, stdio: ends }, []);
-    } finally {
-      [consoleFd, ...(ends ?? [])].forEach((fd) => fd !== undefined && fs.closeSync(fd));
-    }
-    return 0;
+    return waitInDoor(launched.pid, { consoleFd, stdio: pipes && pipeEnds(pipes, 1) });
   }
   const { forwardSignals } = await import('./foreground');
   return waitInForeground(launched.pid, forwardSignals(launched.pid, consoleFd), { consoleFd, stdio: pipes && pipeEnds(pipes, 1) });

@@ -101,7 +101,7 @@ function start() {
     native.shutdownSocket(listenFd);
     setTimeout(function exitWhenQuiet() {
       if (busyCount() > 0) setTimeout(exitWhenQuiet, 50);
-      else process.exit(0);
+      else native.exitNow(0);
     }, 200);
   };
 
@@ -149,9 +149,10 @@ function start() {
   };
 
   // Stopped (the test harness, an administrator): no stale socket is left for the next call.
+  // exitNow, not process.exit(), which would wait for workers blocked in accept() or in a call.
   process.on('SIGTERM', () => {
     if (activated === undefined) fs.rmSync(address, { force: true });
-    process.exit(0);
+    native.exitNow(0);
   });
 
   spawnWorker();

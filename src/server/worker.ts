@@ -121,7 +121,7 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     } finally {
       clearInterval(watch);
     }
-    if (!call.handedOver) endCall(code);
+    endCall(code);
   } catch (err) {
     parentPort!.postMessage({ log: `call of pid ${conn.pid} failed: ${reason(err)}` });
   } finally {

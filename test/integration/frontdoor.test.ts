@@ -508,14 +508,11 @@ describe.skipIf(!isHusk)('output parity', () => {
 });
 
 /**
- * Known bugs, reported to the lead (set HUSK_TEST_KNOWN_BUGS=1 to run these; each fails today):
- *  - the server runs a call's host-side work (its hooks) with the server's own credentials and
- *    namespaces, which are those of whoever started the server, instead of the caller's
- *    (src/server/policy.ts sameWorld compares pid, mnt, user, cgroup and net namespaces and the
- *    root only);
- *  - a one-shot call's node outlives the husk process that started it, when that is killed.
+ * A call runs as its caller would run it: the server takes only callers with its own
+ * credentials and namespaces (src/server/policy.ts sameWorld; the others run one-shot), and a
+ * one-shot call's node dies with the husk process that started it.
  */
-describe.skipIf(!isHusk || !process.env.HUSK_TEST_KNOWN_BUGS)('known bugs', () => {
+describe.skipIf(!isHusk)('the caller\'s confinement', () => {
   /** A createRuntime hook that writes what it runs with to DIR/seen.TAG. */
   function seeingBundle(tag: string): { bundle: Bundle; seen(): string } {
     const dir = tempDir('door-seen-');

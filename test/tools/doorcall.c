@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 	}
 
 	static char message[1 << 16];
-	struct call_header h = { .version = 1, .pid = (uint32_t)getpid(), .umask = 022, .argc = (uint32_t)(argc - 2) };
+	struct call_header h = { .version = 2 /* kFrontDoorVersion, native/frontdoor.h */, .pid = (uint32_t)getpid(), .umask = 022, .argc = (uint32_t)(argc - 2) };
 	size_t at = sizeof(struct frame);
 	memcpy(message + at, &h, sizeof h);
 	at += sizeof h;
