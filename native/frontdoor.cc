@@ -920,7 +920,7 @@ int runOneShot(int argc, char **argv) {
 bool sendCall(int sock, int argc, char **argv) {
   char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
-  size_t size = sizeof(CallHeader) + strlen(cwd) + 1;
+  size_t size = sizeof(CallHeader) + strlen(cwd) + 1 + strlen(gHome) + 1;
   for (int i = 0; i < argc; i++) size += strlen(argv[i]) + 1;
   uint32_t envc = 0;
   for (char **e = environ; *e; e++, envc++) size += strlen(*e) + 1;
@@ -943,6 +943,7 @@ bool sendCall(int sock, int argc, char **argv) {
   memcpy(body, &h, sizeof h);
   char *at = body + sizeof h;
   at = stpcpy(at, cwd) + 1;
+  at = stpcpy(at, gHome) + 1;
   for (int i = 0; i < argc; i++) at = stpcpy(at, argv[i]) + 1;
   for (char **e = environ; *e; e++) at = stpcpy(at, *e) + 1;
   int stdio[3] = {0, 1, 2};

@@ -8,7 +8,9 @@
 // follow each other.
 //
 //  direction        type        body                                    fds
-//  door -> server   Call        CallHeader, cwd, argv..., env...        the caller's 0, 1, 2
+//  door -> server   Call        CallHeader, cwd, home, argv..., env...  the caller's 0, 1, 2
+//                               (home: the husk installation the door belongs to; a server
+//                               of another one answers Fallback)
 //  server -> door   Accepted    (empty): the server took the call; before it, a closed
 //                               connection means nothing was done and the door may run the
 //                               call itself
@@ -40,7 +42,7 @@
 
 namespace husk {
 
-constexpr uint32_t kFrontDoorVersion = 2;
+constexpr uint32_t kFrontDoorVersion = 3;
 // The largest message either side sends (SOCK_SEQPACKET delivers a message whole or not at all).
 constexpr uint32_t kFrontDoorMaxMessage = 1 << 20;
 // The most fds one message carries.

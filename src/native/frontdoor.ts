@@ -3,7 +3,7 @@
 // SOCK_SEQPACKET message, fds by SCM_RIGHTS) is the addon's doorSend/doorReceive.
 import type { NativeStep } from './steps';
 
-export const FRONT_DOOR_VERSION = 2;
+export const FRONT_DOOR_VERSION = 3;
 
 export const DoorMsg = {
   Call: 1,
@@ -35,6 +35,8 @@ export interface DoorCall {
   umask: number;
   flags: number;
   cwd: string;
+  /** The husk installation the door belongs to (its package directory). */
+  home: string;
   argv: string[];
   env: string[];
 }
@@ -61,12 +63,12 @@ export function parseCall(body: Buffer): DoorCall {
   if (body.length < CALL_HEADER) throw new Error('front door message: Call is too short');
   const argc = body.readUInt32LE(16);
   const envc = body.readUInt32LE(20);
-  const cwd = readStrings(body, CALL_HEADER, 1);
+  const cwd = readStrings(body, CALL_HEADER, 2);
   const argv = readStrings(body, cwd.end, argc);
   const env = readStrings(body, argv.end, envc);
   return {
     version: body.readUInt32LE(0), pid: body.readInt32LE(4), umask: body.readUInt32LE(8), flags: body.readUInt32LE(12),
-    cwd: cwd.words[0], argv: argv.words, env: env.words,
+    cwd: cwd.words[0], home: cwd.words[1], argv: argv.words, env: env.words,
   };
 }
 

@@ -6,6 +6,7 @@
 // A worker runs one call at a time, so a call may block (a hook, the sync socket, a lock)
 // without holding up any other: the other workers serve them.
 import * as fs from 'fs';
+import * as path from 'path';
 import { parentPort, workerData } from 'worker_threads';
 import { reason } from '../errors';
 import { beginCall, call } from '../host/call';
@@ -72,8 +73,12 @@ function closeAll(fds: number[]) {
 }
 
 /** Why this call goes back to the door, to run in a process of its own; or undefined. */
+/** The husk installation this server runs from: a door of another one is not ours to serve. */
+const HOME = fs.realpathSync(path.join(__dirname, '..', '..'));
+
 function refusal(c: DoorCall, peerPid: number): string | undefined {
   if (c.version !== FRONT_DOOR_VERSION) return `front door version ${c.version}, server ${FRONT_DOOR_VERSION}`;
+  if (c.home !== HOME) return `the door belongs to ${c.home}, the server to ${HOME}`;
   if (!sameWorld(c.pid, peerPid)) return 'the caller lives in other namespaces or another root';
   if (callNeedsOwnProcess(c.argv)) return 'the verb runs in a process of its own';
   try {

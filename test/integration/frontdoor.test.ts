@@ -146,6 +146,8 @@ function exitOf(running: Running): Promise<{ status: number | null; signal: Node
 
 // ------------------------------------------------------------------------------- the doorcall tool
 
+/** The husk installation a door of this repository says it belongs to (the server checks it). */
+const HOME = fs.realpathSync(REPO);
 const DOORCALL_SOURCE = path.join(REPO, 'test', 'tools', 'doorcall.c');
 let doorcallBinary: string | undefined;
 
@@ -297,7 +299,7 @@ describe.skipIf(!isHusk)('who may call', () => {
     const server = await warmServer();
     const socket = path.join(root, SOCKET);
     // The tool works: root's call is taken and answered.
-    const own = spawnSync(doorcallPath(), [socket, '--root', root, 'list'], { encoding: 'utf8' });
+    const own = spawnSync(doorcallPath(), [socket, HOME, '--root', root, 'list'], { encoding: 'utf8' });
     expect(own.status).toBe(0);
     expect(own.stderr).toBe('Accepted\nExit 0\nclosed\n');
     expect(own.stdout).toMatch(/^ID\s+PID\s+STATUS/);
@@ -305,14 +307,14 @@ describe.skipIf(!isHusk)('who may call', () => {
     // Let another user reach the socket: only the server's own check is left.
     fs.chmodSync(root, 0o755);
     fs.chmodSync(socket, 0o666);
-    const nobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', doorcallPath(), socket, '--root', root, 'list'], {
+    const nobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', doorcallPath(), socket, HOME, '--root', root, 'list'], {
       encoding: 'utf8',
     });
     expect(nobody.status, nobody.stderr).toBe(0);
     expect(nobody.stderr).toBe('closed\n');
     expect(nobody.stdout).toBe('');
 
-    const after = spawnSync(doorcallPath(), [socket, '--root', root, 'list'], { encoding: 'utf8' });
+    const after = spawnSync(doorcallPath(), [socket, HOME, '--root', root, 'list'], { encoding: 'utf8' });
     expect(after.stderr).toBe('Accepted\nExit 0\nclosed\n');
     expectStatus(rt(['list']), 0);
     expect(serversOf(root)).toEqual([server]);

@@ -1,7 +1,8 @@
 /*
- * doorcall SOCKET WORD...: plays a front door (native/frontdoor.h) against a husk server's
- * socket, for frontdoor.test.ts. It connects, sends one Call (its own pid, cwd "/", the WORDs
- * as argv, an empty environment, its fds 0, 1 and 2), and prints one line on stderr for each
+ * doorcall SOCKET HOME WORD...: plays a front door (native/frontdoor.h) against a husk server's
+ * socket, for frontdoor.test.ts. It connects, sends one Call (its own pid, cwd "/", HOME as the
+ * husk installation, the WORDs as argv, an empty environment, its fds 0, 1 and 2), and prints
+ * one line on stderr for each
  * message the server sends back until the connection ends:
  *
  *   Accepted | Exit CODE | Fallback | Cleanup | Spawn | Foreground | message TYPE
@@ -33,8 +34,8 @@ struct call_header {
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: doorcall SOCKET WORD...\n");
+	if (argc < 4) {
+		fprintf(stderr, "usage: doorcall SOCKET HOME WORD...\n");
 		return 2;
 	}
 	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -46,13 +47,13 @@ int main(int argc, char **argv)
 	}
 
 	static char message[1 << 16];
-	struct call_header h = { .version = 2 /* kFrontDoorVersion, native/frontdoor.h */, .pid = (uint32_t)getpid(), .umask = 022, .argc = (uint32_t)(argc - 2) };
+	struct call_header h = { .version = 3 /* kFrontDoorVersion, native/frontdoor.h */, .pid = (uint32_t)getpid(), .umask = 022, .argc = (uint32_t)(argc - 3) };
 	size_t at = sizeof(struct frame);
 	memcpy(message + at, &h, sizeof h);
 	at += sizeof h;
 	message[at++] = '/';
 	message[at++] = 0;
-	for (int i = 2; i < argc; i++) {
+	for (int i = 2; i < argc; i++) {  /* HOME, then the words */
 		size_t n = strlen(argv[i]) + 1;
 		if (at + n > sizeof message) {
 			fprintf(stderr, "too long\n");

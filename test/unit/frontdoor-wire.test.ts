@@ -31,13 +31,13 @@ describe('the front door wire', () => {
     expect(JSON.parse(constant('kServerLog'))).toBe(SERVER_LOG);
   });
 
-  it('reads a Call laid out as CallHeader: six 32-bit fields, then cwd, argv and env', () => {
+  it('reads a Call laid out as CallHeader: six 32-bit fields, then cwd, home, argv and env', () => {
     const fields = header.slice(header.indexOf('struct CallHeader'), header.indexOf('};', header.indexOf('struct CallHeader')));
     expect([...fields.matchAll(/(u?int32_t) (\w+);/g)].map(([, , name]) => name)).toEqual(['version', 'pid', 'umask', 'flags', 'argc', 'envc']);
     const head = Buffer.alloc(24);
     [1, 4242, 0o22, CALL_HAS_TTY, 2, 1].forEach((n, i) => head.writeUInt32LE(n, i * 4));
-    const call = parseCall(Buffer.concat([head, strings(['/work', 'state', 'c1', 'PATH=/bin'])]));
-    expect(call).toEqual({ version: 1, pid: 4242, umask: 0o22, flags: CALL_HAS_TTY, cwd: '/work', argv: ['state', 'c1'], env: ['PATH=/bin'] });
+    const call = parseCall(Buffer.concat([head, strings(['/work', '/opt/husk', 'state', 'c1', 'PATH=/bin'])]));
+    expect(call).toEqual({ version: 1, pid: 4242, umask: 0o22, flags: CALL_HAS_TTY, cwd: '/work', home: '/opt/husk', argv: ['state', 'c1'], env: ['PATH=/bin'] });
   });
 
   it('refuses a Call whose strings end early', () => {
