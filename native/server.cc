@@ -97,11 +97,19 @@ Napi::Value ServerListen(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, sock.release());
 }
 
-// serverAccept(fd) -> { fd, uid, pid } (SO_PEERCRED), or null once the socket is shut down.
+// serverAccept(fd, timeoutMs?) -> { fd, uid, pid } (SO_PEERCRED), null once the socket is
+// shut down, or undefined when timeoutMs passed without a connection.
 Napi::Value ServerAccept(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int listener = fdArgument(info, 0);
+  int timeout = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
   for (;;) {
+    if (timeout >= 0) {
+      pollfd p{listener, POLLIN, 0};
+      int r = poll(&p, 1, timeout);
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0) return env.Undefined();
+    }
     int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;

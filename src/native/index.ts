@@ -57,9 +57,9 @@ export interface Native {
   peerGone(fd: number): boolean;
   /** A listening SOCK_SEQPACKET unix socket at path, mode 0600 (a stale one is replaced). */
   serverListen(path: string): number;
-  /** Waits for a connection (blocking): its fd and the caller's SO_PEERCRED, or null once
-   * the listening socket was shut down. */
-  serverAccept(fd: number): { fd: number; uid: number; pid: number } | null;
+  /** Waits for a connection (blocking): its fd and the caller's SO_PEERCRED, null once the
+   * listening socket was shut down, or undefined after timeoutMs without one. */
+  serverAccept(fd: number, timeoutMs?: number): { fd: number; uid: number; pid: number } | null | undefined;
   shutdownSocket(fd: number): void;
   setCloexec(fd: number): void;
   /** This thread's own cwd and umask from now on (unshare(CLONE_FS)): a server worker's. */

@@ -87,6 +87,8 @@ function start() {
   log(`listening on ${activated !== undefined ? 'the socket systemd passed' : address} (idle exit after ${idleMs} ms)`);
 
   const workers = new Map<Worker, { busy: boolean; held: number[] }>();
+  // How many workers wait in accept(), kept by the workers themselves (worker.ts).
+  const idle = new Int32Array(new SharedArrayBuffer(4));
   let idleTimer: NodeJS.Timeout | undefined;
   let exiting = false;
 
@@ -116,7 +118,7 @@ function start() {
   };
 
   const spawnWorker = () => {
-    const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { listenFd } });
+    const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { listenFd, idle } });
     const state = { busy: false, held: [] as number[] };
     workers.set(worker, state);
     worker.on('message', (m: { busy?: boolean; conn?: number; holding?: number[]; log?: string }) => {
@@ -141,7 +143,7 @@ function start() {
         }
       }
       if (!exiting) {
-        log(`worker exited (${code})${state.busy ? ' during a call' : ''}`);
+        if (code !== 0 || state.busy) log(`worker exited (${code})${state.busy ? ' during a call' : ''}`);
         if (busyCount() === workers.size) spawnWorker();
       }
       checkIdle();

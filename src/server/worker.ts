@@ -17,12 +17,18 @@ import { main } from '../cli/main';
 import { endCall } from '../runtime/door';
 import { callNeedsOwnProcess, sameWorld, verbOf } from './policy';
 
-const { listenFd } = workerData as { listenFd: number };
+const { listenFd, idle } = workerData as { listenFd: number; idle: Int32Array };
+
+/** Idle workers beyond this many retire: a burst of calls leaves no crowd of threads behind. */
+const KEEP_IDLE = 2;
 
 // Node's warnings (such as closing an fd another thread opened, which every call does with
 // the fds its door sent) go to the server's log, not to a caller's stderr.
+// (Closing an fd this thread did not open, as each call does with the door's, is no news.)
 process.removeAllListeners('warning');
-process.on('warning', (w) => parentPort!.postMessage({ log: `warning: ${w.message}` }));
+process.on('warning', (w) => {
+  if (!w.message.includes('closed but not opened in unmanaged mode')) parentPort!.postMessage({ log: `warning: ${w.message}` });
+});
 
 // This thread's cwd and umask are its own from now on: each call gets its caller's.
 native.threadUnshareFs();
@@ -142,16 +148,25 @@ for (const m of ['../cli/create', '../cli/run', '../cli/start', '../cli/state', 
 native.pipe().forEach((fd) => fs.closeSync(fd));
 
 async function loop() {
+  Atomics.add(idle, 0, 1);
   for (;;) {
-    const conn = native.serverAccept(listenFd);
-    if (!conn) return; // the server shut the socket down: it is exiting
+    const conn = native.serverAccept(listenFd, 5000);
+    if (conn === undefined) {
+      // Five seconds without a call: one of too many idle workers retires.
+      if (Atomics.sub(idle, 0, 1) > KEEP_IDLE) return;
+      Atomics.add(idle, 0, 1);
+      continue;
+    }
+    if (conn === null) return; // the server shut the socket down: it is exiting
+    Atomics.sub(idle, 0, 1);
     parentPort!.postMessage({ busy: true, conn: conn.fd });
     await serve(conn);
     parentPort!.postMessage({ busy: false });
+    Atomics.add(idle, 0, 1);
   }
 }
 
-loop().catch((err) => {
+loop().then(() => process.exit(0), (err) => {
   parentPort!.postMessage({ log: `worker failed: ${reason(err)}` });
   process.exit(1);
 });
