@@ -9,10 +9,7 @@
 
 namespace husk {
 
-namespace {
-constexpr size_t kControlSize = CMSG_SPACE(sizeof(int) * kFrontDoorMaxFds);
 static_assert(kFrontDoorMaxFds == kMaxFdsPerMessage, "a door message carries what sendWithFds sends");
-}
 
 long doorSend(int sock, DoorMsg type, const void *body, uint32_t length, const int *fds, uint32_t nfds) {
   if (length > kFrontDoorMaxMessage - sizeof(Frame) || nfds > kFrontDoorMaxFds) return -EMSGSIZE;
@@ -23,33 +20,14 @@ long doorSend(int sock, DoorMsg type, const void *body, uint32_t length, const i
 
 long doorReceive(int sock, DoorMsg *type, void *body, uint32_t capacity, uint32_t *length, int *fds, uint32_t *nfds) {
   *length = 0;
-  *nfds = 0;
   Frame frame{};
   iovec iov[2] = {{&frame, sizeof frame}, {body, capacity}};
-  msghdr hdr{};
-  hdr.msg_iov = iov;
-  hdr.msg_iovlen = 2;
-  alignas(cmsghdr) char control[kControlSize];
-  hdr.msg_control = control;
-  hdr.msg_controllen = sizeof control;
-  long r;
-  do {
-    r = check(recvmsg(sock, &hdr, MSG_CMSG_CLOEXEC));
-  } while (r == -EINTR);
+  bool truncated = false;
+  long r = receiveWithFds(sock, iov, 2, fds, kFrontDoorMaxFds, nfds, &truncated);
   if (r <= 0) return r;
-  for (cmsghdr *c = CMSG_FIRSTHDR(&hdr); c; c = CMSG_NXTHDR(&hdr, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < n; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (*nfds < kFrontDoorMaxFds) fds[(*nfds)++] = fd;
-      else close(fd);
-    }
-  }
   // A message cut short (by our buffer or the fds' room) or whose frame disagrees with what
   // arrived is not half-handled: its fds are closed and the caller sees EPROTO.
-  if ((hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || static_cast<size_t>(r) < sizeof frame || frame.length != static_cast<size_t>(r) - sizeof frame) {
+  if (truncated || static_cast<size_t>(r) < sizeof frame || frame.length != static_cast<size_t>(r) - sizeof frame) {
     for (uint32_t i = 0; i < *nfds; i++) close(fds[i]);
     *nfds = 0;
     return -EPROTO;

@@ -52,10 +52,21 @@ void resetSignals() {
 long receiveMessage(int sock, SyncMessage *msg, int *fd) {
   *fd = -1;
   iovec iov{msg, sizeof *msg};
+  uint32_t nfds = 0;
+  bool truncated = false;
+  long r = receiveWithFds(sock, &iov, 1, fd, 1, &nfds, &truncated);
+  if (r <= 0) return r;
+  if (r != sizeof *msg) return -EPROTO;
+  return 1;
+}
+
+long receiveWithFds(int sock, iovec *iov, int iovcnt, int *fds, uint32_t maxFds, uint32_t *nfds, bool *truncated) {
+  *nfds = 0;
+  *truncated = false;
   msghdr hdr{};
-  hdr.msg_iov = &iov;
-  hdr.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  hdr.msg_iov = iov;
+  hdr.msg_iovlen = static_cast<size_t>(iovcnt);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
   hdr.msg_control = control;
   hdr.msg_controllen = sizeof control;
   long r;
@@ -64,10 +75,21 @@ long receiveMessage(int sock, SyncMessage *msg, int *fd) {
   } while (r == -EINTR);
   if (r <= 0) return r;
   for (cmsghdr *c = CMSG_FIRSTHDR(&hdr); c; c = CMSG_NXTHDR(&hdr, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (*nfds < maxFds) {
+        fds[(*nfds)++] = fd;
+      } else {
+        close(fd);
+        *truncated = true;
+      }
+    }
   }
-  if (r != sizeof *msg) return -EPROTO;
-  return 1;
+  if (hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) *truncated = true;
+  return r;
 }
 
 char *appendNumber(char *buf, char *end, long long n) {

@@ -45,6 +45,10 @@ long sendWithFds(int sock, const iovec *iov, int iovcnt, const int *fds, uint32_
 void resetSignals();
 // Reads one message; *fd receives an attached fd or -1. Returns 1, 0 at end-of-file, or -errno.
 long receiveMessage(int sock, SyncMessage *msg, int *fd);
+// Receives one message into the iovecs, and its fds (SCM_RIGHTS, close-on-exec) into
+// fds[0..maxFds) (*nfds of them; any beyond are closed). Returns the bytes received, 0 at
+// end-of-file, or -errno; *truncated when the message or its fds did not fit.
+long receiveWithFds(int sock, iovec *iov, int iovcnt, int *fds, uint32_t maxFds, uint32_t *nfds, bool *truncated);
 
 // Writes the decimal digits of n into buf (no allocation); returns the end of the text.
 char *appendNumber(char *buf, char *end, long long n);
