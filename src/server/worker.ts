@@ -137,7 +137,10 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     parentPort!.postMessage({ log: `call of pid ${conn.pid} failed: ${reason(err)}` });
   } finally {
     beginCall({ stdin: 0, stdout: 1, stderr: 2, pid: process.pid });
+    // Back to "/": an idle worker must not hold the caller's directory (a file system that
+    // could not be unmounted while the server lives).
     cwd = '/';
+    native.threadChdir('/');
     closeAll(held);
   }
 }
