@@ -22,11 +22,20 @@
 
 namespace husk {
 
+// openat2, again while it fails with EAGAIN: with RESOLVE_IN_ROOT the kernel gives up when a
+// rename or a mount anywhere on the host raced the lookup (busy hosts, parallel containers),
+// and asks the caller to retry.
+static long openat2Retrying(int dirFd, const char *path, open_how *how) {
+  long r = -EAGAIN;
+  for (int attempt = 0; attempt < 64 && r == -EAGAIN; attempt++) r = check(syscall(SYS_openat2, dirFd, path, how, sizeof *how));
+  return r;
+}
+
 static long openat2InRoot(int rootFd, const char *path, int flags) {
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  return check(syscall(SYS_openat2, rootFd, path, &how, sizeof how));
+  return openat2Retrying(rootFd, path, &how);
 }
 
 // Opens `path` (relative to the rootfs) as an O_PATH fd, creating what is missing when
@@ -153,10 +162,10 @@ static long openOrdinaryDirectoryInRoot(Child &c, const char *path, int *fd) {
   open_how how{};
   how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  r = check(syscall(SYS_openat2, parent.get(), name, &how, sizeof how));
+  r = openat2Retrying(parent.get(), name, &how);
   if (r == -ENOENT) {
     if (mkdirat(parent.get(), name, 0755) < 0 && errno != EEXIST) return -errno;
-    r = check(syscall(SYS_openat2, parent.get(), name, &how, sizeof how));
+    r = openat2Retrying(parent.get(), name, &how);
   }
   if (r == -ELOOP) return -ENOTDIR;
   if (r < 0) return r;
