@@ -154,21 +154,11 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   std::unique_ptr<PlanStorage> storage = readPlan(env, info[0].As<Napi::Object>());
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) throw errnoError(env, errno, "socketpair");
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (pid == 0) {
-    // Stage 1. From here on: system calls only (see plan.h).
-    close(sv[0]);
-    startStage1(&storage->plan, sv[1]);
-  }
-  int err = errno;
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  long pid = cloneStage1(&storage->plan, sv[1], &sv[0], 1);
   close(sv[1]);
   if (pid < 0) {
     close(sv[0]);
-    throw errnoError(env, err, "clone");
+    throw errnoError(env, static_cast<int>(-pid), "clone");
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("pid", Napi::Number::New(env, static_cast<double>(pid)));

@@ -135,13 +135,24 @@ static long dispatch(Child &c, const Step &s) {
   return -ENOSYS;
 }
 
-[[noreturn]] void startStage1(const Plan *plan, int sock) {
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  resetSignals();
-  Child c{};
-  c.plan = plan;
-  c.sock = sock;
-  runChild(c, 0);
+long cloneStage1(const Plan *plan, int sock, const int *closeFds, int count) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) {
+    // Stage 1. From here on: system calls only (see plan.h).
+    for (int i = 0; i < count; i++) close(closeFds[i]);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    resetSignals();
+    Child c{};
+    c.plan = plan;
+    c.sock = sock;
+    runChild(c, 0);
+  }
+  long r = pid < 0 ? -errno : pid;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return r;
 }
 
 [[noreturn]] void runChild(Child &c, size_t first) {

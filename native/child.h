@@ -22,11 +22,14 @@ struct Child {
 // Runs the plan from step `first` and never returns (exec or _exit).
 [[noreturn]] void runChild(Child &c, size_t first);
 
-// Stage 1, right after clone(), whoever cloned it (the addon in Node, or the front door):
-// non-dumpable before anything else, and so is everything it clones (until execve, no process
-// of a container it joins may ptrace it or open its /proc/PID/exe, mem or environ:
-// CVE-2019-5736); every signal handler of the parent reset; then the plan, from its first step.
-[[noreturn]] void startStage1(const Plan *plan, int sock);
+// Clones stage 1, whoever asks (the addon in Node, or the front door): every signal blocked
+// across clone() (pthread_sigmask, for a multithreaded parent), so that none of the parent's
+// handlers can run in the child before it resets them. The child closes closeFds[0..count)
+// (the parent's end of the sync socket, its own fds), then makes itself non-dumpable, and so
+// everything it clones (until execve, no process of a container it joins may ptrace it or
+// open its /proc/PID/exe, mem or environ: CVE-2019-5736), resets every signal handler, and
+// runs the plan from its first step over `sock`. Returns the child's pid, or -errno.
+long cloneStage1(const Plan *plan, int sock, const int *closeFds, int count);
 
 // Waits for the parent's Continue. Returns 0 or -errno (-EPIPE when the parent went away).
 long waitContinue(Child &c);

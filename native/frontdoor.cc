@@ -552,19 +552,10 @@ void onSpawn(Call &call, char *body, uint32_t length, int *fds, uint32_t nfds) {
     if (sv[0] < 0 || sv[1] < 0) result = -EMFILE;
   }
   if (result == 0) {
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_SETMASK, &all, &old);
-    long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-    if (pid == 0) {
-      // Stage 1. From here on: system calls only (plan.h). Its /proc/self/exe is our sealed
-      // memfd; it keeps none of our own fds.
-      close(sv[0]);
-      for (int i = 0; i < gOwnCount; i++) close(gOwnFds[i]);
-      startStage1(&plan, sv[1]);
-    }
-    result = pid < 0 ? -errno : static_cast<int32_t>(pid);
-    sigprocmask(SIG_SETMASK, &old, nullptr);
+    // Stage 1's /proc/self/exe is our sealed memfd; it keeps none of our own fds.
+    int closeFds[1 + sizeof gOwnFds / sizeof gOwnFds[0]] = {sv[0]};
+    for (int i = 0; i < gOwnCount; i++) closeFds[i + 1] = gOwnFds[i];
+    result = static_cast<int32_t>(cloneStage1(&plan, sv[1], closeFds, gOwnCount + 1));
   }
   if (sv[1] >= 0) close(sv[1]);
   for (uint32_t i = 0; i < nfds; i++) {
