@@ -36,6 +36,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'vitest';
 import { waitFor } from '../lib/wait';
+import { stopHuskServers } from '../lib/process';
 import { REPO, which } from '../lib/which';
 
 // The engine tests wait, find programs and read the probe's report as the integration tests do.
@@ -246,7 +247,7 @@ export class Workspace {
     for (const daemon of [...this.daemons].reverse()) await daemon.stop();
     // husk's warm servers for our state roots are husk's, not leftovers (each exits by itself
     // when idle): ended here, before the search.
-    await stopHuskServers(this.dir);
+    await stopHuskServers((root) => root.startsWith(this.dir + '/'));
     // Processes: shims, conmon, container processes whose root, cwd or command line is ours.
     let pids = processesUnder(this.dir);
     if (pids.length) {
@@ -701,42 +702,6 @@ function processesUnder(dir: string): number[] {
   return found;
 }
 
-/** Ends every warm husk server (`node .../dist/server/main.js --root ROOT`) of a root in dir. */
-async function stopHuskServers(dir: string): Promise<void> {
-  // A call that ended just now may still be starting one (a cold call starts its server once
-  // it has answered): look again until none is left.
-  for (let round = 0; round < 5; round++) {
-    const servers = huskServers(dir);
-    if (!servers.length) return;
-    for (const pid of servers) tryKill(pid, 'SIGTERM');
-    await waitFor('husk servers to exit', () => servers.every((pid) => !alive(pid)), 5_000).catch(() => undefined);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function huskServers(dir: string): number[] {
-  const servers: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const at = argv.findIndex((a) => a.endsWith('/dist/server/main.js'));
-      if (at >= 0 && argv[at + 1] === '--root' && argv[at + 2]?.startsWith(dir + '/')) servers.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return servers;
-}
-
 function processTouches(pid: number, dir: string): boolean {
   const inside = (p: string) => p === dir || p.startsWith(dir + '/');
   for (const link of ['root', 'cwd', 'exe']) {
@@ -857,15 +822,7 @@ export function pidsLimit(pid: number): string {
   return cgroupFile(pid, 'pids', 'pids.max', 'pids.max');
 }
 
-/** A pid's state letter from /proc/PID/stat (R, S, D, T, Z, ...), or undefined if gone. */
-export function processState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
-}
+export { processState } from '../lib/process';
 
 // ------------------------------------------------------------------------------- timings
 

@@ -12,6 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { huskServers } from '../lib/process';
 import {
   REPO,
   RUNTIME,
@@ -44,20 +45,9 @@ const O_PATH = 0o10000000;
 
 // ------------------------------------------------------------------------------- the servers
 
-/** The pids of the warm servers of a root: `node .../dist/server/main.js --root ROOT`. */
+/** The pids of the warm servers of a root. */
 function serversOf(root: string): number[] {
-  const found: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const at = argv.findIndex((a) => a.endsWith('/dist/server/main.js'));
-      if (at >= 0 && argv[at + 1] === '--root' && argv[at + 2] === root && alive(Number(entry))) found.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return found;
+  return huskServers().filter((s) => s.root === root).map((s) => s.pid);
 }
 
 /**

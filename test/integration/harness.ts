@@ -43,6 +43,7 @@ import { expect } from 'vitest';
 import { parseReport, type ProbeReport } from '../lib/probe';
 import { sleep, waitFor } from '../lib/wait';
 import { REPO, which } from '../lib/which';
+import { huskServers, stopHuskServers } from '../lib/process';
 
 // What every test file needs from test/lib, from here as well, so an integration test imports
 // one module.
@@ -658,25 +659,7 @@ export function waitForStatus(id: string, status: ContainerState['status'], opts
   });
 }
 
-/** True while a process exists and is not a zombie. */
-export function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** The single-letter state of a process from /proc/PID/stat (R, S, D, Z, T...), or undefined. */
-export function processState(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0];
-  } catch {
-    return undefined;
-  }
-}
+export { alive, processState } from '../lib/process';
 
 // ------------------------------------------------------------------------------ probe output
 
@@ -719,7 +702,7 @@ export async function cleanup(): Promise<void> {
     }
   }
 
-  await stopServers(c);
+  await stopHuskServers((root) => isTestRoot(c, root));
 
   let found: Leftovers = findLeftovers(c);
   const deadline = Date.now() + 10_000;
@@ -782,42 +765,14 @@ export function stateEntries(root: string): string[] {
   return safeReaddir(root).filter((e) => !SERVER_FILE.test(e));
 }
 
-/** The pid of every warm husk server (`node dist/server/main.js --root ROOT`) of the test's
- * roots, or of a root in one of its directories (a rootless test's default root). */
-function serversOf(c: Context): number[] {
-  const roots = [...c.roots.values()];
-  const found: number[] = [];
-  for (const entry of safeReaddir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const at = argv.findIndex((a) => a.endsWith('/dist/server/main.js'));
-      const root = at >= 0 && argv[at + 1] === '--root' ? argv[at + 2] : undefined;
-      if (root && (roots.includes(root) || c.dirs.some((d) => root.startsWith(d + '/')))) found.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return found;
+/** The test's roots, and a root in one of its directories (a rootless test's default root). */
+function isTestRoot(c: Context, root: string): boolean {
+  return [...c.roots.values()].includes(root) || c.dirs.some((d) => root.startsWith(d + '/'));
 }
 
-/** Ends the test's warm servers (each exits by itself when idle; the test need not wait for that). */
-async function stopServers(c: Context): Promise<void> {
-  // A call that ended just now may still be starting one (a cold call starts its server once
-  // it has answered): look again until none is left.
-  for (let round = 0; round < 5; round++) {
-    const servers = serversOf(c);
-    if (!servers.length) return;
-    for (const pid of servers) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // gone
-      }
-    }
-    const deadline = Date.now() + 5_000;
-    while (servers.some(alive) && Date.now() < deadline) await sleep(20);
-  }
+/** The pid of every warm husk server of the test's roots. */
+function serversOf(c: Context): number[] {
+  return huskServers().filter((s) => isTestRoot(c, s.root)).map((s) => s.pid);
 }
 
 function findLeftovers(c: Context): Leftovers {
