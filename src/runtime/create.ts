@@ -223,45 +223,27 @@ export interface RunOptions extends Omit<CreateOptions, 'detach'> {
   keep?: boolean;
 }
 
-/** runc run: create, start, and in the foreground wait for the process and delete it. */
+/** runc run: create, start, and in the foreground wait for the process and delete it. Under
+ * the front door, the door (the init's parent) holds the signals it gets until the process
+ * runs, waits for it, relays its terminal or stdio, and tells us how it ended; in-process,
+ * husk does all that itself. */
 export async function run(o: RunOptions): Promise<number> {
-  if (throughDoor()) return runThroughDoor(o);
   const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
+  const io = { consoleFd, stdio: stdioPipes };
   // Signals that arrive while the container starts are held back and forwarded once its
   // process runs (before that, they would end the init half-way).
-  const { forwardSignals } = await import('./foreground');
-  const forwarding = o.detach ? undefined : forwardSignals(record.pid, consoleFd);
+  const door = throughDoor();
+  const forwarding = o.detach || door ? undefined : (await import('./foreground')).forwardSignals(record.pid, consoleFd);
   try {
     await start(o.root, o.id);
   } catch (err) {
     forwarding?.stop();
+    if (door) [consoleFd, ...(stdioPipes ?? [])].forEach((fd) => fd !== undefined && fs.closeSync(fd));
     await remove(o.root, o.id, true).catch(() => undefined);
     throw err;
   }
-  if (!forwarding) return 0;
-  const status = await waitInForeground(record.pid, forwarding, { consoleFd, stdio: stdioPipes });
-  if (!o.keep) await remove(o.root, o.id, true);
-  return status;
-}
-
-/** run under the front door: the door, the parent of the container's init, holds the signals
- * it gets until the process runs, waits for it in the foreground and relays its terminal or
- * stdio, and tells us how it ended; then we delete it (unless --keep), as in-process. */
-async function runThroughDoor(o: RunOptions): Promise<number> {
-  const { record, consoleFd, stdioPipes } = await create({ ...o, detach: o.detach, relayStdio: !o.detach });
-  const close = () => [consoleFd, ...(stdioPipes ?? [])].forEach((fd) => fd !== undefined && fs.closeSync(fd));
-  try {
-    await start(o.root, o.id);
-  } catch (err) {
-    close();
-    await remove(o.root, o.id, true).catch(() => undefined);
-    throw err;
-  }
-  if (o.detach) {
-    close();
-    return 0;
-  }
-  const status = waitInDoor(record.pid, { consoleFd, stdio: stdioPipes });
+  if (o.detach) return 0;
+  const status = door ? waitInDoor(record.pid, io) : await waitInForeground(record.pid, forwarding!, io);
   if (!o.keep) await remove(o.root, o.id, true);
   return status;
 }
