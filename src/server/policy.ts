@@ -67,12 +67,19 @@ function namespace(pid: number | 'self', ns: string): string | undefined {
 export function sameWorld(pid: number, peerPid: number): boolean {
   if (pid !== peerPid) return false;
   try {
-    for (const ns of NAMESPACES) {
-      if (namespace(pid, ns) !== namespace('self', ns)) return false;
-    }
     if (fs.readlinkSync(`/proc/${pid}/root`) !== '/') return false;
-    return credentials(pid) === credentials('self') && bounds(pid) === bounds('self');
+    const theirs = world(pid);
+    ours ??= world('self');
+    return theirs.every((value, i) => value === ours![i]);
   } catch {
     return false;
   }
 }
+
+/** Everything sameWorld compares, as strings: the namespaces, credentials and bounds. */
+function world(pid: number | 'self'): (string | undefined)[] {
+  return [...NAMESPACES.map((ns) => namespace(pid, ns)), credentials(pid), bounds(pid)];
+}
+
+/** The server's own world, read once: it does not change while the server lives. */
+let ours: (string | undefined)[] | undefined;
