@@ -94,9 +94,10 @@ function start() {
 
   const busyCount = () => [...workers.values()].filter((w) => w.busy).length;
 
-  const shutDown = () => {
+  const shutDown = (why: string) => {
+    if (exiting) return;
     exiting = true;
-    log('idle: exiting');
+    log(`${why}: exiting`);
     // No new call finds us; a call a worker took just now has reported itself within the
     // grace period, and is finished before we exit.
     if (activated === undefined) fs.rmSync(address, { force: true });
@@ -113,7 +114,7 @@ function start() {
       if (idleTimer) clearTimeout(idleTimer);
       idleTimer = undefined;
     } else if (!idleTimer) {
-      idleTimer = setTimeout(shutDown, idleMs);
+      idleTimer = setTimeout(() => shutDown('idle'), idleMs);
     }
   };
 
@@ -157,9 +158,29 @@ function start() {
     native.exitNow(0);
   });
 
+  // The door double-forks the server so that init adopts it. Under a child subreaper (conmon,
+  // a containerd shim, tini -s) that process adopts it instead, and a subreaper such as conmon
+  // blocks in wait() until every child is gone: it would outlive its container for as long as
+  // the server lives. So a server whose adoptive parent waits for its children leaves.
+  if (activated === undefined) {
+    setInterval(() => {
+      const parent = process.ppid;
+      if (parent > 1 && parentWaitsForChildren(parent)) shutDown(`adopted by process ${parent}, which waits for its children`);
+    }, 250).unref();
+  }
+
   spawnWorker();
   spawnWorker();
   checkIdle();
+}
+
+/** True while the process sleeps in wait() (its kernel wait channel is do_wait). */
+function parentWaitsForChildren(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/wchan`, 'utf8').trim() === 'do_wait';
+  } catch {
+    return false;
+  }
 }
 
 try {

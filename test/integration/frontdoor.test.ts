@@ -26,6 +26,7 @@ import {
   newId,
   rt,
   rtSpawn,
+  spawnTool,
   state,
   stateEntries,
   stateRoot,
@@ -139,26 +140,30 @@ function exitOf(running: Running): Promise<{ status: number | null; signal: Node
 
 /** The husk installation a door of this repository says it belongs to (the server checks it). */
 const HOME = fs.realpathSync(REPO);
-const DOORCALL_SOURCE = path.join(REPO, 'test', 'tools', 'doorcall.c');
-let doorcallBinary: string | undefined;
+const built = new Map<string, string>();
 
-/** build/Release/doorcall from test/tools/doorcall.c (static, rebuilt when older than its source,
+/** build/Release/NAME from test/tools/NAME.c (static, rebuilt when older than its source,
  * written to a temporary name and renamed), as the harness builds its tools. */
-function doorcallPath(): string {
-  if (doorcallBinary) return doorcallBinary;
-  const binary = path.join(REPO, 'build', 'Release', 'doorcall');
+function toolPath(name: string): string {
+  const known = built.get(name);
+  if (known) return known;
+  const source = path.join(REPO, 'test', 'tools', `${name}.c`);
+  const binary = path.join(REPO, 'build', 'Release', name);
   const binaryTime = fs.statSync(binary, { throwIfNoEntry: false })?.mtimeMs;
-  if (binaryTime === undefined || binaryTime < fs.statSync(DOORCALL_SOURCE).mtimeMs) {
+  if (binaryTime === undefined || binaryTime < fs.statSync(source).mtimeMs) {
     const temporary = `${binary}.tmp-${process.pid}`;
-    const res = spawnSync('gcc', ['-O2', '-Wall', '-Wno-unused-result', '-static', '-o', temporary, DOORCALL_SOURCE], { encoding: 'utf8' });
+    const res = spawnSync('gcc', ['-O2', '-Wall', '-Wno-unused-result', '-static', '-o', temporary, source], { encoding: 'utf8' });
     if (res.status !== 0) {
       fs.rmSync(temporary, { force: true });
-      throw new Error(`building doorcall failed:\n${res.stderr}`);
+      throw new Error(`building ${name} failed:\n${res.stderr}`);
     }
     fs.renameSync(temporary, binary);
   }
-  return (doorcallBinary = binary);
+  built.set(name, binary);
+  return binary;
 }
+
+const doorcallPath = () => toolPath('doorcall');
 
 // ------------------------------------------------------------------------------------ the tests
 
@@ -231,6 +236,20 @@ describe.skipIf(!withServer)('the warm server', () => {
     expect(second).not.toBe(first);
     expectStatus(rt(['list']), 0);
     expect(serversOf(root)).toEqual([second]);
+  });
+
+  it('leaves at once when adopted by a subreaper that waits for its children (as conmon does)', async () => {
+    // conmon runs `husk create` as a child subreaper and then blocks in wait() until no child is
+    // left: a server it adopted would keep it alive (and its container's podman cleanup waiting)
+    // for as long as the server lives. Here the idle time is a minute; the subreaper is back in
+    // far less only because the server left.
+    const root = stateRoot();
+    const waiter = spawnTool(toolPath('waitall'), [RUNTIME, '--root', root, 'list'], { env: { HUSK_SERVER_IDLE: '60' } });
+    const exited = await exitOf(waiter);
+    expect(exited, waiter.stderr).toEqual({ status: 0, signal: null });
+    expect(waiter.stdout).toMatch(/^ID\s+PID\s+STATUS[^]*done\n$/);
+    expect(fs.readFileSync(path.join(root, LOG), 'utf8')).toMatch(new RegExp(`adopted by process ${waiter.pid}, which waits for its children: exiting`));
+    expect(serversOf(root)).toEqual([]);
   });
 
   it('is started once when ten cold calls race', async () => {
