@@ -256,6 +256,14 @@ export function findPlugin(type: string, pluginDirs: string[]): string {
   throw new HuskError(`plugin "${type}" not found in ${pluginDirs.join(', ') || '(no plugin directories)'}`);
 }
 
+function pluginFile(list: NetworkList, type: string, pluginDirs: string[]): string {
+  try {
+    return findPlugin(type, pluginDirs);
+  } catch (err) {
+    throw new HuskError(`network "${list.name}": ${reason(err)}`);
+  }
+}
+
 /** Plugins (portmap, firewall, bridge with ipMasq) run iptables: a PATH without the sbin
  * directories (a user's PATH on Debian) would make them fail half-way. */
 const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
@@ -302,6 +310,9 @@ function runOnce(x: Exchange): Promise<Outcome> {
       if (done || !exit) return;
       done = true;
       clearTimeout(timer);
+      // Whatever still holds the pipes (see below) must not keep husk's event loop alive.
+      child.stdout.destroy();
+      child.stderr.destroy();
       resolve({ ...exit, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), timedOut });
     };
     child.stdout.on('data', (b: Buffer) => {
@@ -437,7 +448,7 @@ export function versionAtLeast(a: string, b: string): boolean {
  * VERSION command (spec 0.1.0) answers "unknown CNI_COMMAND: VERSION": it supports 0.1.0.
  */
 async function supportedVersions(list: NetworkList, type: string, pluginDirs: string[]): Promise<string[]> {
-  const file = findPlugin(type, pluginDirs);
+  const file = pluginFile(list, type, pluginDirs);
   const x: Exchange = {
     command: 'VERSION',
     network: list.name,
@@ -503,8 +514,9 @@ function validateRuntime(list: NetworkList, rt: RuntimeConf, command: Command) {
   }
   if (command !== 'DEL' && rt.netns === '') throw bad('no network namespace (CNI_NETNS)');
   for (const [key, value] of rt.args ?? []) {
-    if (key === '' || /[=;]/.test(key) || value.includes(';')) {
-      throw bad(`CNI_ARGS ${JSON.stringify(`${key}=${value}`)}: keys without = or ;, values without ;`);
+    // The plugins split CNI_ARGS at each ; and each pair at each = (types.LoadArgs).
+    if (key === '' || /[=;]/.test(key) || /[=;]/.test(value)) {
+      throw bad(`CNI_ARGS ${JSON.stringify(`${key}=${value}`)}: keys and values without = or ;`);
     }
   }
 }
@@ -535,12 +547,7 @@ function declaredCapabilityArgs(plugin: PluginConf, rt: RuntimeConf): Record<str
 }
 
 async function invoke(command: Exclude<Command, 'VERSION'>, list: NetworkList, plugin: PluginConf, rt: RuntimeConf, prevResult: CniResult | undefined, pluginDirs: string[]): Promise<string> {
-  let file: string;
-  try {
-    file = findPlugin(plugin.type, pluginDirs);
-  } catch (err) {
-    throw new HuskError(`network "${list.name}": ${reason(err)}`);
-  }
+  const file = pluginFile(list, plugin.type, pluginDirs);
   const config = pluginConfig(list, plugin, rt, prevResult);
   const env: Record<string, string> = {
     CNI_COMMAND: command,

@@ -300,7 +300,8 @@ describe('plugins', () => {
     await expect(addNetworkList(list, { ...rt, containerId: '-x' }, [pluginDir])).rejects.toThrow('network "testnet" (ADD): container id "-x": only letters');
     await expect(addNetworkList(list, { ...rt, ifName: 'a-very-long-name0' }, [pluginDir])).rejects.toThrow('interface name "a-very-long-name0": 1 to 15 characters');
     await expect(addNetworkList(list, { ...rt, netns: '' }, [pluginDir])).rejects.toThrow('network "testnet" (ADD): no network namespace (CNI_NETNS)');
-    await expect(addNetworkList(list, { ...rt, args: [['A', 'b;c']] }, [pluginDir])).rejects.toThrow('CNI_ARGS "A=b;c": keys without = or ;, values without ;');
+    await expect(addNetworkList(list, { ...rt, args: [['A', 'b;c']] }, [pluginDir])).rejects.toThrow('CNI_ARGS "A=b;c": keys and values without = or ;');
+    await expect(addNetworkList(list, { ...rt, args: [['A', 'b=c']] }, [pluginDir])).rejects.toThrow('CNI_ARGS "A=b=c"');
     expect(calls()).toEqual([]);
   });
 });
@@ -351,6 +352,13 @@ describe('plugin failures', () => {
     await expect(addNetworkList(network([{ type: 'hang' }]), rt, [pluginDir])).rejects.toThrow(exactly('network "testnet": plugin "hang" (ADD): no answer after 0.3 s: killed'));
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it('takes the answer of a plugin that exits while something it started still holds its stdout', async () => {
+    fakePlugin('forks', { instead: `sleep 3 & echo '{"cniVersion": "1.0.0", "ips": []}'; exit 0` });
+    const started = Date.now();
+    await expect(addNetworkList(network([{ type: 'forks' }]), rt, [pluginDir])).resolves.toEqual({ cniVersion: '1.0.0', ips: [] });
+    expect(Date.now() - started).toBeLessThan(2900);
+  });
 });
 
 describe('version negotiation', () => {
@@ -367,6 +375,9 @@ describe('version negotiation', () => {
     expect(seen[0].env.CNI_PATH).toBe(pluginDir);
 
     await pluginVersions(network([{ type: 'bridge', ipam: { type: 'host-local' } }]), [pluginDir]);
+    await expect(pluginVersions(network([{ type: 'bridge', ipam: { type: 'dhcp' } }]), [pluginDir])).rejects.toThrow(
+      exactly(`network "testnet": plugin "dhcp" not found in ${pluginDir}`),
+    );
   });
 
   it('takes a plugin older than the VERSION command for a 0.1.0 plugin', async () => {
