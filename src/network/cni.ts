@@ -17,6 +17,13 @@
 //     command and the container in CNI_* variables, its configuration on stdin, and prints
 //     its result (or an error {code, msg, details}) on stdout.
 //
+// What the plugins Debian 12 ships (containernetworking-plugins 1.1.1, in /usr/lib/cni) do:
+// they speak spec versions up to 1.0.0 (firewall only 0.4.0 and 1.0.0); host-local refuses
+// CNI_ARGS keys it does not know unless IgnoreUnknown=1 is among them; portmap's CHECK fails on
+// a network without IPv6 (it looks for an ip6tables chain it never made: plugins issue 819), so
+// a list with portmap wants "disableCheck": true. bridge's DEL with a CNI_NETNS that no longer
+// exists returns early and leaves the ipMasq rules behind: DEL while the netns is still pinned.
+//
 // husk keeps the ADD result itself (in its attach record), so unlike libcni nothing here
 // caches results on disk: the caller hands the result back to checkNetworkList and
 // delNetworkList.
@@ -298,7 +305,8 @@ const MAX_OUTPUT = 1 << 20;
 function runOnce(x: Exchange): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     // Its own process group, so that a timeout kills what the plugin started too (iptables).
-    const child = spawn(x.file, [], { env: x.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    // In /: the caller's directory (the warm server's worker has the caller's) may be gone.
+    const child = spawn(x.file, [], { cwd: '/', env: x.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outSize = 0;
