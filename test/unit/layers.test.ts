@@ -2,7 +2,7 @@
 // `export ... from`, `import type`, and the `require('...')` and `import('...')` calls used
 // for lazy loading) goes to a package of a lower layer, or stays inside its own package.
 //
-//   server -> cli -> image -> runtime -> linux | cgroups -> spec -> host -> native -> errors
+//   server -> cli -> image -> runtime -> linux | cgroups | network -> spec -> host -> native -> errors
 //
 // linux and cgroups are siblings: neither imports the other (the plan mounts what the host
 // package reports about cgroups, the managers never see a plan). errors.ts is the leaf every
@@ -21,6 +21,7 @@ const LAYER: Record<string, number> = {
   runtime: 5,
   linux: 4,
   cgroups: 4,
+  network: 4,
   spec: 3,
   host: 2,
   native: 1,
