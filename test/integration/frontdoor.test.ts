@@ -27,6 +27,7 @@ import {
   rt,
   rtSpawn,
   spawnTool,
+  staticTool,
   state,
   stateEntries,
   stateRoot,
@@ -136,32 +137,13 @@ function exitOf(running: Running): Promise<{ status: number | null; signal: Node
   return new Promise((resolve) => child.once('exit', (status, signal) => resolve({ status, signal })));
 }
 
-// ------------------------------------------------------------------------------- the doorcall tool
+// ---------------------------------------------------------------------------------- the test tools
 
 /** The husk installation a door of this repository says it belongs to (the server checks it). */
 const HOME = fs.realpathSync(REPO);
-const built = new Map<string, string>();
-
-/** build/Release/NAME from test/tools/NAME.c (static, rebuilt when older than its source,
- * written to a temporary name and renamed), as the harness builds its tools. */
-function toolPath(name: string): string {
-  const known = built.get(name);
-  if (known) return known;
-  const source = path.join(REPO, 'test', 'tools', `${name}.c`);
-  const binary = path.join(REPO, 'build', 'Release', name);
-  const binaryTime = fs.statSync(binary, { throwIfNoEntry: false })?.mtimeMs;
-  if (binaryTime === undefined || binaryTime < fs.statSync(source).mtimeMs) {
-    const temporary = `${binary}.tmp-${process.pid}`;
-    const res = spawnSync('gcc', ['-O2', '-Wall', '-Wno-unused-result', '-static', '-o', temporary, source], { encoding: 'utf8' });
-    if (res.status !== 0) {
-      fs.rmSync(temporary, { force: true });
-      throw new Error(`building ${name} failed:\n${res.stderr}`);
-    }
-    fs.renameSync(temporary, binary);
-  }
-  built.set(name, binary);
-  return binary;
-}
+/** A static tool from test/tools/NAME.c, built as the harness builds its tools (HUSK_NAME
+ * names a ready-made one). */
+const toolPath = (name: string) => staticTool(`HUSK_${name.toUpperCase()}`, name, path.join(REPO, 'test', 'tools', `${name}.c`));
 
 const doorcallPath = () => toolPath('doorcall');
 

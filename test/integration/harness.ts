@@ -68,7 +68,7 @@ export const RECVTTY_SOURCE = path.join(REPO, 'test', 'tools', 'recvtty.c');
  * source. The build writes a temporary file and renames it, so test files starting in parallel
  * never see half a binary.
  */
-function staticTool(envName: string, name: string, source: string): string {
+export function staticTool(envName: string, name: string, source: string): string {
   const fromEnv = process.env[envName];
   if (fromEnv) return path.resolve(fromEnv);
   const binary = path.join(REPO, 'build', 'Release', name);
