@@ -6,7 +6,8 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { HuskError } from '../errors';
+import { HuskError, reason } from '../errors';
+import { HUSK_BIN } from '../host/huskBin';
 import type { Hook } from '../spec/types';
 import { NAMESPACES } from '../linux/namespaces';
 import { native } from '../native';
@@ -71,6 +72,34 @@ function runInRuntime(kind: HookKind, index: number, hook: Hook, input: string):
   });
 }
 
+/** `husk network attach|detach`, the hooks husk writes into the bundles it makes with a
+ * network: when the hook's program is this very husk, its work is done here, without starting
+ * a second husk (a Node process costs tens of milliseconds). */
+function ownNetworkHook(hook: Hook): 'attach' | 'detach' | undefined {
+  const args = hook.args ?? [];
+  if (args[1] !== 'network' || (args[2] !== 'attach' && args[2] !== 'detach')) return undefined;
+  try {
+    if (fs.realpathSync(hook.path) !== fs.realpathSync(HUSK_BIN)) return undefined;
+  } catch {
+    return undefined;
+  }
+  return args[2];
+}
+
+async function runOwnNetworkHook(kind: HookKind, index: number, hook: Hook, verb: 'attach' | 'detach', state: State): Promise<HuskError | undefined> {
+  const { attach, detach } = require('../network/attach') as typeof import('../network/attach');
+  const { parseAttachArgs } = require('../network/options') as typeof import('../network/options');
+  trace('husk', `${describe(kind, index, hook)} is husk's own \`network ${verb}\`: done in this process`);
+  try {
+    if (verb === 'attach') await attach(parseAttachArgs((hook.args ?? []).slice(3)), state);
+    else await detach(state);
+    return undefined;
+  } catch (err) {
+    // The network's own words: the user asked for the network, not for a hook.
+    return err instanceof HuskError ? err : new HuskError(`network ${verb}: ${reason(err)}`);
+  }
+}
+
 async function runInContainer(kind: HookKind, index: number, hook: Hook, input: string, ns: ContainerNamespaces): Promise<HuskError | undefined> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'husk-hook-'));
   const stdinFile = path.join(dir, 'stdin');
@@ -112,7 +141,10 @@ export async function runHooks(kind: HookKind, hooks: Hook[] | undefined, state:
   const input = JSON.stringify(state);
   for (const [index, hook] of (hooks ?? []).entries()) {
     trace('husk', `hook ${kind}[${index}] ${hook.path} ${ns ? 'in the container namespaces' : ''}`.trimEnd());
-    const err = ns ? await runInContainer(kind, index, hook, input, ns) : await runInRuntime(kind, index, hook, input);
+    const own = ns ? undefined : ownNetworkHook(hook);
+    const err = ns ? await runInContainer(kind, index, hook, input, ns)
+      : own ? await runOwnNetworkHook(kind, index, hook, own, state)
+        : await runInRuntime(kind, index, hook, input);
     if (err) return err;
   }
   return undefined;

@@ -29,6 +29,8 @@ import { isValidId, validateId } from './ids';
 import { writeFileAtomic } from '../host/atomicWrite';
 import { parsePasswd } from '../host/passwd';
 import type { MountsBefore } from '../linux/hostMounts';
+import { parseProcStat, readProcStat, type ProcStat } from '../host/procfs';
+export { parseProcStat, readProcStat, type ProcStat };
 
 /** What husk keeps about one container, in `<root>/<id>/state.json`. */
 export interface ContainerRecord {
@@ -368,42 +370,6 @@ export function marshalRuncState(state: RuncState, indent?: string): string {
 
 function goString(s: string): string {
   return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-export interface ProcStat {
-  pid: number;
-  comm: string;
-  /** One letter: R, S, D, Z, T, t, X, ... */
-  state: string;
-  /** Field 22: clock ticks after boot when the process started. */
-  startTime: number;
-}
-
-/**
- * Parses /proc/<pid>/stat. The command name (field 2) is in parentheses and may itself
- * hold spaces and parentheses, so the fields after it are counted from the last ")".
- */
-export function parseProcStat(text: string): ProcStat {
-  const open = text.indexOf('(');
-  const close = text.lastIndexOf(')');
-  const rest = close > open && open > 0 ? text.slice(close + 1).trim().split(/\s+/) : [];
-  // rest[0] is field 3 (state), so field n is rest[n - 3].
-  const startTime = Number(rest[22 - 3]);
-  if (rest.length < 20 || !Number.isSafeInteger(startTime)) {
-    throw new HuskError(`cannot parse /proc/<pid>/stat: ${JSON.stringify(text.slice(0, 80))}`);
-  }
-  return { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), state: rest[0], startTime };
-}
-
-/** The real /proc reader. */
-export function readProcStat(pid: number): string | undefined {
-  try {
-    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
-    throw new HuskError(`cannot read /proc/${pid}/stat: ${reason(err)}`, { code, cause: err });
-  }
 }
 
 /**
