@@ -81,6 +81,9 @@ export interface AttachRecord {
   hostsFile?: string;
   /** The ADD result: present once ADD succeeded. */
   result?: CniResult;
+  /** While ADD runs: the result of the last plugin that succeeded (what DEL gets if husk is
+   * killed before the end: the firewall plugin, for one, finds its rules by the address). */
+  partial?: CniResult;
   created: string;
 }
 
@@ -386,7 +389,11 @@ export async function attach(o: AttachOptions, state: HookState): Promise<void> 
       await negotiate(list, o.pluginDirs);
       pin(record);
       say(`CNI ADD: network "${list.name}" (${list.file}), interface ${IFNAME}, netns ${record.pin}`);
-      record.result = await addNetworkList(list, runtimeConf(record, record.pin), o.pluginDirs);
+      record.result = await addNetworkList(list, runtimeConf(record, record.pin), o.pluginDirs, (partial) => {
+        record.partial = partial;
+        saveRecord(record);
+      });
+      delete record.partial;
       saveRecord(record);
       const address = firstAddress(record.result);
       if (o.hostsFile && address) addToHosts(o.hostsFile, address, o.hostname);
@@ -425,7 +432,7 @@ function addToHosts(file: string, address: string, hostname: string | undefined)
 async function undo(r: AttachRecord, list = networkOf(r)) {
   const netns = pinned(r) ? r.pin : '';
   say(`CNI DEL: network "${list.name}", attachment ${r.attachId}${netns ? '' : ' (its namespace is gone)'}`);
-  await delNetworkList(list, runtimeConf(r, netns), r.result, r.pluginDirs);
+  await delNetworkList(list, runtimeConf(r, netns), r.result ?? r.partial, r.pluginDirs);
   unpin(r);
   fs.rmSync(recordFile(r.attachId), { force: true });
   say(`detached container ${r.containerId} from network "${list.name}"`);

@@ -581,10 +581,11 @@ async function invoke(command: Exclude<Command, 'VERSION'>, list: NetworkList, p
 
 /**
  * ADD: attaches the container to the network, running each plugin in order with the result
- * of the one before as its prevResult. Returns the last plugin's result. A failure leaves what
- * the earlier plugins did: the caller runs delNetworkList.
+ * of the one before as its prevResult. Returns the last plugin's result; `progress` gets each
+ * plugin's, so that a caller killed half-way has left the last one for its DEL. A failure
+ * leaves what the earlier plugins did: the caller runs delNetworkList.
  */
-export async function addNetworkList(list: NetworkList, rt: RuntimeConf, pluginDirs: string[]): Promise<CniResult> {
+export async function addNetworkList(list: NetworkList, rt: RuntimeConf, pluginDirs: string[], progress?: (result: CniResult) => void): Promise<CniResult> {
   validateRuntime(list, rt, 'ADD');
   let result: CniResult | undefined;
   for (const plugin of list.plugins) {
@@ -596,6 +597,7 @@ export async function addNetworkList(list: NetworkList, rt: RuntimeConf, pluginD
     }
     // A result without a version is in the configuration's version (libcni's fix-up).
     result = typeof printed.cniVersion === 'string' && printed.cniVersion ? printed : { ...printed, cniVersion: list.cniVersion };
+    progress?.(result);
   }
   return result!;
 }
