@@ -128,6 +128,10 @@ export async function main(argv: string[]): Promise<number> {
       program.command('image').description('images: pull, list, inspect, remove, prune, bundle, unbundle, run, login, logout')
         .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
         .action((args: string[]) => require('./image').image(args, globals(), action));
+      // ---- husk network (issue 12): its subcommands live in cli/network.ts, loaded only for this verb.
+      program.command('network').description('container networks (CNI): create, ls, inspect, rm, prune')
+        .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
+        .action((args: string[]) => require('./network').network(args, globals(), action));
     }
   }
 

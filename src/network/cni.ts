@@ -87,7 +87,7 @@ const LIST_EXTENSIONS = ['.conflist'];
 const SINGLE_EXTENSIONS = ['.conf', '.json'];
 
 /** The spec's rule for container ids, which libcni applies to network names too. */
-const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+export const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const VERSION_PATTERN = /^(\d+)\.(\d+)\.(\d+)$/;
 
 /**
