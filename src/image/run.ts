@@ -28,8 +28,7 @@ import { parseSource } from './source';
 import { ImageStore } from './store';
 import { isMountPoint } from '../host/mountinfo';
 import { sleep } from '../host/sleep';
-
-export const HUSK_BIN = path.join(__dirname, '..', '..', 'bin', 'husk');
+import { HUSK_BIN } from '../host/huskBin';
 
 export interface ImageRunOptions extends ResourceFlags {
   root: string;
