@@ -19,7 +19,7 @@ import * as path from 'path';
 import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
 import { trace } from '../host/trace';
-import type { Hooks, Mount, Spec } from '../spec/types';
+import type { Hook, Hooks, Mount, Spec } from '../spec/types';
 import { ANNOTATIONS, imageToSpec, type ConvertOptions } from './convert';
 import { parseImageConfig, parseManifestDocument, type ImageConfig, type Manifest } from './manifest';
 import type { ImageRef, ImageStore } from './store';
@@ -29,6 +29,8 @@ import { readFileInRoot } from '../host/rootfs';
 import { RootedTree } from './tree';
 import { unpackLayer } from './unpack';
 import { processesWhere } from '../host/procfs';
+import { HUSK_BIN } from '../host/huskBin';
+import { attachArgs, type HostEntry, type NetworkMode } from '../network/options';
 
 export interface Registration {
   bundle: string;
@@ -99,11 +101,24 @@ export function loadImage(store: ImageStore, name: string, ref: ImageRef): Loade
   return { name, ref, manifest: doc.manifest, config };
 }
 
-export interface BundleOptions extends Omit<ConvertOptions, 'passwd' | 'group' | 'rootfsPath'> {
+export interface BundleOptions extends Omit<ConvertOptions, 'passwd' | 'group' | 'rootfsPath' | 'network'> {
   /** A plain directory instead of an overlay mount. */
   copy?: boolean;
   hooks?: Hooks;
-  /** Write /etc/hosts, /etc/hostname and /etc/resolv.conf for the container (docker run does). */
+  /**
+   * 'none' (the default): a network namespace with loopback only; 'host': the host's; attach:
+   * a namespace of its own that the createRuntime hook attaches to a CNI network (its
+   * hostname and hostsFile are the bundle's, set here).
+   */
+  network?: NetworkMode;
+  /** --dns: the nameservers of the container's resolv.conf (instead of the host's). */
+  dns?: string[];
+  /** --add-host: lines of the container's /etc/hosts. */
+  addHosts?: HostEntry[];
+  /**
+   * Write /etc/hosts, /etc/hostname and /etc/resolv.conf for the container (docker run does).
+   * They are written anyway with a CNI network, --dns or --add-host.
+   */
   networkFiles?: boolean;
   container?: { id: string; root: string };
 }
@@ -193,32 +208,72 @@ function restoreImplicitDirs(store: ImageStore, image: LoadedImage, rootfs: stri
   }
 }
 
-function writeNetworkFiles(dir: string, hostname: string, network: 'none' | 'host' | undefined): Mount[] {
+/** A resolv.conf with these nameservers instead of the host's, keeping its other lines. */
+export function resolvConfWith(hostText: string, nameservers: string[]): string {
+  const kept = hostText.split('\n').filter((l) => l.trim() !== '' && !/^\s*nameserver\s/.test(l));
+  return [...nameservers.map((ip) => `nameserver ${ip}`), ...kept].join('\n') + '\n';
+}
+
+/** The host's resolv.conf without loopback resolvers, which a namespace of its own cannot reach. */
+export function resolvConfWithoutLoopback(hostText: string): string {
+  // systemd-resolved's 127.0.0.53 is not reachable from a network namespace of its own:
+  // Docker drops those lines too.
+  return hostText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l)).join('\n');
+}
+
+/**
+ * The container's /etc/hosts. With a CNI network it has no line for the hostname yet: the
+ * attach hook adds "ADDRESS\tHOSTNAME" once the network gave the address.
+ */
+export function hostsFileText(hostname: string, network: NetworkMode, addHosts: HostEntry[], hostHosts: string | undefined): string {
+  let text = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
+  if (network === 'host' && hostHosts !== undefined) text = hostHosts.endsWith('\n') || hostHosts === '' ? hostHosts : `${hostHosts}\n`;
+  else if (typeof network !== 'object') text += `127.0.1.1\t${hostname}\n`;
+  for (const h of addHosts) text += `${h.ip}\t${h.name}\n`;
+  return text;
+}
+
+function readHostFile(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function writeNetworkFiles(dir: string, hostname: string, o: Pick<BundleOptions, 'network' | 'dns' | 'addHosts'>): Mount[] {
+  const network = o.network ?? 'none';
   const hosts = path.join(dir, 'hosts');
   const hostnameFile = path.join(dir, 'hostname');
   const resolv = path.join(dir, 'resolv.conf');
-  let hostsText = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
-  if (network === 'host') {
-    try {
-      hostsText = fs.readFileSync('/etc/hosts', 'utf8');
-    } catch {
-      // keep ours
-    }
-  }
-  fs.writeFileSync(hosts, hostsText, { mode: 0o644 });
+  fs.writeFileSync(hosts, hostsFileText(hostname, network, o.addHosts ?? [], network === 'host' ? readHostFile('/etc/hosts') : undefined), { mode: 0o644 });
   fs.writeFileSync(hostnameFile, `${hostname}\n`, { mode: 0o644 });
-  let resolvText = '';
-  try {
-    resolvText = fs.readFileSync('/etc/resolv.conf', 'utf8');
-  } catch {
-    // none on the host
-  }
-  // A loopback resolver of the host (systemd-resolved's 127.0.0.53) is not reachable from
-  // a network namespace of its own: Docker drops those lines too.
-  if (network !== 'host') resolvText = resolvText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
+  const hostResolv = readHostFile('/etc/resolv.conf') ?? '';
+  let resolvText: string;
+  if (o.dns?.length) resolvText = resolvConfWith(hostResolv, o.dns);
+  else if (network === 'host') resolvText = hostResolv;
+  else resolvText = resolvConfWithoutLoopback(hostResolv);
   fs.writeFileSync(resolv, resolvText, { mode: 0o644 });
   const bind = (source: string, destination: string): Mount => ({ destination, type: 'bind', source, options: ['rbind', 'rprivate'] });
   return [bind(resolv, '/etc/resolv.conf'), bind(hostnameFile, '/etc/hostname'), bind(hosts, '/etc/hosts')];
+}
+
+/**
+ * The hooks of config.json: with a CNI network, `husk network attach` as the createRuntime
+ * hook (the container's namespace exists, its process has not started) and `husk network
+ * detach` as the first poststop hook, before the caller's (image run's unbundle: the network
+ * is released before the rootfs goes).
+ */
+export function bundleHooks(network: NetworkMode, hostname: string, hostsFile: string, extra: Hooks | undefined): Hooks | undefined {
+  if (typeof network !== 'object') return extra;
+  const attach = { ...network.attach, hostname, hostsFile };
+  const createRuntime: Hook[] = [{ path: HUSK_BIN, args: [HUSK_BIN, 'network', 'attach', ...attachArgs(attach)] }];
+  const poststop: Hook[] = [{ path: HUSK_BIN, args: [HUSK_BIN, 'network', 'detach'] }];
+  return {
+    ...(extra ?? {}),
+    createRuntime: [...createRuntime, ...(extra?.createRuntime ?? [])],
+    poststop: [...poststop, ...(extra?.poststop ?? [])],
+  };
 }
 
 /**
@@ -276,17 +331,20 @@ export async function createBundle(store: ImageStore, image: LoadedImage, dir: s
       restoreImplicitDirs(store, image, rootfs);
     }
     const hostname = o.hostname ?? 'husk';
+    const network = o.network ?? 'none';
     const mounts = [...(o.mounts ?? [])];
-    if (o.networkFiles) mounts.push(...writeNetworkFiles(bundle, hostname, o.network));
+    if (o.networkFiles || typeof network === 'object' || o.dns?.length || o.addHosts?.length) mounts.push(...writeNetworkFiles(bundle, hostname, o));
     const spec = imageToSpec(image.config, {
       ...o,
       hostname,
+      network: network === 'host' ? 'host' : 'none',
       mounts,
       passwd: readFileInRoot(rootfs, '/etc/passwd'),
       group: readFileInRoot(rootfs, '/etc/group'),
       annotations: { ...(o.annotations ?? {}), [ANNOTATIONS.imageName]: image.name, [ANNOTATIONS.imageDigest]: image.ref.digest },
     });
-    if (o.hooks) spec.hooks = o.hooks;
+    const hooks = bundleHooks(network, hostname, path.join(bundle, 'hosts'), o.hooks);
+    if (hooks) spec.hooks = hooks;
     fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
     return { dir: bundle, rootfs, spec, overlay: !o.copy };
   } catch (err) {
