@@ -119,7 +119,7 @@ export function parsePublish(text: string): PortMapping {
   }
   if (parts.length > 2) throw bad(hostIP === undefined && isIPv6(parts.slice(0, -2).join(':')) ? 'an IPv6 address must be in brackets ([IP]:HOST:CONTAINER)' : 'expected [IP:]HOST:CONTAINER[/tcp|/udp]');
   if (parts.length < 2 || parts[0] === '') {
-    throw bad('a host port is needed ([IP:]HOST:CONTAINER): husk does not pick one');
+    throw bad('a host port is needed ([IP:]HOST:CONTAINER, such as -p 8080:80)');
   }
   if (parts[1] === '') throw bad('the container port is empty ([IP:]HOST:CONTAINER)');
   const hostPort = publishPort(parts[0], 'host', bad);
