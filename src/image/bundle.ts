@@ -208,17 +208,46 @@ function restoreImplicitDirs(store: ImageStore, image: LoadedImage, rootfs: stri
   }
 }
 
-/** A resolv.conf with these nameservers instead of the host's, keeping its other lines. */
-export function resolvConfWith(hostText: string, nameservers: string[]): string {
-  const kept = hostText.split('\n').filter((l) => l.trim() !== '' && !/^\s*nameserver\s/.test(l));
-  return [...nameservers.map((ip) => `nameserver ${ip}`), ...kept].join('\n') + '\n';
+/** What a resolv.conf says: its nameservers, its search list (the last search or domain line wins, as in resolv.conf(5)) and its options. */
+export function parseResolvConf(text: string): { nameservers: string[]; search: string[]; options: string[] } {
+  const out = { nameservers: [] as string[], search: [] as string[], options: [] as string[] };
+  for (const line of text.split('\n')) {
+    const words = line.replace(/[#;].*/, '').trim().split(/\s+/).filter(Boolean);
+    if (words[0] === 'nameserver' && words[1]) out.nameservers.push(words[1]);
+    else if (words[0] === 'search' || words[0] === 'domain') out.search = words.slice(1);
+    else if (words[0] === 'options') out.options.push(...words.slice(1).filter((o) => !out.options.includes(o)));
+  }
+  return out;
 }
 
-/** The host's resolv.conf without loopback resolvers, which a namespace of its own cannot reach. */
-export function resolvConfWithoutLoopback(hostText: string): string {
-  // systemd-resolved's 127.0.0.53 is not reachable from a network namespace of its own:
-  // Docker drops those lines too.
-  return hostText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l)).join('\n');
+const isLoopback = (ip: string) => ip.startsWith('127.') || ip === '::1';
+
+/**
+ * The container's resolv.conf in a network namespace of its own, as Docker and Podman write it
+ * (search, nameservers, options): the --dns servers, else the host's minus loopback resolvers,
+ * which a namespace of its own cannot reach (systemd-resolved's 127.0.0.53). The search list and
+ * options are the host's.
+ */
+export function containerResolvConf(hostText: string, dns: string[]): string {
+  const host = parseResolvConf(hostText);
+  const nameservers = dns.length ? dns : host.nameservers.filter((ip) => !isLoopback(ip));
+  const lines = [
+    ...(host.search.length ? [`search ${host.search.join(' ')}`] : []),
+    ...nameservers.map((ip) => `nameserver ${ip}`),
+    ...(host.options.length ? [`options ${host.options.join(' ')}`] : []),
+  ];
+  return lines.map((l) => `${l}\n`).join('');
+}
+
+/** The host's resolv.conf; systemd-resolved's list of the real servers when the host's has only its stub (as Docker reads it). */
+function hostResolvConf(): string {
+  const text = readHostFile('/etc/resolv.conf') ?? '';
+  const { nameservers } = parseResolvConf(text);
+  if (nameservers.length && nameservers.every(isLoopback)) {
+    const upstream = readHostFile('/run/systemd/resolve/resolv.conf');
+    if (upstream !== undefined) return upstream;
+  }
+  return text;
 }
 
 /**
@@ -248,11 +277,14 @@ function writeNetworkFiles(dir: string, hostname: string, o: Pick<BundleOptions,
   const resolv = path.join(dir, 'resolv.conf');
   fs.writeFileSync(hosts, hostsFileText(hostname, network, o.addHosts ?? [], network === 'host' ? readHostFile('/etc/hosts') : undefined), { mode: 0o644 });
   fs.writeFileSync(hostnameFile, `${hostname}\n`, { mode: 0o644 });
-  const hostResolv = readHostFile('/etc/resolv.conf') ?? '';
   let resolvText: string;
-  if (o.dns?.length) resolvText = resolvConfWith(hostResolv, o.dns);
-  else if (network === 'host') resolvText = hostResolv;
-  else resolvText = resolvConfWithoutLoopback(hostResolv);
+  if (network === 'host') {
+    // The host's file as it is (its loopback resolvers are reachable there), unless --dns.
+    const host = readHostFile('/etc/resolv.conf') ?? '';
+    resolvText = o.dns?.length ? containerResolvConf(host, o.dns) : host;
+  } else {
+    resolvText = containerResolvConf(hostResolvConf(), o.dns ?? []);
+  }
   fs.writeFileSync(resolv, resolvText, { mode: 0o644 });
   const bind = (source: string, destination: string): Mount => ({ destination, type: 'bind', source, options: ['rbind', 'rprivate'] });
   return [bind(resolv, '/etc/resolv.conf'), bind(hostnameFile, '/etc/hostname'), bind(hosts, '/etc/hosts')];

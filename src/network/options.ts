@@ -223,10 +223,9 @@ export function containerNetwork(f: NetworkFlags): ContainerNetwork {
   const addHosts = (f.addHost ?? []).map(parseAddHost);
   const ports = (f.publish ?? []).map(parsePublish);
   if (mode === 'none' || mode === 'host') {
+    // --cni-config-dir and --cni-plugin-dir say where networks are, and mean nothing here: a
+    // script may pass them whatever --net it chooses. -p would be lost, so it is refused.
     if (ports.length) throw new HuskError(`-p needs a network: --net bridge or a network name (not --net ${mode})`);
-    for (const [flag, value] of [['--cni-config-dir', f.cniConfigDir], ['--cni-plugin-dir', f.cniPluginDir?.[0]]]) {
-      if (value !== undefined) throw new HuskError(`${flag} needs a network: --net bridge or a network name (not --net ${mode})`);
-    }
     return { network: mode, dns, addHosts };
   }
   if (!ID_PATTERN.test(mode)) {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { annotationsFor, DEFAULT_PATH, imageToSpec, mergeEnv, parseMemory, processArgs, resolveUser, resourcesFromRunFlags } from '../../src/image/convert';
 import type { ImageConfig } from '../../src/image/manifest';
-import { bundleHooks, hostsFileText, resolvConfWith, resolvConfWithoutLoopback } from '../../src/image/bundle';
+import { bundleHooks, containerResolvConf, hostsFileText, parseResolvConf } from '../../src/image/bundle';
 import { HUSK_BIN } from '../../src/host/huskBin';
 import { parseAttachArgs } from '../../src/network/options';
 
@@ -134,10 +134,13 @@ describe('the network files and hooks of a bundle', () => {
     expect(hostsFileText('web', 'host', [], undefined)).toContain('127.0.1.1\tweb\n');
   });
 
-  it('resolv.conf: --dns replaces the nameservers and keeps the rest; without it loopback resolvers go', () => {
-    const host = '# from the host\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 10.0.0.1\nsearch example.com\noptions edns0 trust-ad\n';
-    expect(resolvConfWith(host, ['1.1.1.1', '2606:4700:4700::1111'])).toBe('nameserver 1.1.1.1\nnameserver 2606:4700:4700::1111\n# from the host\nsearch example.com\noptions edns0 trust-ad\n');
-    expect(resolvConfWithoutLoopback(host)).toBe('# from the host\nnameserver 10.0.0.1\nsearch example.com\noptions edns0 trust-ad\n');
+  it('resolv.conf: --dns replaces the nameservers, the host\'s search and options stay; without it loopback resolvers go', () => {
+    const host = '# from the host\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 10.0.0.1\nsearch example.com\noptions edns0 trust-ad ; a comment\n';
+    expect(parseResolvConf(host)).toEqual({ nameservers: ['127.0.0.53', '::1', '10.0.0.1'], search: ['example.com'], options: ['edns0', 'trust-ad'] });
+    expect(containerResolvConf(host, ['1.1.1.1', '2606:4700:4700::1111'])).toBe('search example.com\nnameserver 1.1.1.1\nnameserver 2606:4700:4700::1111\noptions edns0 trust-ad\n');
+    expect(containerResolvConf(host, [])).toBe('search example.com\nnameserver 10.0.0.1\noptions edns0 trust-ad\n');
+    expect(containerResolvConf('domain a.example\nsearch b.example c.example\noptions ndots:2\noptions ndots:2 rotate\n', [])).toBe('search b.example c.example\noptions ndots:2 rotate\n');
+    expect(containerResolvConf('', [])).toBe('');
   });
 
   it('hooks: attach as createRuntime, detach as the first poststop, before the caller\'s', () => {
