@@ -29,7 +29,12 @@ function containerOptions(cmd: Command): Command {
     .option('--entrypoint <program>', 'replace the image\'s Entrypoint')
     .option('-t, --tty', 'give the process a terminal', false)
     .option('--hostname <name>', 'the container\'s hostname')
-    .addOption(new Option('--net, --network <mode>', 'none: own network namespace with loopback only; host: the host\'s').choices(['none', 'host']).default('none'))
+    .option('--net, --network <mode>', 'none: own network namespace with loopback only; host: the host\'s; bridge: the CNI network husk (written on first use); NAME: a CNI network', 'none')
+    .option('-p, --publish <[IP:]HOST:CONTAINER[/PROTO]>', 'publish a container port on the host (needs a CNI network); repeatable', collect, [])
+    .option('--dns <ip>', 'a nameserver for the container\'s resolv.conf (instead of the host\'s); repeatable', collect, [])
+    .option('--add-host <name:ip>', 'a line of the container\'s /etc/hosts; repeatable', collect, [])
+    .option('--cni-config-dir <dir>', 'where the CNI networks are (default: $HUSK_CNI_CONFIG_DIR or /etc/cni/net.d)')
+    .option('--cni-plugin-dir <dir>', 'where the CNI plugins are; repeatable (default: $HUSK_CNI_PLUGIN_DIR or /usr/lib/cni and /opt/cni/bin)', collect)
     .option('--read-only', 'mount the rootfs read-only', false)
     .option('--memory <size>', 'memory limit (e.g. 512m)')
     .option('--memory-swap <size>', 'memory plus swap limit (-1: unlimited swap)')
@@ -124,7 +129,11 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
     .action(action('image prune', async (opts: any) => {
       const { pruneImages } = require('../image/images') as typeof import('../image/images');
       const { formatBytes } = require('../image/progress') as typeof import('../image/progress');
+      const { sweep } = require('../network/attach') as typeof import('../network/attach');
+      // The networks of killed containers first: their poststop hooks never ran.
+      const released = await sweep();
       const { untagged, collected } = await pruneImages(store(opts), opts.all);
+      if (released.length) process.stdout.write(`Released network of ${released.length} container${released.length > 1 ? 's' : ''}\n`);
       for (const n of untagged) process.stdout.write(`Untagged: ${n}\n`);
       process.stdout.write(`Deleted ${collected.layers} layers, ${collected.blobs} blobs, ${collected.registrations} stale bundle records, ${collected.tmp} temporary files\nTotal reclaimed space: ${formatBytes(collected.bytes)}\n`);
     }));
@@ -133,15 +142,16 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
     .option('--copy', 'a plain rootfs directory instead of an overlay mount (for hosts without overlayfs)', false)
     .passThroughOptions()
     .action(action('image bundle', async (text: string, dir: string, command: string[], opts: any) => {
-      const { findOrPull } = require('../image/run') as typeof import('../image/run');
+      const { findOrPull, networkOf } = require('../image/run') as typeof import('../image/run');
       const { createBundle } = require('../image/bundle') as typeof import('../image/bundle');
       const { resourcesFromRunFlags } = require('../image/convert') as typeof import('../image/convert');
-      const s = store(opts).init();
       const resources = resourcesFromRunFlags(opts);
+      const net = networkOf(opts);
+      const s = store(opts).init();
       const img = await findOrPull(s, text, { ...opts, insecureRegistry: opts.insecureRegistry });
       const b = await createBundle(s, img, dir, {
         copy: opts.copy, cmd: afterDashes(command), entrypoint: opts.entrypoint === undefined ? undefined : [opts.entrypoint], env: opts.env, workdir: opts.workdir,
-        user: opts.user, terminal: opts.tty, hostname: opts.hostname, network: opts.network, resources, readonlyRootfs: opts.readOnly,
+        user: opts.user, terminal: opts.tty, hostname: opts.hostname, ...net, resources, readonlyRootfs: opts.readOnly,
       });
       process.stdout.write(`${b.dir}\n`);
     }));
@@ -163,7 +173,7 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
       const { imageRun } = require('../image/run') as typeof import('../image/run');
       const { storeDir } = require('../image/store') as typeof import('../image/store');
       return imageRun({
-        ...opts, root: g.root, store: storeDir(opts.store), image: text, cmd: afterDashes(command), network: opts.network, systemdCgroup: g.systemdCgroup,
+        ...opts, root: g.root, store: storeDir(opts.store), image: text, cmd: afterDashes(command), systemdCgroup: g.systemdCgroup,
         globalArgs: globalArgs(g),
       });
     }));

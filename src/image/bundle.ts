@@ -19,7 +19,7 @@ import * as path from 'path';
 import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
 import { trace } from '../host/trace';
-import type { Hooks, Mount, Spec } from '../spec/types';
+import type { Hook, Hooks, Mount, Spec } from '../spec/types';
 import { ANNOTATIONS, imageToSpec, type ConvertOptions } from './convert';
 import { parseImageConfig, parseManifestDocument, type ImageConfig, type Manifest } from './manifest';
 import type { ImageRef, ImageStore } from './store';
@@ -29,6 +29,8 @@ import { readFileInRoot } from '../host/rootfs';
 import { RootedTree } from './tree';
 import { unpackLayer } from './unpack';
 import { processesWhere } from '../host/procfs';
+import { HUSK_BIN } from '../host/huskBin';
+import { attachArgs, type HostEntry, type NetworkMode } from '../network/options';
 
 export interface Registration {
   bundle: string;
@@ -99,11 +101,24 @@ export function loadImage(store: ImageStore, name: string, ref: ImageRef): Loade
   return { name, ref, manifest: doc.manifest, config };
 }
 
-export interface BundleOptions extends Omit<ConvertOptions, 'passwd' | 'group' | 'rootfsPath'> {
+export interface BundleOptions extends Omit<ConvertOptions, 'passwd' | 'group' | 'rootfsPath' | 'network'> {
   /** A plain directory instead of an overlay mount. */
   copy?: boolean;
   hooks?: Hooks;
-  /** Write /etc/hosts, /etc/hostname and /etc/resolv.conf for the container (docker run does). */
+  /**
+   * 'none' (the default): a network namespace with loopback only; 'host': the host's; attach:
+   * a namespace of its own that the createRuntime hook attaches to a CNI network (its
+   * hostname and hostsFile are the bundle's, set here).
+   */
+  network?: NetworkMode;
+  /** --dns: the nameservers of the container's resolv.conf (instead of the host's). */
+  dns?: string[];
+  /** --add-host: lines of the container's /etc/hosts. */
+  addHosts?: HostEntry[];
+  /**
+   * Write /etc/hosts, /etc/hostname and /etc/resolv.conf for the container (docker run does).
+   * They are written anyway with a CNI network, --dns or --add-host.
+   */
   networkFiles?: boolean;
   container?: { id: string; root: string };
 }
@@ -193,32 +208,104 @@ function restoreImplicitDirs(store: ImageStore, image: LoadedImage, rootfs: stri
   }
 }
 
-function writeNetworkFiles(dir: string, hostname: string, network: 'none' | 'host' | undefined): Mount[] {
+/** What a resolv.conf says: its nameservers, its search list (the last search or domain line wins, as in resolv.conf(5)) and its options. */
+export function parseResolvConf(text: string): { nameservers: string[]; search: string[]; options: string[] } {
+  const out = { nameservers: [] as string[], search: [] as string[], options: [] as string[] };
+  for (const line of text.split('\n')) {
+    const words = line.replace(/[#;].*/, '').trim().split(/\s+/).filter(Boolean);
+    if (words[0] === 'nameserver' && words[1]) out.nameservers.push(words[1]);
+    else if (words[0] === 'search' || words[0] === 'domain') out.search = words.slice(1);
+    else if (words[0] === 'options') out.options.push(...words.slice(1).filter((o) => !out.options.includes(o)));
+  }
+  return out;
+}
+
+const isLoopback = (ip: string) => ip.startsWith('127.') || ip === '::1';
+
+/**
+ * The container's resolv.conf in a network namespace of its own, as Docker and Podman write it
+ * (search, nameservers, options): the --dns servers, else the host's minus loopback resolvers,
+ * which a namespace of its own cannot reach (systemd-resolved's 127.0.0.53). The search list and
+ * options are the host's.
+ */
+export function containerResolvConf(hostText: string, dns: string[]): string {
+  const host = parseResolvConf(hostText);
+  const nameservers = dns.length ? dns : host.nameservers.filter((ip) => !isLoopback(ip));
+  const lines = [
+    ...(host.search.length ? [`search ${host.search.join(' ')}`] : []),
+    ...nameservers.map((ip) => `nameserver ${ip}`),
+    ...(host.options.length ? [`options ${host.options.join(' ')}`] : []),
+  ];
+  return lines.map((l) => `${l}\n`).join('');
+}
+
+/** The host's resolv.conf; systemd-resolved's list of the real servers when the host's has only its stub (as Docker reads it). */
+function hostResolvConf(): string {
+  const text = readHostFile('/etc/resolv.conf') ?? '';
+  const { nameservers } = parseResolvConf(text);
+  if (nameservers.length && nameservers.every(isLoopback)) {
+    const upstream = readHostFile('/run/systemd/resolve/resolv.conf');
+    if (upstream !== undefined) return upstream;
+  }
+  return text;
+}
+
+/**
+ * The container's /etc/hosts. With a CNI network it has no line for the hostname yet: the
+ * attach hook adds "ADDRESS\tHOSTNAME" once the network gave the address.
+ */
+export function hostsFileText(hostname: string, network: NetworkMode, addHosts: HostEntry[], hostHosts: string | undefined): string {
+  let text = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
+  if (network === 'host' && hostHosts !== undefined) text = hostHosts.endsWith('\n') || hostHosts === '' ? hostHosts : `${hostHosts}\n`;
+  else if (typeof network !== 'object') text += `127.0.1.1\t${hostname}\n`;
+  for (const h of addHosts) text += `${h.ip}\t${h.name}\n`;
+  return text;
+}
+
+function readHostFile(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function writeNetworkFiles(dir: string, hostname: string, o: Pick<BundleOptions, 'network' | 'dns' | 'addHosts'>): Mount[] {
+  const network = o.network ?? 'none';
   const hosts = path.join(dir, 'hosts');
   const hostnameFile = path.join(dir, 'hostname');
   const resolv = path.join(dir, 'resolv.conf');
-  let hostsText = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
-  if (network === 'host') {
-    try {
-      hostsText = fs.readFileSync('/etc/hosts', 'utf8');
-    } catch {
-      // keep ours
-    }
-  }
-  fs.writeFileSync(hosts, hostsText, { mode: 0o644 });
+  fs.writeFileSync(hosts, hostsFileText(hostname, network, o.addHosts ?? [], network === 'host' ? readHostFile('/etc/hosts') : undefined), { mode: 0o644 });
   fs.writeFileSync(hostnameFile, `${hostname}\n`, { mode: 0o644 });
-  let resolvText = '';
-  try {
-    resolvText = fs.readFileSync('/etc/resolv.conf', 'utf8');
-  } catch {
-    // none on the host
+  let resolvText: string;
+  if (network === 'host') {
+    // The host's file as it is (its loopback resolvers are reachable there), unless --dns.
+    const host = readHostFile('/etc/resolv.conf') ?? '';
+    resolvText = o.dns?.length ? containerResolvConf(host, o.dns) : host;
+  } else {
+    resolvText = containerResolvConf(hostResolvConf(), o.dns ?? []);
   }
-  // A loopback resolver of the host (systemd-resolved's 127.0.0.53) is not reachable from
-  // a network namespace of its own: Docker drops those lines too.
-  if (network !== 'host') resolvText = resolvText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
   fs.writeFileSync(resolv, resolvText, { mode: 0o644 });
   const bind = (source: string, destination: string): Mount => ({ destination, type: 'bind', source, options: ['rbind', 'rprivate'] });
   return [bind(resolv, '/etc/resolv.conf'), bind(hostnameFile, '/etc/hostname'), bind(hosts, '/etc/hosts')];
+}
+
+/**
+ * The hooks of config.json: with a CNI network, `husk network attach` as the createRuntime
+ * hook (the container's namespace exists, its process has not started) and `husk network
+ * detach` as the first poststop hook, before the caller's (image run's unbundle: the network
+ * is released before the rootfs goes).
+ */
+export function bundleHooks(network: NetworkMode, hostname: string, hostsFile: string, extra: Hooks | undefined): Hooks | undefined {
+  if (typeof network !== 'object') return extra;
+  const attach = { ...network.attach, hostname, hostsFile };
+  const createRuntime: Hook[] = [{ path: HUSK_BIN, args: [HUSK_BIN, 'network', 'attach', ...attachArgs(attach)] }];
+  const poststop: Hook[] = [{ path: HUSK_BIN, args: [HUSK_BIN, 'network', 'detach'] }];
+  return {
+    ...(extra ?? {}),
+    createRuntime: [...createRuntime, ...(extra?.createRuntime ?? [])],
+    poststop: [...poststop, ...(extra?.poststop ?? [])],
+  };
 }
 
 /**
@@ -276,17 +363,20 @@ export async function createBundle(store: ImageStore, image: LoadedImage, dir: s
       restoreImplicitDirs(store, image, rootfs);
     }
     const hostname = o.hostname ?? 'husk';
+    const network = o.network ?? 'none';
     const mounts = [...(o.mounts ?? [])];
-    if (o.networkFiles) mounts.push(...writeNetworkFiles(bundle, hostname, o.network));
+    if (o.networkFiles || typeof network === 'object' || o.dns?.length || o.addHosts?.length) mounts.push(...writeNetworkFiles(bundle, hostname, o));
     const spec = imageToSpec(image.config, {
       ...o,
       hostname,
+      network: network === 'host' ? 'host' : 'none',
       mounts,
       passwd: readFileInRoot(rootfs, '/etc/passwd'),
       group: readFileInRoot(rootfs, '/etc/group'),
       annotations: { ...(o.annotations ?? {}), [ANNOTATIONS.imageName]: image.name, [ANNOTATIONS.imageDigest]: image.ref.digest },
     });
-    if (o.hooks) spec.hooks = o.hooks;
+    const hooks = bundleHooks(network, hostname, path.join(bundle, 'hosts'), o.hooks);
+    if (hooks) spec.hooks = hooks;
     fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
     return { dir: bundle, rootfs, spec, overlay: !o.copy };
   } catch (err) {

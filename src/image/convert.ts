@@ -183,7 +183,10 @@ export interface ConvertOptions {
   user?: string;
   terminal?: boolean;
   hostname?: string;
-  /** 'none' (the default): a network namespace with loopback only; 'host': the host's. */
+  /**
+   * 'none' (the default): a network namespace of the container's own (loopback only, unless a
+   * hook attaches it to a network); 'host': the host's.
+   */
   network?: 'none' | 'host';
   resources?: Resources;
   /** Extra mounts (the container's /etc/hosts, /etc/hostname, /etc/resolv.conf). */

@@ -28,10 +28,10 @@ import { parseSource } from './source';
 import { ImageStore } from './store';
 import { isMountPoint } from '../host/mountinfo';
 import { sleep } from '../host/sleep';
+import { HUSK_BIN } from '../host/huskBin';
+import { containerNetwork, type ContainerNetwork, type NetworkFlags } from '../network/options';
 
-export const HUSK_BIN = path.join(__dirname, '..', '..', 'bin', 'husk');
-
-export interface ImageRunOptions extends ResourceFlags {
+export interface ImageRunOptions extends ResourceFlags, NetworkFlags {
   root: string;
   store: string;
   image: string;
@@ -44,7 +44,6 @@ export interface ImageRunOptions extends ResourceFlags {
   workdir?: string;
   user?: string;
   entrypoint?: string;
-  network?: string;
   platform?: string;
   pull?: string;
   quiet?: boolean;
@@ -74,6 +73,26 @@ export async function findOrPull(store: ImageStore, text: string, o: { pull?: st
   return loadImage(store, pulled.names[0], pulled.ref);
 }
 
+/**
+ * The network flags checked, and with a CNI network, the network and its plugins found, before
+ * anything is pulled or made: an unknown network, a configuration that does not parse or a
+ * missing plugin fails here. The default network `husk` is written on its first use.
+ */
+export function networkOf(flags: NetworkFlags): ContainerNetwork {
+  return findNetwork(containerNetwork(flags));
+}
+
+function findNetwork(net: ContainerNetwork): ContainerNetwork {
+  if (typeof net.network === 'object') {
+    const { ensureNetwork } = require('../network/networks') as typeof import('../network/networks');
+    const { findPlugin } = require('../network/cni') as typeof import('../network/cni');
+    const { attach } = net.network;
+    const list = ensureNetwork(attach.configDir, attach.network);
+    for (const plugin of list.plugins) findPlugin(plugin.type, attach.pluginDirs);
+  }
+  return net;
+}
+
 function newContainerId(): string {
   return randomBytes(16).toString('hex');
 }
@@ -89,16 +108,20 @@ function splitArgs(text: string | undefined): string[] | undefined {
 }
 
 export async function imageRun(o: ImageRunOptions): Promise<number> {
-  const store = new ImageStore(o.store).init();
-  const network = (o.network ?? 'none') as 'none' | 'host';
-  if (!['none', 'host', 'private'].includes(o.network ?? 'none')) {
-    throw new HuskError(`--net ${JSON.stringify(o.network)}: expected none (a network namespace with loopback only) or host`);
-  }
   const resources = resourcesFromRunFlags(o);
+  const net = containerNetwork(o);
   const id = o.name ?? newContainerId();
   validateId(id);
   const state = new Store(o.root);
   if (state.exists(id)) throw new HuskError(`container "${id}" already exists`);
+  if (typeof net.network === 'object') {
+    // Attachments of containers that were killed (their poststop hook never ran) hold
+    // addresses and host ports: released first, so they do not stand in this one's way.
+    const { sweep } = require('../network/attach') as typeof import('../network/attach');
+    await sweep();
+    findNetwork(net);
+  }
+  const store = new ImageStore(o.store).init();
   const image = await findOrPull(store, o.image, o);
   const dir = path.join(store.containers, id);
   if (fs.existsSync(dir)) {
@@ -118,7 +141,9 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
     user: o.user,
     terminal: o.tty,
     hostname: o.hostname ?? id.slice(0, 12),
-    network: network === 'host' ? 'host' : 'none',
+    network: net.network,
+    dns: net.dns,
+    addHosts: net.addHosts,
     resources,
     readonlyRootfs: o.readOnly,
     networkFiles: true,

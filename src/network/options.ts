@@ -2,6 +2,8 @@
 // the command line and as the createRuntime hook (`husk network attach ...`) carries it in
 // config.json: the network, the published ports, the names for /etc/hosts, and where the CNI
 // configurations and plugins are.
+import { isIPv4, isIPv6 } from 'net';
+import * as path from 'path';
 import { HuskError } from '../errors';
 import { DEFAULT_PLUGIN_DIRS, type PortMapping } from './cni';
 
@@ -9,6 +11,10 @@ export const DEFAULT_CONFIG_DIR = '/etc/cni/net.d';
 
 /** The network `--net bridge` means: written into the configuration directory on first use. */
 export const DEFAULT_NETWORK = 'husk';
+
+/** The spec's rule for container ids, which libcni applies to network names too (cni.ts has the
+ * same, unexported: parseNetwork checks a file's name with it). */
+const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export interface AttachOptions {
   /** The network's name in the configuration directory (`bridge` already turned into `husk`). */
@@ -68,9 +74,57 @@ export function parseAttachArgs(args: string[]): AttachOptions {
   return o;
 }
 
-/** -p [IP:]HOST:CONTAINER[/tcp|/udp] (Docker's form, with both ports given). */
+const PORT_RANGE = /^\d+-\d+$/;
+
+function publishPort(text: string, what: 'host' | 'container', bad: (why: string) => HuskError): number {
+  if (PORT_RANGE.test(text)) throw bad('port ranges are not supported: publish each port with its own -p');
+  if (!/^[0-9]{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
+    const hint = what === 'host' && (isIPv4(text) || isIPv6(text)) ? ' (with an IP, give IP:HOST:CONTAINER)' : '';
+    throw bad(`${what} port ${JSON.stringify(text)} is not a number from 1 to 65535${hint}`);
+  }
+  return Number(text);
+}
+
+/**
+ * -p [IP:]HOST:CONTAINER[/tcp|/udp]: Docker's form, with both ports given (husk picks no
+ * random host port), one port each (no ranges), an IPv6 address in brackets ([::1]:8080:80).
+ */
 export function parsePublish(text: string): PortMapping {
-  throw new HuskError(`-p ${JSON.stringify(text)}: not implemented yet`);
+  const bad = (why: string) => new HuskError(`-p ${JSON.stringify(text)}: ${why}`);
+  let rest = text;
+  let protocol: PortMapping['protocol'] = 'tcp';
+  const slash = rest.lastIndexOf('/');
+  if (slash >= 0) {
+    const proto = rest.slice(slash + 1).toLowerCase();
+    if (proto === 'sctp') throw bad('sctp is not supported (tcp or udp)');
+    if (proto !== 'tcp' && proto !== 'udp') throw bad(`unknown protocol ${JSON.stringify(rest.slice(slash + 1))} (tcp or udp)`);
+    protocol = proto;
+    rest = rest.slice(0, slash);
+  }
+  let hostIP: string | undefined;
+  if (rest.startsWith('[')) {
+    const close = rest.indexOf(']');
+    if (close < 0) throw bad('the IPv6 address has no closing "]"');
+    hostIP = rest.slice(1, close);
+    if (!isIPv6(hostIP) || hostIP.includes('%')) throw bad(`${JSON.stringify(hostIP)} is not an IPv6 address`);
+    if (rest[close + 1] !== ':') throw bad('expected ":" after the IPv6 address ([IP]:HOST:CONTAINER)');
+    rest = rest.slice(close + 2);
+  }
+  const parts = rest.split(':');
+  if (hostIP === undefined && parts.length === 3) {
+    hostIP = parts.shift()!;
+    if (hostIP === '') throw bad('the host IP is empty (leave it out to publish on every address)');
+    if (isIPv6(hostIP)) throw bad('an IPv6 address must be in brackets ([IP]:HOST:CONTAINER)');
+    if (!isIPv4(hostIP)) throw bad(`${JSON.stringify(hostIP)} is not an IP address`);
+  }
+  if (parts.length > 2) throw bad(hostIP === undefined && isIPv6(parts.slice(0, -2).join(':')) ? 'an IPv6 address must be in brackets ([IP]:HOST:CONTAINER)' : 'expected [IP:]HOST:CONTAINER[/tcp|/udp]');
+  if (parts.length < 2 || parts[0] === '') {
+    throw bad('a host port is needed ([IP:]HOST:CONTAINER, such as -p 8080:80)');
+  }
+  if (parts[1] === '') throw bad('the container port is empty ([IP:]HOST:CONTAINER)');
+  const hostPort = publishPort(parts[0], 'host', bad);
+  const containerPort = publishPort(parts[1], 'container', bad);
+  return { hostPort, containerPort, protocol, ...(hostIP !== undefined ? { hostIP } : {}) };
 }
 
 /** The -p text of a mapping (parsePublish's inverse). */
@@ -79,7 +133,112 @@ export function formatPublish(p: PortMapping): string {
   return `${ip}${p.hostPort}:${p.containerPort}/${p.protocol}`;
 }
 
-/** --add-host NAME:IP */
-export function parseAddHost(text: string): { name: string; ip: string } {
-  throw new HuskError(`--add-host ${JSON.stringify(text)}: not implemented yet`);
+/** An address in one spelling (::0:1 and ::1 are the same), '' for every address. */
+function canonicalIP(ip: string | undefined): string {
+  if (!ip || ip === '0.0.0.0' || ip === '::') return '';
+  return isIPv6(ip) ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
+}
+
+/**
+ * Two -p that would bind the same host port: same protocol and port, and the same address or
+ * one of them on every address. Throws for the second of them.
+ */
+export function checkPublishConflicts(ports: PortMapping[]): void {
+  for (let i = 0; i < ports.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const a = ports[j];
+      const b = ports[i];
+      if (a.protocol !== b.protocol || a.hostPort !== b.hostPort) continue;
+      const ipA = canonicalIP(a.hostIP);
+      const ipB = canonicalIP(b.hostIP);
+      if (ipA === '' || ipB === '' || ipA === ipB) {
+        throw new HuskError(`-p ${JSON.stringify(formatPublish(b))}: host port ${b.hostPort}/${b.protocol} is already published by -p ${JSON.stringify(formatPublish(a))}`);
+      }
+    }
+  }
+}
+
+export interface HostEntry {
+  name: string;
+  ip: string;
+}
+
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+
+/**
+ * --add-host NAME:IP (or NAME=IP), Docker's. The name has no ':', so the first ':' ends it
+ * (host:::1 is host and ::1); an IPv6 address may also be in brackets.
+ */
+export function parseAddHost(text: string): HostEntry {
+  const bad = (why: string) => new HuskError(`--add-host ${JSON.stringify(text)}: ${why}`);
+  const eq = text.indexOf('=');
+  const colon = text.indexOf(':');
+  const at = eq >= 0 && (colon < 0 || eq < colon) ? eq : colon;
+  if (at < 0) throw bad('expected NAME:IP');
+  const name = text.slice(0, at);
+  let ip = text.slice(at + 1);
+  if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+  if (name === '') throw bad('the host name is empty (NAME:IP)');
+  if (!HOST_NAME.test(name) || name.length > 253) throw bad(`${JSON.stringify(name)} is not a host name (letters, digits, "." and "-")`);
+  if (ip === '') throw bad('the IP address is empty (NAME:IP)');
+  if (ip === 'host-gateway') throw bad('host-gateway is not supported: give the address');
+  if (!isIPv4(ip) && !isIPv6(ip)) throw bad(`${JSON.stringify(ip)} is not an IP address`);
+  return { name, ip };
+}
+
+/** --dns IP: a nameserver for the container's resolv.conf. */
+export function parseDns(text: string): string {
+  if (!isIPv4(text) && !isIPv6(text)) throw new HuskError(`--dns ${JSON.stringify(text)}: not an IP address`);
+  return text;
+}
+
+/** The network a container is on, as the bundle takes it. */
+export type NetworkMode = 'none' | 'host' | { attach: AttachOptions };
+
+/** The network flags of `husk image run` and `husk image bundle`, as commander gives them. */
+export interface NetworkFlags {
+  network?: string;
+  publish?: string[];
+  dns?: string[];
+  addHost?: string[];
+  cniConfigDir?: string;
+  cniPluginDir?: string[];
+}
+
+export interface ContainerNetwork {
+  network: NetworkMode;
+  dns: string[];
+  addHosts: HostEntry[];
+}
+
+/**
+ * The network flags checked and turned into what the bundle needs: --net none, host, bridge
+ * (the network `husk`) or a network's name; the configuration and plugin directories as
+ * absolute paths (the hook runs from elsewhere). Only reads: whether the network exists is
+ * for the caller to check.
+ */
+export function containerNetwork(f: NetworkFlags): ContainerNetwork {
+  const mode = f.network ?? 'none';
+  const dns = (f.dns ?? []).map(parseDns);
+  const addHosts = (f.addHost ?? []).map(parseAddHost);
+  const ports = (f.publish ?? []).map(parsePublish);
+  if (mode === 'none' || mode === 'host') {
+    // --cni-config-dir and --cni-plugin-dir say where networks are, and mean nothing here: a
+    // script may pass them whatever --net it chooses. -p would be lost, so it is refused.
+    if (ports.length) throw new HuskError(`-p needs a network: --net bridge or a network name (not --net ${mode})`);
+    return { network: mode, dns, addHosts };
+  }
+  if (!ID_PATTERN.test(mode)) {
+    throw new HuskError(`--net ${JSON.stringify(mode)}: expected none, host, bridge or a network name (a letter or digit, then letters, digits, "_", "." or "-")`);
+  }
+  checkPublishConflicts(ports);
+  for (const dir of f.cniPluginDir ?? []) if (dir === '') throw new HuskError('--cni-plugin-dir: the directory is empty');
+  if (f.cniConfigDir === '') throw new HuskError('--cni-config-dir: the directory is empty');
+  const attach: AttachOptions = {
+    network: mode === 'bridge' ? DEFAULT_NETWORK : mode,
+    ports,
+    configDir: path.resolve(configDirOf(f.cniConfigDir)),
+    pluginDirs: pluginDirsOf(f.cniPluginDir).map((d) => path.resolve(d)),
+  };
+  return { network: { attach }, dns, addHosts };
 }

@@ -2,6 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { annotationsFor, DEFAULT_PATH, imageToSpec, mergeEnv, parseMemory, processArgs, resolveUser, resourcesFromRunFlags } from '../../src/image/convert';
 import type { ImageConfig } from '../../src/image/manifest';
+import { bundleHooks, containerResolvConf, hostsFileText, parseResolvConf } from '../../src/image/bundle';
+import { HUSK_BIN } from '../../src/host/huskBin';
+import { parseAttachArgs } from '../../src/network/options';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n# comment\nbroken line\nbob:x:1001:100::/home/bob:/bin/sh\n';
 const GROUP = 'root:x:0:\nusers:x:100:\nalice:x:1000:\nwheel:x:10:alice,bob\nstaff:x:50:alice\n';
@@ -117,5 +120,39 @@ describe('resources', () => {
     expect(() => resourcesFromRunFlags({ memory: '1g', memorySwap: '512m' })).toThrow('must be at least --memory');
     expect(() => resourcesFromRunFlags({ cpus: '0' })).toThrow('expected a positive number');
     expect(() => resourcesFromRunFlags({ pidsLimit: '2.5' })).toThrow('not an integer');
+  });
+});
+
+describe('the network files and hooks of a bundle', () => {
+  const attach = { network: 'husk', ports: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' as const }], configDir: '/etc/cni/net.d', pluginDirs: ['/usr/lib/cni'] };
+
+  it('/etc/hosts: the hostname line only without a CNI network (attach writes it there), --add-host lines last', () => {
+    const addHosts = [{ name: 'db', ip: '10.0.0.5' }, { name: 'v6', ip: '::1' }];
+    expect(hostsFileText('web', 'none', addHosts, undefined)).toBe('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tweb\n10.0.0.5\tdb\n::1\tv6\n');
+    expect(hostsFileText('web', { attach }, addHosts, undefined)).toBe('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.5\tdb\n::1\tv6\n');
+    expect(hostsFileText('web', 'host', addHosts, '127.0.0.1 localhost\n10.1.1.1 hosty')).toBe('127.0.0.1 localhost\n10.1.1.1 hosty\n10.0.0.5\tdb\n::1\tv6\n');
+    expect(hostsFileText('web', 'host', [], undefined)).toContain('127.0.1.1\tweb\n');
+  });
+
+  it('resolv.conf: --dns replaces the nameservers, the host\'s search and options stay; without it loopback resolvers go', () => {
+    const host = '# from the host\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 10.0.0.1\nsearch example.com\noptions edns0 trust-ad ; a comment\n';
+    expect(parseResolvConf(host)).toEqual({ nameservers: ['127.0.0.53', '::1', '10.0.0.1'], search: ['example.com'], options: ['edns0', 'trust-ad'] });
+    expect(containerResolvConf(host, ['1.1.1.1', '2606:4700:4700::1111'])).toBe('search example.com\nnameserver 1.1.1.1\nnameserver 2606:4700:4700::1111\noptions edns0 trust-ad\n');
+    expect(containerResolvConf(host, [])).toBe('search example.com\nnameserver 10.0.0.1\noptions edns0 trust-ad\n');
+    expect(containerResolvConf('domain a.example\nsearch b.example c.example\noptions ndots:2\noptions ndots:2 rotate\n', [])).toBe('search b.example c.example\noptions ndots:2 rotate\n');
+    expect(containerResolvConf('', [])).toBe('');
+  });
+
+  it('hooks: attach as createRuntime, detach as the first poststop, before the caller\'s', () => {
+    const unbundle = { poststop: [{ path: '/bin/husk', args: ['/bin/husk', 'image', 'unbundle', '/b'] }] };
+    expect(bundleHooks('none', 'web', '/b/hosts', unbundle)).toBe(unbundle);
+    expect(bundleHooks('host', 'web', '/b/hosts', undefined)).toBeUndefined();
+    const hooks = bundleHooks({ attach }, 'web', '/b/hosts', unbundle)!;
+    expect(hooks.createRuntime).toEqual([{
+      path: HUSK_BIN,
+      args: [HUSK_BIN, 'network', 'attach', '--net', 'husk', '--cni-config-dir', '/etc/cni/net.d', '--cni-plugin-dir', '/usr/lib/cni', '-p', '8080:80/tcp', '--hostname', 'web', '--hosts', '/b/hosts'],
+    }]);
+    expect(hooks.poststop).toEqual([{ path: HUSK_BIN, args: [HUSK_BIN, 'network', 'detach'] }, ...unbundle.poststop]);
+    expect(parseAttachArgs(hooks.createRuntime![0].args!.slice(3))).toEqual({ ...attach, hostname: 'web', hostsFile: '/b/hosts' });
   });
 });
