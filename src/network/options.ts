@@ -5,16 +5,12 @@
 import { isIPv4, isIPv6 } from 'net';
 import * as path from 'path';
 import { HuskError } from '../errors';
-import { DEFAULT_PLUGIN_DIRS, type PortMapping } from './cni';
+import { DEFAULT_PLUGIN_DIRS, ID_PATTERN, type PortMapping } from './cni';
 
 export const DEFAULT_CONFIG_DIR = '/etc/cni/net.d';
 
 /** The network `--net bridge` means: written into the configuration directory on first use. */
 export const DEFAULT_NETWORK = 'husk';
-
-/** The spec's rule for container ids, which libcni applies to network names too (cni.ts has the
- * same, unexported: parseNetwork checks a file's name with it). */
-const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export interface AttachOptions {
   /** The network's name in the configuration directory (`bridge` already turned into `husk`). */
@@ -56,7 +52,7 @@ export function parseAttachArgs(args: string[]): AttachOptions {
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
     const value = args[i + 1];
-    if (value === undefined) throw new HuskError(`network attach: ${flag} needs a value`);
+    if (value === undefined) throw new HuskError(`${flag} needs a value`);
     i++;
     switch (flag) {
       case '--net': o.network = value; break;
@@ -65,10 +61,10 @@ export function parseAttachArgs(args: string[]): AttachOptions {
       case '-p': o.ports.push(parsePublish(value)); break;
       case '--hostname': o.hostname = value; break;
       case '--hosts': o.hostsFile = value; break;
-      default: throw new HuskError(`network attach: unknown flag ${JSON.stringify(flag)}`);
+      default: throw new HuskError(`unknown flag ${JSON.stringify(flag)}`);
     }
   }
-  if (!o.network) throw new HuskError('network attach: --net is required');
+  if (!o.network) throw new HuskError('--net is required');
   o.configDir = configDirOf(o.configDir);
   o.pluginDirs = pluginDirsOf(o.pluginDirs);
   return o;

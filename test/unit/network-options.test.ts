@@ -158,8 +158,8 @@ describe('the attach hook\'s words', () => {
   });
 
   it('refuses what it does not know', () => {
-    expect(() => parseAttachArgs(['--net'])).toThrow('network attach: --net needs a value');
-    expect(() => parseAttachArgs(['--bogus', 'x'])).toThrow('network attach: unknown flag "--bogus"');
-    expect(() => parseAttachArgs(['-p', '80:80'])).toThrow('network attach: --net is required');
+    expect(() => parseAttachArgs(['--net'])).toThrow('--net needs a value');
+    expect(() => parseAttachArgs(['--bogus', 'x'])).toThrow('unknown flag "--bogus"');
+    expect(() => parseAttachArgs(['-p', '80:80'])).toThrow('--net is required');
   });
 });
