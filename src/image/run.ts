@@ -101,6 +101,13 @@ function unbundleHook(store: ImageStore, dir: string): Hooks {
   return { poststop: [{ path: HUSK_BIN, args: [HUSK_BIN, 'image', 'unbundle', '--store', store.dir, dir] }] };
 }
 
+/** The unbundle hook done in this process when this process deletes the container (--rm in
+ * the foreground): `husk image unbundle --store STORE DIR`. */
+function unbundleHere(args: string[]) {
+  if (args.length !== 3 || args[0] !== '--store') throw new HuskError(`image unbundle: unexpected hook arguments ${JSON.stringify(args)}`);
+  removeBundle(new ImageStore(args[1]), args[2], true);
+}
+
 function splitArgs(text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined;
   // docker run --entrypoint takes one string: the program (no shell splitting).
@@ -148,8 +155,11 @@ export async function imageRun(o: ImageRunOptions): Promise<number> {
     readonlyRootfs: o.readOnly,
     networkFiles: true,
     container: { id, root: path.resolve(o.root) },
-    hooks: foregroundRm ? undefined : unbundleHook(store, dir),
+    // Every container's delete unbundles, whoever runs it: the foreground husk that removes it
+    // (--rm), or a later `husk delete` when this husk was killed first.
+    hooks: unbundleHook(store, dir),
   });
+  if (foregroundRm) (require('../runtime/hooks') as typeof import('../runtime/hooks')).doOwnHook('image unbundle', unbundleHere);
   const { run } = require('../runtime/create') as typeof import('../runtime/create');
   let code: number;
   try {

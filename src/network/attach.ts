@@ -399,7 +399,7 @@ export async function attach(o: AttachOptions, state: HookState): Promise<void> 
       if (o.hostsFile && address) addToHosts(o.hostsFile, address, o.hostname);
       say(`attached: ${address ?? 'no address'}`);
     } catch (err) {
-      await undo(record, list).catch((e) => log.warn(`undoing the network of ${state.id}: ${reason(e)}`));
+      await undo(record, list, true).catch((e) => log.warn(`undoing the network of ${state.id}: ${reason(e)}`));
       throw err;
     }
   } finally {
@@ -427,12 +427,21 @@ function addToHosts(file: string, address: string, hostname: string | undefined)
   say(`${file}: ${address}\t${hostname}`);
 }
 
-/** DEL (while the pin still holds the namespace), unpin, and the record goes. Keeps the record
- * (and the pin) when DEL fails, so that a later prune can try again. */
-async function undo(r: AttachRecord, list = networkOf(r)) {
+/**
+ * DEL (while the pin still holds the namespace), unpin, and the record goes. When DEL fails,
+ * the record and the pin stay, so that a later prune can try again; except when undoing an
+ * attach that failed (`bestEffort`): the user hears of the ADD failure, and a plugin that
+ * refused to ADD with its configuration usually refuses to DEL with it too, every time.
+ */
+async function undo(r: AttachRecord, list = networkOf(r), bestEffort = false) {
   const netns = pinned(r) ? r.pin : '';
   say(`CNI DEL: network "${list.name}", attachment ${r.attachId}${netns ? '' : ' (its namespace is gone)'}`);
-  await delNetworkList(list, runtimeConf(r, netns), r.result ?? r.partial, r.pluginDirs);
+  try {
+    await delNetworkList(list, runtimeConf(r, netns), r.result ?? r.partial, r.pluginDirs);
+  } catch (err) {
+    if (!bestEffort) throw err;
+    log.debug(`undoing the attachment of ${r.containerId}: ${reason(err)}`);
+  }
   unpin(r);
   fs.rmSync(recordFile(r.attachId), { force: true });
   say(`detached container ${r.containerId} from network "${list.name}"`);

@@ -158,7 +158,9 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     // Without a mount namespace of its own its mounts are in the host's table: detached
     // here; if that fails the record stays, for another delete.
     if (record.mountsBefore) hostMounts().detachAddedMounts(record.rootfs, record.mountsBefore);
-    if (record.status !== 'creating' && record.config.hooks?.poststop?.length) {
+    // Also for a container whose create was killed half-way: its createRuntime hooks may have
+    // set up what poststop undoes.
+    if (record.config.hooks?.poststop?.length) {
       await hooks().warningHooks('poststop', record.config, ociState(record, 'stopped'));
     }
     store.remove(id);

@@ -123,6 +123,9 @@ export async function create(o: CreateOptions): Promise<Created> {
   const unlock = store.lock(o.id);
   let consoleFd: number | undefined;
   let fifoFd: number | undefined;
+  /** Once a hook has run, a failure runs the poststop hooks too (what they set up, say a
+   * network, is undone): the spec goes on to delete, which runs them, and runc does. */
+  let hooksRan = false;
   let mountTrees: Map<number, number> | undefined;
   let cgroup: CgroupManager | undefined;
   let cgroupFd: number | undefined;
@@ -173,6 +176,7 @@ export async function create(o: CreateOptions): Promise<Created> {
       async onHooks(pid) {
         const { fatalHooks } = hooks();
         const state = ociState(record, 'creating', pid);
+        hooksRan = Boolean(spec.hooks);
         await fatalHooks('prestart', spec, state, false);
         await fatalHooks('createRuntime', spec, state, false);
         await fatalHooks('createContainer', spec, state, true);
@@ -208,6 +212,7 @@ export async function create(o: CreateOptions): Promise<Created> {
         log.warn(`cannot detach the container's mounts after the failed create: ${reason(mountErr)}`);
       }
     }
+    if (hooksRan && spec.hooks?.poststop?.length) await hooks().warningHooks('poststop', spec, ociState(record, 'stopped'));
     store.remove(o.id);
     throw err;
   } finally {

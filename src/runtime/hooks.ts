@@ -72,31 +72,54 @@ function runInRuntime(kind: HookKind, index: number, hook: Hook, input: string):
   });
 }
 
-/** `husk network attach|detach`, the hooks husk writes into the bundles it makes with a
- * network: when the hook's program is this very husk, its work is done here, without starting
- * a second husk (a Node process costs tens of milliseconds). */
-function ownNetworkHook(hook: Hook): 'attach' | 'detach' | undefined {
+/** What a hook of husk's own does, given its arguments after the verb and the container's state. */
+export type OwnHook = (args: string[], state: State) => Promise<void> | void;
+
+/**
+ * Hooks husk writes into the bundles it makes (`husk network attach|detach`, `husk image
+ * unbundle`): when the hook's program is this very husk and this process knows the verb, the
+ * work is done here, without starting a second husk (a Node process costs tens of
+ * milliseconds). The network verbs are always known; the image layer, above this one, adds
+ * `image unbundle` while it runs a container (doOwnHook). Anywhere else the hook runs as any
+ * other: a `husk` process.
+ */
+const ownHooks = new Map<string, OwnHook>([
+  ['network attach', async (args, state) => {
+    const { attach } = require('../network/attach') as typeof import('../network/attach');
+    const { parseAttachArgs } = require('../network/options') as typeof import('../network/options');
+    await attach(parseAttachArgs(args), state);
+  }],
+  ['network detach', async (_args, state) => {
+    const { detach } = require('../network/attach') as typeof import('../network/attach');
+    await detach(state);
+  }],
+]);
+
+export function doOwnHook(verb: string, fn: OwnHook) {
+  ownHooks.set(verb, fn);
+}
+
+function ownHook(hook: Hook): { verb: string; fn: OwnHook } | undefined {
   const args = hook.args ?? [];
-  if (args[1] !== 'network' || (args[2] !== 'attach' && args[2] !== 'detach')) return undefined;
+  const verb = `${args[1]} ${args[2]}`;
+  const fn = ownHooks.get(verb);
+  if (!fn) return undefined;
   try {
     if (fs.realpathSync(hook.path) !== fs.realpathSync(HUSK_BIN)) return undefined;
   } catch {
     return undefined;
   }
-  return args[2];
+  return { verb, fn };
 }
 
-async function runOwnNetworkHook(kind: HookKind, index: number, hook: Hook, verb: 'attach' | 'detach', state: State): Promise<HuskError | undefined> {
-  const { attach, detach } = require('../network/attach') as typeof import('../network/attach');
-  const { parseAttachArgs } = require('../network/options') as typeof import('../network/options');
-  trace('husk', `${describe(kind, index, hook)} is husk's own \`network ${verb}\`: done in this process`);
+async function runOwnHook(kind: HookKind, index: number, hook: Hook, own: { verb: string; fn: OwnHook }, state: State): Promise<HuskError | undefined> {
+  trace('husk', `${describe(kind, index, hook)} is husk's own \`${own.verb}\`: done in this process`);
   try {
-    if (verb === 'attach') await attach(parseAttachArgs((hook.args ?? []).slice(3)), state);
-    else await detach(state);
+    await own.fn((hook.args ?? []).slice(3), state);
     return undefined;
   } catch (err) {
-    // The network's own words: the user asked for the network, not for a hook.
-    return err instanceof HuskError ? err : new HuskError(`network ${verb}: ${reason(err)}`);
+    // Its own words: the user asked for a network (or a bundle), not for a hook.
+    return err instanceof HuskError ? err : new HuskError(`${own.verb}: ${reason(err)}`);
   }
 }
 
@@ -141,9 +164,9 @@ export async function runHooks(kind: HookKind, hooks: Hook[] | undefined, state:
   const input = JSON.stringify(state);
   for (const [index, hook] of (hooks ?? []).entries()) {
     trace('husk', `hook ${kind}[${index}] ${hook.path} ${ns ? 'in the container namespaces' : ''}`.trimEnd());
-    const own = ns ? undefined : ownNetworkHook(hook);
+    const own = ns ? undefined : ownHook(hook);
     const err = ns ? await runInContainer(kind, index, hook, input, ns)
-      : own ? await runOwnNetworkHook(kind, index, hook, own, state)
+      : own ? await runOwnHook(kind, index, hook, own, state)
         : await runInRuntime(kind, index, hook, input);
     if (err) return err;
   }

@@ -973,7 +973,8 @@ describe.skipIf(isRunc || !BUSYBOX)('husk network', () => {
     expect(line, ls).toBeDefined();
     expect(line!.split(/\s+/).slice(1, 3)).toEqual(['bridge', cidr]);
     const inspect = JSON.parse(expectStatus(husk(t, ['network', 'inspect', name, ...dir]), 0).stdout);
-    expect(inspect.name).toBe(name);
+    expect(inspect).toHaveLength(1);
+    expect(inspect[0].name).toBe(name);
 
     const id = newId('net');
     expectStatus(husk(t, ['image', 'run', ...netFlags(t, name), '-d', '--name', id, t.image, ...httpd()]), 0);
