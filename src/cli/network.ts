@@ -46,8 +46,9 @@ function hookState(): import('../network/attach').HookState {
   const { id, pid, bundle } = json as Record<string, unknown>;
   if (typeof id !== 'string' || id === '') throw bad('no "id"');
   if (typeof bundle !== 'string' || bundle === '') throw bad('no "bundle"');
-  if (pid !== undefined && (!Number.isInteger(pid) || (pid as number) <= 0)) throw bad(`"pid" ${JSON.stringify(pid)} is not a process id`);
-  return { id, bundle, pid: pid as number | undefined };
+  // A stopped container's state (poststop's) has pid 0, or none.
+  if (pid !== undefined && (!Number.isInteger(pid) || (pid as number) < 0)) throw bad(`"pid" ${JSON.stringify(pid)} is not a process id`);
+  return { id, bundle, pid: (pid as number | undefined) || undefined };
 }
 
 export async function network(args: string[], g: GlobalOptions, action: Action): Promise<void> {
@@ -131,6 +132,13 @@ export async function network(args: string[], g: GlobalOptions, action: Action):
     .action(action('network prune', async () => {
       const { sweep } = require('../network/attach') as typeof import('../network/attach');
       for (const id of await sweep()) process.stdout.write(`Released: ${id}\n`);
+    }));
+
+  sub('check', 'ask the plugins whether a container\'s network is still as they set it up (CNI CHECK)')
+    .argument('<container>')
+    .action(action('network check', async (id: string) => {
+      const { check } = require('../network/attach') as typeof import('../network/attach');
+      for (const line of await check(id)) process.stdout.write(`${line}\n`);
     }));
 
   // The hooks: `husk network attach ARGS` (createRuntime) and `husk network detach` (poststop),

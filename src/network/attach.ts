@@ -37,6 +37,7 @@ import { isMountPoint } from '../host/mountinfo';
 import { native } from '../native';
 import {
   addNetworkList,
+  checkNetworkList,
   delNetworkList,
   findPlugin,
   parseNetwork,
@@ -476,6 +477,28 @@ export async function detach(state: HookState): Promise<void> {
       unlock(fd);
     }
   }
+}
+
+/**
+ * CNI CHECK of a container's attachments made from this network namespace: each plugin says
+ * whether what it set up is still there. One line a network; an error when one is not.
+ */
+export async function check(containerId: string): Promise<string[]> {
+  const here = ownNetns();
+  const mine = listRecords().filter((r) => r.containerId === containerId && sameNetns(r.hostNetns, here));
+  if (!mine.length) throw new HuskError(`container ${JSON.stringify(containerId)} is attached to no network (from this network namespace)`);
+  const lines: string[] = [];
+  for (const r of mine) {
+    const list = networkOf(r);
+    if (!r.result || !pinned(r)) throw new HuskError(`network "${list.name}": the attachment of ${containerId} is not complete (its container is gone, or its husk died while attaching: \`husk network prune\`)`);
+    if (list.disableCheck) {
+      lines.push(`${list.name}: not checked (its configuration says disableCheck)`);
+      continue;
+    }
+    await checkNetworkList(list, runtimeConf(r, r.pin), r.result, r.pluginDirs);
+    lines.push(`${list.name}: ok (${firstAddress(r.result) ?? 'no address'})`);
+  }
+  return lines;
 }
 
 /** Detaches every attachment made from this network namespace whose container init is gone,
