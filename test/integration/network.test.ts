@@ -991,4 +991,40 @@ describe.skipIf(isRunc || !BUSYBOX)('husk network', () => {
     await expectNoLeftovers(t);
     await expectNothingLeft();
   });
+
+  it('check: CNI CHECK says ok while the attachment is whole, and names what is missing once it is not', async () => {
+    const t = setup();
+    const name = uniqueName('chk');
+    const { subnet: cidr, prefix } = subnet();
+    // No portmap: its CHECK fails on a network without IPv6 (Debian's 1.1.1).
+    writeConflist(t, name, [
+      { type: 'bridge', bridge: `br-${name.slice(-6)}`, isGateway: true, ipMasq: true, ipam: ipam(t, cidr) },
+      { type: 'firewall' },
+      { type: 'tuning' },
+    ]);
+    const id = newId('net');
+    expectStatus(husk(t, ['image', 'run', ...netFlags(t, name), '-d', '--name', id, t.image, ...httpd()]), 0);
+    await waitForStatus(id, 'running', { runtime: t.husk });
+    const address = containerAddress(t, id);
+    expect(address.startsWith(prefix), address).toBe(true);
+    expect(expectStatus(husk(t, ['network', 'check', id]), 0).stdout).toBe(`${name}: ok (${address})\n`);
+
+    // Take the address away behind the plugins' back, in the container's pinned namespace.
+    const ours = records(t);
+    expect(ours).toHaveLength(1);
+    const flushed = spawnSync('nsenter', [`--net=/run/netns/husk-${ours[0].attachId}`, 'ip', 'addr', 'flush', 'dev', 'eth0'], { encoding: 'utf8' });
+    expect(flushed.status, flushed.stderr).toBe(0);
+    expectRefused(husk(t, ['network', 'check', id]), new RegExp(`network "${name}": plugin "bridge" \\(CHECK\\): .*${address.replace(/\./g, '\\.')}`));
+    expectRefused(husk(t, ['network', 'check', 'no-such-container']), /attached to no network/);
+
+    // Put it back: bridge's DEL finds its masquerade rules by the addresses eth0 has.
+    const prefixLength = cidr.split('/')[1];
+    const restored = spawnSync('nsenter', [`--net=/run/netns/husk-${ours[0].attachId}`, 'ip', 'addr', 'add', `${address}/${prefixLength}`, 'dev', 'eth0'], { encoding: 'utf8' });
+    expect(restored.status, restored.stderr).toBe(0);
+    expect(expectStatus(husk(t, ['network', 'check', id]), 0).stdout).toBe(`${name}: ok (${address})\n`);
+
+    expectStatus(husk(t, ['delete', '--force', id]), 0);
+    await expectNoLeftovers(t);
+    await expectNothingLeft();
+  });
 });
