@@ -20,7 +20,9 @@
  *     the container's network namespace as the host-side veth shows it (link-netns);
  *   - the CNI container id (Podman's container id, husk's attach id) and the chain names the
  *     plugins derive from it (CNI-<hash>, CNI-DN-<hash>);
- *   - the container name Podman adds to the hostname's line in /etc/hosts (a Podman concept).
+ *   - the container name Podman adds to the hostname's line in /etc/hosts (a Podman concept);
+ *   - the names of ::1 in /etc/hosts: husk writes Docker's line for every network mode
+ *     (`::1 localhost ip6-localhost ip6-loopback`), Podman `::1 localhost`; both say localhost.
  * Podman's own additions, which are no part of a CNI network, are turned off in its
  * containers.conf rather than normalised: base_hosts_file = "none" (else Podman copies this
  * machine's /etc/hosts into the container's) and host_containers_internal_ip = "none" (Podman's
@@ -393,6 +395,7 @@ function normaliser(address: string, podmanName?: string): (line: string) => str
 function hostsLines(lines: string[], normalise: (l: string) => string): string[] {
   return lines
     .map((l) => l.replace(/#.*/, ''))
+    .map((l) => (/^::1\s+localhost\s+ip6-localhost\s+ip6-loopback\s*$/.test(l) ? '::1\tlocalhost' : l))
     .map(normalise)
     .filter(Boolean)
     .sort();
