@@ -14,7 +14,6 @@
 // others go on. Needs root; Debian's docker.io, containerd, podman, conmon, busybox-static.
 'use strict';
 const { spawn, spawnSync } = require('child_process');
-const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const lib = require('./lib');
@@ -35,65 +34,14 @@ const SYSTEM_PATHS = [
   '/etc/docker/key.json', '/dev/shm/libpod_lock',
 ];
 
-function need(name) {
-  const found = lib.which(name);
-  if (!found) throw new Error(`${name} is not installed`);
-  return found;
-}
 
-/** Runs a command (stdout/stderr into strings, no pipe left to a daemon: the engines' clients
- * do not leave processes behind); throws unless it exits 0. */
-function sh(argv, opts = {}) {
-  const res = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26, timeout: opts.timeoutMs || 120_000, killSignal: 'SIGKILL', env: { ...process.env, ...opts.env } });
-  if (res.status !== 0 && !opts.mayFail) {
-    throw new Error(`${argv.join(' ')}: ${res.error ? res.error.message : `exit ${res.status ?? res.signal}`}: ${(res.stderr || '').trim().split('\n').slice(-3).join(' / ')}`);
-  }
-  return res;
-}
 
 function timed(argv, env) {
   const t0 = lib.nowMs();
-  sh(argv, { env, timeoutMs: 60_000 });
+  lib.sh(argv, { env, timeoutMs: 60_000 });
   return lib.nowMs() - t0;
 }
 
-/** A docker-archive (what `docker save` writes, and all three engines load) of one layer:
- * /bin/busybox (static) with its `true` and `sh`, and /probe. */
-function buildImage(dir) {
-  const busybox = need('busybox');
-  if (fs.readFileSync(busybox).subarray(0, 4096).includes('ld-linux')) throw new Error(`${busybox} is dynamically linked (apt-get install busybox-static)`);
-  const rootfs = path.join(dir, 'rootfs');
-  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
-  fs.copyFileSync(busybox, path.join(rootfs, 'bin', 'busybox'));
-  fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
-  for (const applet of ['true', 'sh']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', applet));
-  fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  fs.writeFileSync(path.join(rootfs, 'etc', 'group'), 'root:x:0:\n');
-  const tar = (args) => sh(['tar', '--numeric-owner', '--owner=0', '--group=0', '--sort=name', ...args]);
-  const archive = path.join(dir, 'archive');
-  const layerTar = path.join(dir, 'layer.tar');
-  tar(['-C', rootfs, '-cf', layerTar, '.']);
-  const diffId = crypto.createHash('sha256').update(fs.readFileSync(layerTar)).digest('hex');
-  fs.mkdirSync(path.join(archive, diffId), { recursive: true });
-  fs.renameSync(layerTar, path.join(archive, diffId, 'layer.tar'));
-  const created = '2024-01-01T00:00:00Z';
-  const config = JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    created,
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['true'], WorkingDir: '/' },
-    rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
-    history: [{ created, created_by: 'bench/engines.js' }],
-  });
-  const configId = crypto.createHash('sha256').update(config).digest('hex');
-  fs.writeFileSync(path.join(archive, `${configId}.json`), config);
-  fs.writeFileSync(path.join(archive, 'manifest.json'), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [IMAGE], Layers: [`${diffId}/layer.tar`] }]));
-  const tarball = path.join(dir, 'image.tar');
-  tar(['-C', archive, '-cf', tarball, '.']);
-  fs.rmSync(archive, { recursive: true, force: true });
-  fs.rmSync(rootfs, { recursive: true, force: true });
-  return tarball;
-}
 
 /** A daemon of ours, its output in <ws>/<name>.log; stop() is SIGTERM, then SIGKILL after 30 s. */
 function startDaemon(ws, name, argv) {
@@ -136,7 +84,7 @@ function logTail(ws, name) {
  * each (the engine's first run sets up its state; husk's starts its server). */
 function compare(engine, argvOf, env) {
   const samples = { husk: [], runc: [] };
-  for (const rt of ['husk', 'runc']) sh(argvOf(rt, 'warmup'), { env });
+  for (const rt of ['husk', 'runc']) lib.sh(argvOf(rt, 'warmup'), { env });
   for (let i = 0; i < ROUNDS; i++) for (const rt of ['husk', 'runc']) samples[rt].push(timed(argvOf(rt, i), env));
   const husk = lib.median(samples.husk);
   const runc = lib.median(samples.runc);
@@ -177,14 +125,14 @@ async function main() {
   console.log(`\nengines: \`run --rm IMAGE true\` with husk (bin/husk) and with runc as the runtime (${ROUNDS} rounds each, interleaved, median ms from the client's call to its exit; one untimed run first)`);
   try {
     fs.mkdirSync(path.join(ws, 'image'));
-    const tarball = buildImage(path.join(ws, 'image'));
+    const tarball = lib.busyboxImage(path.join(ws, 'image'), IMAGE, 'bench/engines.js');
 
     // containerd, for ctr and dockerd.
     let address;
     try {
-      const containerd = need('containerd');
-      const ctr = need('ctr');
-      need('containerd-shim-runc-v2');
+      const containerd = lib.need('containerd');
+      const ctr = lib.need('ctr');
+      lib.need('containerd-shim-runc-v2');
       address = path.join(ws, 'containerd.sock');
       const mk = (d) => {
         fs.mkdirSync(path.join(ws, d), { recursive: true });
@@ -200,16 +148,16 @@ async function main() {
       const d = startDaemon(ws, 'containerd', [containerd, '--config', config]);
       daemons.push(d);
       const ctrArgs = [ctr, '--address', address, '--namespace', NAMESPACE];
-      await d.ready(() => fs.existsSync(address) && sh([...ctrArgs, 'version'], { mayFail: true, timeoutMs: 10_000 }).status === 0);
-      sh([...ctrArgs, 'images', 'import', tarball]);
+      await d.ready(() => fs.existsSync(address) && lib.sh([...ctrArgs, 'version'], { mayFail: true, timeoutMs: 10_000 }).status === 0);
+      lib.sh([...ctrArgs, 'images', 'import', tarball]);
       fs.mkdirSync(path.join(ws, 'fifo'));
       const binary = { husk: HUSK, runc };
       cleanups.push(() => {
-        for (const id of sh([...ctrArgs, 'containers', 'ls', '--quiet'], { mayFail: true }).stdout.split('\n').filter(Boolean)) {
-          sh([...ctrArgs, 'task', 'delete', '--force', id], { mayFail: true });
-          sh([...ctrArgs, 'containers', 'delete', id], { mayFail: true });
+        for (const id of lib.sh([...ctrArgs, 'containers', 'ls', '--quiet'], { mayFail: true }).stdout.split('\n').filter(Boolean)) {
+          lib.sh([...ctrArgs, 'task', 'delete', '--force', id], { mayFail: true });
+          lib.sh([...ctrArgs, 'containers', 'delete', id], { mayFail: true });
         }
-        sh([...ctrArgs, 'images', 'rm', IMAGE], { mayFail: true });
+        lib.sh([...ctrArgs, 'images', 'rm', IMAGE], { mayFail: true });
       });
       compare('ctr run --rm true', (rt, i) => [...ctrArgs, 'run', '--rm', '--runc-binary', binary[rt], '--runc-root', path.join(ws, `ctr-state-${rt}`), '--fifo-dir', path.join(ws, 'fifo'), IMAGE, `true-${rt}-${i}`, 'true']);
     } catch (err) {
@@ -220,9 +168,9 @@ async function main() {
     // Docker, on that containerd.
     try {
       if (!address) throw new Error('containerd did not start');
-      const dockerd = need('dockerd');
+      const dockerd = lib.need('dockerd');
       // Debian's client matches Debian's daemon; another one on PATH negotiates the API down.
-      const docker = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : need('docker');
+      const docker = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : lib.need('docker');
       const socket = path.join(ws, 'docker.sock');
       const daemonJson = path.join(ws, 'daemon.json');
       fs.writeFileSync(daemonJson, JSON.stringify({ 'deprecated-key-path': path.join(ws, 'docker-key.json') }));
@@ -237,12 +185,12 @@ async function main() {
       ]);
       daemons.push(d);
       const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: mk('docker-cli') };
-      await d.ready(() => fs.existsSync(socket) && sh([docker, 'version'], { env, mayFail: true, timeoutMs: 10_000 }).status === 0);
-      sh([docker, 'load', '--input', tarball], { env });
+      await d.ready(() => fs.existsSync(socket) && lib.sh([docker, 'version'], { env, mayFail: true, timeoutMs: 10_000 }).status === 0);
+      lib.sh([docker, 'load', '--input', tarball], { env });
       cleanups.push(() => {
-        const all = sh([docker, 'ps', '--all', '--quiet'], { env, mayFail: true }).stdout.split('\n').filter(Boolean);
-        if (all.length) sh([docker, 'rm', '--force', ...all], { env, mayFail: true });
-        sh([docker, 'rmi', '--force', IMAGE], { env, mayFail: true });
+        const all = lib.sh([docker, 'ps', '--all', '--quiet'], { env, mayFail: true }).stdout.split('\n').filter(Boolean);
+        if (all.length) lib.sh([docker, 'rm', '--force', ...all], { env, mayFail: true });
+        lib.sh([docker, 'rmi', '--force', IMAGE], { env, mayFail: true });
       });
       compare('docker run --rm true', (rt) => [docker, 'run', '--rm', '--runtime', rt, '--network', 'none', IMAGE, 'true'], env);
     } catch (err) {
@@ -251,8 +199,8 @@ async function main() {
 
     // Podman.
     try {
-      const podman = need('podman');
-      need('conmon');
+      const podman = lib.need('podman');
+      lib.need('conmon');
       const mk = (d) => {
         fs.mkdirSync(path.join(ws, d), { recursive: true });
         return path.join(ws, d);
@@ -272,11 +220,11 @@ async function main() {
         '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay'];
       const withRuntime = (rt) => [...base, '--runtime', rt, '--runtime-flag', `root=${mk(`podman-state-${rt}`)}`];
       cleanups.push(() => {
-        for (const rt of ['husk', 'runc']) sh([...withRuntime(rt), 'rm', '--all', '--force', '--time', '0'], { env, mayFail: true });
-        sh([...base, 'rmi', '--all', '--force'], { env, mayFail: true });
-        sh([...base, 'system', 'reset', '--force'], { env, mayFail: true });
+        for (const rt of ['husk', 'runc']) lib.sh([...withRuntime(rt), 'rm', '--all', '--force', '--time', '0'], { env, mayFail: true });
+        lib.sh([...base, 'rmi', '--all', '--force'], { env, mayFail: true });
+        lib.sh([...base, 'system', 'reset', '--force'], { env, mayFail: true });
       });
-      sh([...base, 'load', '--input', tarball], { env });
+      lib.sh([...base, 'load', '--input', tarball], { env });
       compare('podman run --rm true', (rt) => [...withRuntime(rt), 'run', '--rm', '--network', 'none', IMAGE, 'true'], env);
     } catch (err) {
       console.log(`  podman run --rm true: not measured: ${err.message}`);

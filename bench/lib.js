@@ -7,6 +7,7 @@
 // for every runtime, so it is in every figure, husk's and runc's alike.
 'use strict';
 const { spawnSync } = require('child_process');
+const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 
@@ -210,4 +211,58 @@ function record(row) {
   if (file) fs.appendFileSync(file, `${JSON.stringify(row)}\n`);
 }
 
-module.exports = { REPO, ROUNDS, which, median, nowMs, mustRun, timedRun, rssKiB, cmdline, pids, serverPids, serverPidsUnder, stopServer, lockFree, sleepMs, crunLauncher, record };
+function need(name) {
+  const found = which(name);
+  if (!found) throw new Error(`${name} is not installed`);
+  return found;
+}
+
+/** Runs a command (stdout/stderr into strings, no pipe left to a daemon: the engines' clients
+ * do not leave processes behind); throws unless it exits 0. */
+function sh(argv, opts = {}) {
+  const res = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26, timeout: opts.timeoutMs || 120_000, killSignal: 'SIGKILL', env: { ...process.env, ...opts.env } });
+  if (res.status !== 0 && !opts.mayFail) {
+    throw new Error(`${argv.join(' ')}: ${res.error ? res.error.message : `exit ${res.status ?? res.signal}`}: ${(res.stderr || '').trim().split('\n').slice(-3).join(' / ')}`);
+  }
+  return res;
+}
+
+/** A docker-archive (what `docker save` writes, and all the engines load) of one layer:
+ * /bin/busybox (static) with its `true` and `sh`, named `tag`; `createdBy` goes into its history. */
+function busyboxImage(dir, tag, createdBy) {
+  const busybox = need('busybox');
+  if (fs.readFileSync(busybox).subarray(0, 4096).includes('ld-linux')) throw new Error(`${busybox} is dynamically linked (apt-get install busybox-static)`);
+  const rootfs = path.join(dir, 'rootfs');
+  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
+  fs.copyFileSync(busybox, path.join(rootfs, 'bin', 'busybox'));
+  fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
+  for (const applet of ['true', 'sh']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', applet));
+  fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  fs.writeFileSync(path.join(rootfs, 'etc', 'group'), 'root:x:0:\n');
+  const tar = (args) => sh(['tar', '--numeric-owner', '--owner=0', '--group=0', '--sort=name', ...args]);
+  const archive = path.join(dir, 'archive');
+  const layerTar = path.join(dir, 'layer.tar');
+  tar(['-C', rootfs, '-cf', layerTar, '.']);
+  const diffId = crypto.createHash('sha256').update(fs.readFileSync(layerTar)).digest('hex');
+  fs.mkdirSync(path.join(archive, diffId), { recursive: true });
+  fs.renameSync(layerTar, path.join(archive, diffId, 'layer.tar'));
+  const created = '2024-01-01T00:00:00Z';
+  const config = JSON.stringify({
+    architecture: 'amd64',
+    os: 'linux',
+    created,
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['true'], WorkingDir: '/' },
+    rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
+    history: [{ created, created_by: createdBy }],
+  });
+  const configId = crypto.createHash('sha256').update(config).digest('hex');
+  fs.writeFileSync(path.join(archive, `${configId}.json`), config);
+  fs.writeFileSync(path.join(archive, 'manifest.json'), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [tag], Layers: [`${diffId}/layer.tar`] }]));
+  const tarball = path.join(dir, 'image.tar');
+  tar(['-C', archive, '-cf', tarball, '.']);
+  fs.rmSync(archive, { recursive: true, force: true });
+  fs.rmSync(rootfs, { recursive: true, force: true });
+  return tarball;
+}
+
+module.exports = { need, sh, busyboxImage, REPO, ROUNDS, which, median, nowMs, mustRun, timedRun, rssKiB, cmdline, pids, serverPids, serverPidsUnder, stopServer, lockFree, sleepMs, crunLauncher, record };

@@ -43,56 +43,8 @@ const SYSTEM_PATHS = [
   '/var/lib/containers', '/run/libpod', '/dev/shm/libpod_lock', '/var/lib/cni/results', '/var/lib/cni/husk', '/var/lib/cni/networks', '/var/lib/cni',
 ];
 
-function need(name) {
-  const found = lib.which(name);
-  if (!found) throw new Error(`${name} is not installed`);
-  return found;
-}
 
-function sh(argv, opts = {}) {
-  const res = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26, timeout: opts.timeoutMs || 120_000, killSignal: 'SIGKILL', env: { ...process.env, ...opts.env } });
-  if (res.status !== 0 && !opts.mayFail) {
-    throw new Error(`${argv.join(' ')}: ${res.error ? res.error.message : `exit ${res.status ?? res.signal}`}: ${(res.stderr || '').trim().split('\n').slice(-3).join(' / ')}`);
-  }
-  return res;
-}
 
-/** A docker-archive of one layer: /bin/busybox (static) with its `true` and `sh` (as engines.js builds it). */
-function buildImage(dir) {
-  const busybox = need('busybox');
-  if (fs.readFileSync(busybox).subarray(0, 4096).includes('ld-linux')) throw new Error(`${busybox} is dynamically linked (apt-get install busybox-static)`);
-  const rootfs = path.join(dir, 'rootfs');
-  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
-  fs.copyFileSync(busybox, path.join(rootfs, 'bin', 'busybox'));
-  fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
-  for (const applet of ['true', 'sh']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', applet));
-  fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  fs.writeFileSync(path.join(rootfs, 'etc', 'group'), 'root:x:0:\n');
-  const tar = (args) => sh(['tar', '--numeric-owner', '--owner=0', '--group=0', '--sort=name', ...args]);
-  const archive = path.join(dir, 'archive');
-  const layerTar = path.join(dir, 'layer.tar');
-  tar(['-C', rootfs, '-cf', layerTar, '.']);
-  const diffId = crypto.createHash('sha256').update(fs.readFileSync(layerTar)).digest('hex');
-  fs.mkdirSync(path.join(archive, diffId), { recursive: true });
-  fs.renameSync(layerTar, path.join(archive, diffId, 'layer.tar'));
-  const created = '2024-01-01T00:00:00Z';
-  const config = JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    created,
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['true'], WorkingDir: '/' },
-    rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
-    history: [{ created, created_by: 'bench/network.js' }],
-  });
-  const configId = crypto.createHash('sha256').update(config).digest('hex');
-  fs.writeFileSync(path.join(archive, `${configId}.json`), config);
-  fs.writeFileSync(path.join(archive, 'manifest.json'), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [IMAGE], Layers: [`${diffId}/layer.tar`] }]));
-  const tarball = path.join(dir, 'image.tar');
-  tar(['-C', archive, '-cf', tarball, '.']);
-  fs.rmSync(archive, { recursive: true, force: true });
-  fs.rmSync(rootfs, { recursive: true, force: true });
-  return tarball;
-}
 
 /**
  * husk's default network as husk writes it on first use, with host-local's leases moved into
@@ -103,8 +55,8 @@ function buildImage(dir) {
  */
 function writeNetwork(configDir, leaseDir, husk, firstRun) {
   const file = path.join(configDir, `${NETWORK}.conflist`);
-  sh([...husk, 'network', 'ls', '--cni-config-dir', configDir], { mayFail: true });
-  if (!fs.existsSync(file)) sh(firstRun);
+  lib.sh([...husk, 'network', 'ls', '--cni-config-dir', configDir], { mayFail: true });
+  if (!fs.existsSync(file)) lib.sh(firstRun);
   if (!fs.existsSync(file)) throw new Error(`husk did not write its default network into ${configDir} (on \`network ls\` nor on \`image run --net bridge\`)`);
   const list = JSON.parse(fs.readFileSync(file, 'utf8'));
   const bridge = (list.plugins || []).find((p) => p.type === 'bridge');
@@ -136,7 +88,7 @@ function timed(argv, env) {
 }
 
 function links(netns) {
-  return sh(['ip', '-n', netns, '-o', 'link', 'show']).stdout.split('\n').filter(Boolean).map((l) => l.split(':')[1].trim().split('@')[0]);
+  return lib.sh(['ip', '-n', netns, '-o', 'link', 'show']).stdout.split('\n').filter(Boolean).map((l) => l.split(':')[1].trim().split('@')[0]);
 }
 
 async function main() {
@@ -144,10 +96,10 @@ async function main() {
   // husk's default path (the front door and its warm server), whatever the caller's environment.
   delete process.env.HUSK_SERVER;
   delete process.env.HUSK_FRONT_DOOR_FD;
-  for (const p of ['podman', 'conmon', 'runc', 'nsenter', 'ip', 'iptables-save']) need(p);
+  for (const p of ['podman', 'conmon', 'runc', 'nsenter', 'ip', 'iptables-save']) lib.need(p);
   if (!fs.existsSync(path.join(PLUGINS, 'bridge'))) throw new Error(`${PLUGINS}/bridge is missing (apt-get install containernetworking-plugins)`);
-  const runc = need('runc');
-  const podman = need('podman');
+  const runc = lib.need('runc');
+  const podman = lib.need('podman');
   const ws = fs.mkdtempSync('/tmp/husk-bench-network-');
   fs.chmodSync(ws, 0o755);
   const existed = new Map(SYSTEM_PATHS.map((p) => [p, fs.existsSync(p)]));
@@ -162,16 +114,16 @@ async function main() {
   const problems = [];
   console.log(`\nnetwork: \`run --rm IMAGE true\` on a CNI bridge network (bridge, host-local, portmap, firewall, tuning: husk's default "${NETWORK}" network) against no network, husk and Podman 4.3 (CNI backend, runc), inside a network namespace of the bench's own (${ROUNDS} rounds, interleaved, median ms from the call to its exit; one untimed run of each first)`);
   try {
-    sh(['ip', 'netns', 'add', netns]);
-    sh(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
-    const tarball = buildImage(mk('image'));
+    lib.sh(['ip', 'netns', 'add', netns]);
+    lib.sh(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
+    const tarball = lib.busyboxImage(mk('image'), IMAGE, 'bench/network.js');
     const configDir = mk('cni');
     const leaseDir = mk('cni-leases');
     const store = mk('husk-store');
     const huskRoot = mk('husk-state');
     const husk = inNetns([HUSK, '--root', huskRoot]);
     const huskEnv = {};
-    sh([HUSK, 'image', 'pull', '--quiet', '--store', store, `docker-archive:${tarball}`]);
+    lib.sh([HUSK, 'image', 'pull', '--quiet', '--store', store, `docker-archive:${tarball}`]);
     cleanups.push(() => lib.stopServer(huskRoot));
     const huskRun = [...husk, 'image', 'run', '--rm', '--quiet', '--store', store, '--cni-config-dir', configDir, '--cni-plugin-dir', PLUGINS];
     // A husk that cannot make its bridge network is named with its reason, and Podman is still
@@ -201,12 +153,12 @@ async function main() {
       '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay']);
     const podmanRun = [...base, '--runtime', 'runc', '--runtime-flag', `root=${mk('podman-runc-state')}`, 'run', '--rm'];
     cleanups.push(() => {
-      sh([...base, 'rm', '--all', '--force', '--time', '0'], { env: podmanEnv, mayFail: true });
-      sh([...base, 'rmi', '--all', '--force'], { env: podmanEnv, mayFail: true });
-      sh([...base, 'system', 'reset', '--force'], { env: podmanEnv, mayFail: true });
+      lib.sh([...base, 'rm', '--all', '--force', '--time', '0'], { env: podmanEnv, mayFail: true });
+      lib.sh([...base, 'rmi', '--all', '--force'], { env: podmanEnv, mayFail: true });
+      lib.sh([...base, 'system', 'reset', '--force'], { env: podmanEnv, mayFail: true });
     });
-    sh([...base, 'load', '--input', tarball], { env: podmanEnv });
-    const backend = sh([...base, 'info', '--format', '{{.Host.NetworkBackend}}'], { env: podmanEnv }).stdout.trim();
+    lib.sh([...base, 'load', '--input', tarball], { env: podmanEnv });
+    const backend = lib.sh([...base, 'info', '--format', '{{.Host.NetworkBackend}}'], { env: podmanEnv }).stdout.trim();
     if (backend !== 'cni') throw new Error(`Podman uses the network backend "${backend}", not cni, whatever containers.conf says`);
 
     const commands = [
@@ -218,7 +170,7 @@ async function main() {
       { key: 'podman bridge', argv: [...podmanRun, '--network', NETWORK, IMAGE, 'true'], env: podmanEnv },
     ];
     // One untimed run of each (husk's first call starts its warm server, in the namespace).
-    for (const c of commands) sh(c.argv, { env: c.env });
+    for (const c of commands) lib.sh(c.argv, { env: c.env });
     const samples = new Map(commands.map((c) => [c.key, []]));
     for (let i = 0; i < ROUNDS; i++) for (const c of commands) samples.get(c.key).push(timed(c.argv, c.env));
     const m = (key) => (samples.has(key) ? lib.median(samples.get(key)) : undefined);
@@ -255,7 +207,7 @@ async function main() {
     if (leftLinks.length) problems.push(`links left in the namespace: ${leftLinks.join(', ')}`);
     const leases = fs.existsSync(path.join(leaseDir, NETWORK)) ? fs.readdirSync(path.join(leaseDir, NETWORK)).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')) : [];
     if (leases.length) problems.push(`host-local leases left: ${leases.join(', ')}`);
-    const rules = sh(inNetns(['iptables-save'])).stdout.split('\n').filter((l) => /^-A .*(id: |CNI-[0-9a-f]{20,}|CNI-DN-)/.test(l));
+    const rules = lib.sh(inNetns(['iptables-save'])).stdout.split('\n').filter((l) => /^-A .*(id: |CNI-[0-9a-f]{20,}|CNI-DN-)/.test(l));
     if (rules.length) problems.push(`firewall rules of containers left: ${rules.length}, e.g. ${rules[0]}`);
   } finally {
     for (const c of cleanups.reverse()) {
@@ -267,7 +219,7 @@ async function main() {
     }
     const pins = (fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []).filter((p) => !pinsBefore.has(p) && p !== netns);
     if (pins.length) problems.push(`network namespace pins left in /run/netns: ${pins.join(', ')}`);
-    if (fs.existsSync(`/run/netns/${netns}`)) sh(['ip', 'netns', 'delete', netns], { mayFail: true });
+    if (fs.existsSync(`/run/netns/${netns}`)) lib.sh(['ip', 'netns', 'delete', netns], { mayFail: true });
     // Processes whose root, cwd, exe or command line is ours (conmon, containers, husk's server).
     const inside = (p) => p === ws || p.startsWith(`${ws}/`);
     for (const pid of lib.pids()) {
