@@ -102,6 +102,8 @@ function start() {
     // grace period, and is finished before we exit.
     if (activated === undefined) fs.rmSync(address, { force: true });
     native.shutdownSocket(listenFd);
+    // The next call may start the next server at once, while this one finishes its calls.
+    if (Number.isInteger(lockFd) && lockFd > 2) fs.closeSync(lockFd);
     setTimeout(function exitWhenQuiet() {
       if (busyCount() > 0) setTimeout(exitWhenQuiet, 50);
       else native.exitNow(0);
@@ -122,8 +124,9 @@ function start() {
     const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: { listenFd, idle } });
     const state = { busy: false, held: [] as number[] };
     workers.set(worker, state);
-    worker.on('message', (m: { busy?: boolean; conn?: number; holding?: number[]; log?: string }) => {
+    worker.on('message', (m: { busy?: boolean; conn?: number; holding?: number[]; log?: string; caller?: number }) => {
       if (m.log) log(m.log);
+      if (m.caller !== undefined && activated === undefined) leaveForOutsider(m.caller);
       if (m.holding) state.held.push(...m.holding);
       if (m.busy === undefined) return;
       state.busy = m.busy;
@@ -161,11 +164,28 @@ function start() {
   // The door double-forks the server so that init adopts it. Under a child subreaper (conmon,
   // a containerd shim, tini -s) that process adopts it instead, and a subreaper such as conmon
   // blocks in wait() until every child is gone: it would outlive its container for as long as
-  // the server lives. So a server whose adoptive parent waits for its children leaves.
+  // the server lives. Two rules keep that short without losing the warm server:
+  //  - a call from outside the adopter's tree (Podman's own calls, or the next container's
+  //    conmon) makes this server leave: that caller's next call starts one outside the tree,
+  //    which later calls find warm;
+  //  - a server that is the last child of an adopter asleep in wait() leaves once it has had
+  //    no call for a second (the next container's create, a moment later, still finds it).
+  const leaveForOutsider = (caller: number) => {
+    const parent = process.ppid;
+    if (parent > 1 && !descendsFrom(caller, parent)) {
+      shutDown(`adopted by process ${parent}; pid ${caller} called from outside its tree, and its next call starts a server outside it`);
+    }
+  };
   if (activated === undefined) {
+    let waitedOnSince: number | undefined;
     setInterval(() => {
       const parent = process.ppid;
-      if (parent > 1 && parentWaitsForChildren(parent)) shutDown(`adopted by process ${parent}, which waits for its children`);
+      if (parent <= 1 || busyCount() > 0 || !waitsOnlyForUs(parent)) {
+        waitedOnSince = undefined;
+        return;
+      }
+      waitedOnSince ??= Date.now();
+      if (Date.now() - waitedOnSince >= 1000) shutDown(`adopted by process ${parent}, which waits for its children, and we are the last`);
     }, 250).unref();
   }
 
@@ -174,10 +194,30 @@ function start() {
   checkIdle();
 }
 
-/** True while the process sleeps in wait() (its kernel wait channel is do_wait). */
-function parentWaitsForChildren(pid: number): boolean {
+/** Whether `ancestor` is `pid` or one of its ancestors (through /proc/PID/stat's ppid). */
+function descendsFrom(pid: number, ancestor: number): boolean {
+  for (let p = pid, steps = 0; p > 1 && steps < 256; steps++) {
+    if (p === ancestor) return true;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return true; // gone: no reason to leave
+    }
+  }
+  return false;
+}
+
+/** True while process `pid` sleeps in wait() (its kernel wait channel is do_wait) and this
+ * server is its only child: then it can only be waiting for us. */
+function waitsOnlyForUs(pid: number): boolean {
   try {
-    return fs.readFileSync(`/proc/${pid}/wchan`, 'utf8').trim() === 'do_wait';
+    if (fs.readFileSync(`/proc/${pid}/wchan`, 'utf8').trim() !== 'do_wait') return false;
+    const children = new Set<string>();
+    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+      for (const child of fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ')) if (child.trim()) children.add(child.trim());
+    }
+    return children.size === 1 && children.has(String(process.pid));
   } catch {
     return false;
   }

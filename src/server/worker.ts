@@ -113,6 +113,7 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
       return;
     }
     native.doorSend(conn.fd, DoorMsg.Accepted, Buffer.alloc(0), []);
+    parentPort!.postMessage({ caller: c.pid });
     cwd = c.cwd;
     native.threadUmask(c.umask);
     setEnvironment(c.env);

@@ -33,6 +33,7 @@ import {
   stateRoot,
   tempDir,
   waitFor,
+  which,
   waitForStatus,
   type Bundle,
   type Running,
@@ -46,6 +47,11 @@ const LOG = '~server.log';
 const O_PATH = 0o10000000;
 
 // ------------------------------------------------------------------------------- the servers
+
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
 
 /** The pids of the warm servers of a root. */
 function serversOf(root: string): number[] {
@@ -220,7 +226,7 @@ describe.skipIf(!withServer)('the warm server', () => {
     expect(serversOf(root)).toEqual([second]);
   });
 
-  it('leaves at once when adopted by a subreaper that waits for its children (as conmon does)', async () => {
+  it('leaves a second after it is the last child of a subreaper that waits for its children (as conmon does)', async () => {
     // conmon runs `husk create` as a child subreaper and then blocks in wait() until no child is
     // left: a server it adopted would keep it alive (and its container's podman cleanup waiting)
     // for as long as the server lives. Here the idle time is a minute; the subreaper is back in
@@ -230,8 +236,26 @@ describe.skipIf(!withServer)('the warm server', () => {
     const exited = await exitOf(waiter);
     expect(exited, waiter.stderr).toEqual({ status: 0, signal: null });
     expect(waiter.stdout).toMatch(/^ID\s+PID\s+STATUS[^]*done\n$/);
-    expect(fs.readFileSync(path.join(root, LOG), 'utf8')).toMatch(new RegExp(`adopted by process ${waiter.pid}, which waits for its children: exiting`));
+    expect(fs.readFileSync(path.join(root, LOG), 'utf8')).toMatch(new RegExp(`adopted by process ${waiter.pid}, which waits for its children, and we are the last: exiting`));
     expect(serversOf(root)).toEqual([]);
+  });
+
+  it('adopted by a subreaper, hands over to a server outside its tree at the first call from outside', async () => {
+    // Podman: conmon (a subreaper) runs the `create` that starts the server; Podman's own calls
+    // come from outside conmon's tree. The first of them makes that server leave, and the next
+    // starts one the subreaper does not own, which every later container finds warm.
+    const root = stateRoot();
+    const subreaper = spawnTool(which('tini')!, ['-s', '--', 'sh', '-c', `${RUNTIME} --root ${root} list && exec sleep 120`], { env: { HUSK_SERVER_IDLE: '60' } });
+    const adopted = await listeningServer(root);
+    expect(parentOf(adopted)).toBe(subreaper.pid);
+    expectStatus(rt(['list'], { env: { HUSK_SERVER_IDLE: '60' } }), 0);
+    await waitFor('the adopted server to leave', () => !serversOf(root).includes(adopted) || undefined, 10_000);
+    expect(fs.readFileSync(path.join(root, LOG), 'utf8')).toMatch(new RegExp(`adopted by process ${subreaper.pid}; pid \\d+ called from outside its tree`));
+    expectStatus(rt(['list'], { env: { HUSK_SERVER_IDLE: '60' } }), 0);
+    const outside = await listeningServer(root, adopted);
+    expect(parentOf(outside)).not.toBe(subreaper.pid);
+    expectStatus(rt(['list']), 0);
+    expect(serversOf(root)).toEqual([outside]);
   });
 
   it('is started once when ten cold calls race', async () => {
