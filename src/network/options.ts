@@ -194,6 +194,8 @@ export type NetworkMode = 'none' | 'host' | { attach: AttachOptions };
 /** The network flags of `husk image run` and `husk image bundle`, as commander gives them. */
 export interface NetworkFlags {
   network?: string;
+  /** --hostname: it goes into /etc/hosts, so it is checked here. */
+  hostname?: string;
   publish?: string[];
   dns?: string[];
   addHost?: string[];
@@ -213,8 +215,18 @@ export interface ContainerNetwork {
  * absolute paths (the hook runs from elsewhere). Only reads: whether the network exists is
  * for the caller to check.
  */
+/** --hostname: labels of letters, digits and "-" (not first or last), split by ".", at most
+ * 253 characters (RFC 1123); anything else would not be one name in /etc/hosts. */
+export function checkHostname(name: string): void {
+  const label = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+  if (name.length > 253 || !name.split('.').every((l) => label.test(l))) {
+    throw new HuskError(`--hostname ${JSON.stringify(name)}: expected a host name (letters, digits and "-" in labels of up to 63, split by ".")`);
+  }
+}
+
 export function containerNetwork(f: NetworkFlags): ContainerNetwork {
   const mode = f.network ?? 'none';
+  if (f.hostname !== undefined) checkHostname(f.hostname);
   const dns = (f.dns ?? []).map(parseDns);
   const addHosts = (f.addHost ?? []).map(parseAddHost);
   const ports = (f.publish ?? []).map(parsePublish);

@@ -2,6 +2,7 @@
 import * as path from 'path';
 import { describe, expect, it } from 'vitest';
 import {
+  checkHostname,
   attachArgs, checkPublishConflicts, containerNetwork, DEFAULT_NETWORK, formatPublish, parseAddHost, parseAttachArgs, parseDns, parsePublish,
   type AttachOptions,
 } from '../../src/network/options';
@@ -161,5 +162,16 @@ describe('the attach hook\'s words', () => {
     expect(() => parseAttachArgs(['--net'])).toThrow('--net needs a value');
     expect(() => parseAttachArgs(['--bogus', 'x'])).toThrow('unknown flag "--bogus"');
     expect(() => parseAttachArgs(['-p', '80:80'])).toThrow('--net is required');
+  });
+});
+
+describe('checkHostname', () => {
+  it('takes host names', () => {
+    for (const name of ['web', 'web-1', 'a.b.example', 'x'.repeat(63), '1abc']) expect(() => checkHostname(name)).not.toThrow();
+  });
+  it('refuses what would not be one name in /etc/hosts', () => {
+    for (const name of ['', 'a b', 'a\tb', 'a\nb', '-a', 'a-', 'a..b', 'x'.repeat(64), 'a_b', `${'a.'.repeat(127)}a`]) {
+      expect(() => checkHostname(name), JSON.stringify(name)).toThrow(/^--hostname .*: expected a host name/);
+    }
   });
 });
