@@ -17,6 +17,7 @@ import { reason } from '../errors';
 import { readLayout } from '../host/cgroupLayout';
 import { native } from '../native';
 import { SERVER_LOG, SERVER_SOCKET } from '../native/frontdoor';
+import { writeFileAtomic } from '../host/atomicWrite';
 
 const MAX_WORKERS = 64;
 
@@ -37,6 +38,23 @@ function log(message: string) {
     fs.appendFileSync(logFile, `${new Date().toISOString()} husk server ${process.pid}: ${message}\n`);
   } catch {
     // nowhere to write: carry on
+  }
+}
+
+/** How much of its log a server keeps: the log grows by a few lines a server, for as long as
+ * the state directory lives (a /run that is never rebooted). */
+const LOG_KEEP = 64 * 1024;
+
+/** At start: a log larger than twice LOG_KEEP is cut to its last LOG_KEEP bytes (whole lines).
+ * The server starting holds ~server.lock; only a server leaving may still add its last lines. */
+function trimLog() {
+  try {
+    if (fs.statSync(logFile).size <= 2 * LOG_KEEP) return;
+    const text = fs.readFileSync(logFile, 'utf8');
+    const tail = text.slice(-LOG_KEEP);
+    writeFileAtomic(logFile, tail.slice(tail.indexOf('\n') + 1), 0o644);
+  } catch {
+    // no log yet, or nowhere to write
   }
 }
 
@@ -73,6 +91,7 @@ function socketAddress(): string {
 }
 
 function start() {
+  trimLog();
   // The door that started us passed the lock it holds (~server.lock); holding it for our whole
   // life makes a second door that races ours start no second server.
   const lockFd = Number(process.env.HUSK_SERVER_LOCK_FD);

@@ -258,6 +258,20 @@ describe.skipIf(!withServer)('the warm server', () => {
     expect(serversOf(root)).toEqual([outside]);
   });
 
+  it('keeps the last 64 KiB of its log when it starts', async () => {
+    const root = stateRoot();
+    fs.mkdirSync(root, { recursive: true });
+    const old = Array.from({ length: 4000 }, (_, i) => `2026-01-01T00:00:00.000Z husk server 1: old line ${i}`).join('\n') + '\n';
+    fs.writeFileSync(path.join(root, LOG), old);
+    await warmServer();
+    const log = fs.readFileSync(path.join(root, LOG), 'utf8');
+    expect(log.length).toBeLessThan(64 * 1024 + 4096);
+    expect(log.startsWith('2026-01-01T00:00:00.000Z husk server 1: old line ')).toBe(true);
+    expect(log).toContain('old line 3999\n');
+    expect(log).not.toContain('old line 0\n');
+    expect(log).toMatch(/listening on/);
+  });
+
   it('is started once when ten cold calls race', async () => {
     const root = stateRoot();
     const calls = Array.from({ length: 10 }, () => rtSpawn(['list']));
