@@ -470,6 +470,30 @@ afterEach(async () => {
   if (errors.length) throw new Error(errors.join('\n'));
 });
 
+/**
+ * What a user does after a husk died under a container: SIGKILL whatever of the test's
+ * containers still has an init, `husk image prune` (which must release every network), then
+ * `delete --force` of what remains of the containers, after which nothing may be left.
+ */
+async function killThenPrune(t: NetTest): Promise<void> {
+  for (const id of stateEntries(stateRoot(t.husk))) {
+    const s = state(id, { runtime: t.husk });
+    if (s && s.pid > 0 && ['running', 'created', 'creating'].includes(s.status)) {
+      try {
+        process.kill(s.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+      if (s.status !== 'creating') await waitForStatus(id, 'stopped', { runtime: t.husk });
+    }
+  }
+  expectStatus(husk(t, ['image', 'prune', '--store', t.store]), 0);
+  expect(leftovers(t, false), 'network leftovers after prune').toEqual([]);
+  for (const id of stateEntries(stateRoot(t.husk))) expectStatus(husk(t, ['delete', '--force', id]), 0);
+  await expectNoLeftovers(t);
+  await expectNothingLeft();
+}
+
 // ------------------------------------------------------------------------------------ tests
 
 describe.skipIf(isRunc || !BUSYBOX)('husk image run --net', () => {
@@ -856,24 +880,7 @@ describe.skipIf(isRunc || !BUSYBOX)('husk image run --net: what a killed contain
     await run.exited;
     // The user finds the container and kills it (or it died with husk).
     await sleep(500);
-    for (const id of stateEntries(stateRoot(t.husk))) {
-      const s = state(id, { runtime: t.husk });
-      if (s && s.pid > 0 && s.status === 'running') {
-        try {
-          process.kill(s.pid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-        await waitForStatus(id, 'stopped', { runtime: t.husk });
-      }
-    }
-    expectStatus(husk(t, ['image', 'prune', '--store', t.store]), 0);
-    const left = leftovers(t, false);
-    expect(left, 'network leftovers after prune').toEqual([]);
-    // What remains of the container goes with delete.
-    for (const id of stateEntries(stateRoot(t.husk))) expectStatus(husk(t, ['delete', '--force', id]), 0);
-    await expectNoLeftovers(t);
-    await expectNothingLeft();
+    await killThenPrune(t);
   });
 
   it('a husk SIGKILLed in the middle of attaching (a plugin still running): prune cleans everything', async () => {
@@ -900,22 +907,7 @@ describe.skipIf(isRunc || !BUSYBOX)('husk image run --net: what a killed contain
       () => !spawnSync('pgrep', ['-f', plugins], { encoding: 'utf8' }).stdout.trim(),
       20_000,
     );
-    for (const id of stateEntries(stateRoot(t.husk))) {
-      const s = state(id, { runtime: t.husk });
-      if (s && s.pid > 0 && (s.status === 'running' || s.status === 'created' || s.status === 'creating')) {
-        try {
-          process.kill(s.pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    }
-    expectStatus(husk(t, ['image', 'prune', '--store', t.store]), 0);
-    const left = leftovers(t, false);
-    expect(left, 'network leftovers after prune').toEqual([]);
-    for (const id of stateEntries(stateRoot(t.husk))) expectStatus(husk(t, ['delete', '--force', id]), 0);
-    await expectNoLeftovers(t);
-    await expectNothingLeft();
+    await killThenPrune(t);
   });
 });
 
