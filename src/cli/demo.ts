@@ -128,7 +128,7 @@ function runSide(g: GlobalOptions, lesson: Lesson, isolated: boolean, dir: strin
   const expected = res.status === 0 || (lesson.expectsFailure?.(isolated) && res.status !== null && res.status > 128);
   if (!expected) {
     const why = res.stderr.split('\n').find((l) => l.startsWith('husk:')) ?? res.stderr.trim().split('\n').pop() ?? `exit status ${res.status}`;
-    throw new HuskError(`${lesson.name}: the container ${lesson.labels[isolated ? 0 : 1]} failed: ${why.replace(/^husk: /, '')}`);
+    throw new HuskError(`the container ${lesson.labels[isolated ? 0 : 1]} failed: ${why.replace(/^husk: /, '')}`);
   }
   return { spec, run };
 }
@@ -185,7 +185,7 @@ export async function lessonDemo(g: GlobalOptions, lesson: Lesson, json: boolean
       lines.push('', ...wrap(lesson.kernel, 96).map((l) => `  ${l}`));
       process.stdout.write(lines.join('\n') + '\n');
     }
-    if (problem) throw new HuskError(`${lesson.name}: the difference did not show: ${problem}`);
+    if (problem) throw new HuskError(`the difference did not show: ${problem}`);
     return 0;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -200,7 +200,7 @@ export function command(g: GlobalOptions, action: Action): Command {
       if (name === undefined) return listLessons(opts.json);
       if (name === 'probe') return probeDemo(g, opts.json);
       const lesson = LESSONS.find((l) => l.name === name);
-      if (!lesson) throw new HuskError(`unknown lesson ${JSON.stringify(name)} (one of probe, ${LESSONS.map((l) => l.name).join(', ')})`);
+      if (!lesson) throw new HuskError(`unknown lesson (one of probe, ${LESSONS.map((l) => l.name).join(', ')})`);
       return lessonDemo(g, lesson, opts.json);
     }));
 }
