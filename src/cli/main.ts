@@ -50,7 +50,7 @@ const VERBS: [name: string, terms: string, description: string][] = [
   ['ps', '[options] <id> [psArgs...]', 'list the processes in a container'],
   ['features', '', 'print what this husk supports (the OCI features JSON)'],
   ['spec', '[options]', 'write a default config.json into the bundle'],
-  ['demo', '[options]', 'run the embedded demo container: the probe reports the isolation it sees'],
+  ['demo', '[options] [lesson]', 'run the demo container, or a lesson: one kind of isolation on and off, side by side'],
   // cgroup verbs (issue 4)
   ['pause', '<id>', 'freeze every process of the container'],
   ['resume', '<id>', 'thaw a paused container'],

@@ -165,7 +165,7 @@ describe('husk only', () => {
   });
 
   it.skipIf(isRunc)('demo runs the embedded container and prints the probe report', () => {
-    const res = rt(['demo', '--json']);
+    const res = rt(['demo', 'probe', '--json']);
     expect(res.status, res.stderr).toBe(0);
     const report = JSON.parse(res.stdout) as { pid: number; hostname: string };
     expect(report.pid).toBe(1);
