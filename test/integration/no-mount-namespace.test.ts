@@ -42,8 +42,13 @@ function withoutMountNamespace(args: string[], change?: (c: Bundle['config']) =>
   });
 }
 
-/** The host's mount table (this process's), one line per mount. */
-const hostMountTable = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').trimEnd().split('\n').sort();
+/** The host's mount table (this process's), one line per mount. Network namespace pins (nsfs
+ * mounts under /run/netns, which the network tests running beside these make and remove) are
+ * left out: nothing here mounts one. */
+const hostMountTable = () =>
+  fs.readFileSync('/proc/self/mountinfo', 'utf8').trimEnd().split('\n')
+    .filter((line) => !line.includes(' - nsfs '))
+    .sort();
 
 const mountPointsUnder = (dir: string) =>
   hostMountTable()
