@@ -37,9 +37,15 @@ export function tracing(): boolean {
   return enabled || explainer !== null;
 }
 
-export function trace(who: string, line: string, event?: TraceEvent) {
+/** `event` null: --explain told the step ahead (explainAhead). */
+export function trace(who: string, line: string, event?: TraceEvent | null) {
   if (enabled) process.stderr.write(`[${who}] ${line}\n`);
-  if (explainer) explainer.step(who, line, event);
+  if (explainer && event !== null) explainer.step(who, line, event);
+}
+
+/** A step for --explain only, told before it happens: --trace prints it once it is done. */
+export function explainAhead(who: string, event: TraceEvent) {
+  explainer?.step(who, '', event);
 }
 
 /** Prints what --explain holds back: before the container's process runs, and at the end of a call. */

@@ -7,7 +7,7 @@ import { native } from '../native';
 import { validateId } from './ids';
 import { checkTransition } from './state';
 import { hasCgroup, ociState, parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
-import { flushExplain, trace } from '../host/trace';
+import { explainAhead, flushExplain, trace } from '../host/trace';
 import { processesWhere } from '../host/procfs';
 import { sleepSync } from '../host/sleep';
 
@@ -20,6 +20,9 @@ const hostMounts = () => require('../linux/hostMounts') as typeof import('../lin
 /** Opens the exec fifo and reads the init's byte: the init execs the container's process. */
 export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, record: ContainerRecord) {
   const fifo = store.execFifoPath(record.id);
+  // --explain: the setup is told before the container's program runs and prints.
+  explainAhead('husk', { kind: 'start', path: fifo });
+  flushExplain();
   // Non-blocking open: an init that died must not leave `start` hanging on the fifo.
   const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
@@ -42,8 +45,7 @@ export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, reco
     fs.closeSync(fd);
   }
   fs.unlinkSync(fifo);
-  trace('husk', `open(${JSON.stringify(fifo)}, O_RDONLY) and read 1 byte: the init execs`, { kind: 'start', path: fifo });
-  flushExplain();
+  trace('husk', `open(${JSON.stringify(fifo)}, O_RDONLY) and read 1 byte: the init execs`, null);
 }
 
 export async function start(root: string, id: string): Promise<void> {
