@@ -162,7 +162,8 @@ export const STEP_EXPLANATIONS: { [O in StepOp]: Explanation<StepOf<O>> } = {
     say: (s) => {
       const names = namespaceWords(n(s.flags));
       const into = s.intoCgroup ? ', straight into its cgroup' : '';
-      return names.length ? `start the container's init in new ${list(names)} namespaces${into}` : `start a process${into}`;
+      return names.length ? `start the container's init in new ${list(names)} namespaces${into}`
+        : `start the process as a new child (a joined pid namespace holds only the children of who joined it)${into}`;
     },
   },
   notify: {
