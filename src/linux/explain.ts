@@ -583,6 +583,62 @@ export const HOST_EXPLANATIONS: Record<string, Explanation<Fields>> = {
     man: 'kill(2), signal(7)',
     say: (e) => `send signal ${str(e.signal)} to ${e.all ? 'every process of the container' : `the init (pid ${str(e.pid)})`}`,
   },
+  registryRequest: {
+    phase: 'image',
+    why: 'An image lives in a registry as a manifest (the list of its layers and its config, by digest) and blobs, fetched over HTTPS with the registry\'s API; husk asks for the manifest first, then each blob it does not have yet.',
+    man: 'OCI distribution-spec',
+    say: (e) => {
+      const url = new URL(str(e.url));
+      const manifest = url.pathname.match(/^\/v2\/(.+)\/manifests\/(.+)$/);
+      const blob = url.pathname.match(/^\/v2\/(.+)\/blobs\/(.+)$/);
+      if (manifest) return `ask ${url.host} for the manifest of ${manifest[1]}:${decodeURIComponent(manifest[2])}`;
+      if (blob) return `download the blob ${decodeURIComponent(blob[2])} of ${blob[1]} from ${url.host}`;
+      if (url.pathname === '/v2/') return `ask ${url.host} whether it speaks the registry API and how to log in`;
+      return `${e.method === 'GET' ? 'ask' : 'send'} ${url.host} ${url.pathname}`;
+    },
+  },
+  registryToken: {
+    phase: 'image',
+    why: 'Most registries answer a pull with "401, get a token": husk asks the token service for a token good for pulling this repository only, anonymously or with your saved login, and sends it with every request.',
+    man: 'Docker registry token authentication',
+    say: (e) => `get a token from ${str(e.url)} to ${e.scope ? `pull ${str(e.scope).split(':')[1] ?? ''}` : 'log in'}${e.user ? ` as ${str(e.user)}` : ' (anonymous)'}`,
+  },
+  blobVerified: {
+    phase: 'image',
+    why: 'Every blob is named by the SHA-256 of its bytes: husk hashes what it downloaded and keeps it only if the digest matches, so a registry or a proxy cannot slip in other content.',
+    man: 'OCI image-spec descriptor.md#digests',
+    say: (e) => `check and keep ${str(e.digest)} (${str(e.size)} bytes): its SHA-256 is the one the manifest names`,
+  },
+  layerUnpacked: {
+    phase: 'image',
+    why: 'A layer is a tar of the files it adds or changes; husk unpacks each into a directory of its own, turning whiteouts (.wh. files) into what overlayfs reads as "deleted here", and never writes outside the layer.',
+    man: 'OCI image-spec layer.md, overlayfs',
+    say: (e) => `unpack the layer ${str(e.diffID)} (${str(e.entries)} entries)`,
+  },
+  overlayMount: {
+    phase: 'bundle',
+    why: 'The container\'s root filesystem is an overlay: the image\'s layers stacked read-only, with an empty upper directory above them that takes every write, so many containers share one copy of the image and none changes it.',
+    man: 'overlayfs (Documentation/filesystems/overlayfs.rst), fsopen(2)',
+    say: (e) => `mount an overlay of ${str(e.layers)} ${e.layers === 1 ? 'layer' : 'layers'} on ${quote(str(e.target))}, writes going to ${quote(str(e.upperdir))}`,
+  },
+  unmount: {
+    phase: 'cleanup',
+    why: 'The bundle\'s overlay is unmounted when the container is removed; left mounted it would keep the layers busy.',
+    man: 'umount(2)',
+    say: (e) => `unmount ${quote(str(e.target))}`,
+  },
+  copyUpAttributes: {
+    phase: 'bundle',
+    why: 'A directory a layer only passed through (the tar did not list it) gets the owner and mode the lower layer gave it, as overlayfs would show it; otherwise it would appear owned by root with default permissions.',
+    man: 'chown(2), chmod(2)',
+    say: (e) => `give ${quote(str(e.target))} the owner, mode and times of the lower layer`,
+  },
+  bundleRemoved: {
+    phase: 'cleanup',
+    why: 'The bundle husk made from the image (overlay, config.json, /etc/hosts...) is removed with the container; the image itself stays in the store.',
+    man: 'runtime-spec bundle.md',
+    say: (e) => `remove the bundle ${quote(str(e.bundle))}`,
+  },
   network: {
     phase: 'namespaces',
     why: 'A network namespace starts with no way out; CNI plugins give it an interface (a veth pair to a bridge), an address and routes.',

@@ -1,7 +1,8 @@
 // husk --explain: the steps of `run` in words, grouped in the phases of `docker run`, each kind
 // explained once; and --trace, machine-exact, unchanged beside it.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, expectStatus, isRunc, makeBundle, newId, rt, stateRoot } from './harness';
+import { cleanup, expectStatus, isRunc, makeBundle, newId, rt, stateRoot, tempDir } from './harness';
+import { buildImage, probeLayer, writeLayout } from './image-fixtures';
 
 afterEach(cleanup);
 
@@ -217,5 +218,26 @@ describe('husk --explain', () => {
     const deleted = expectStatus(rt(['--explain', 'delete', '--force', id]), 0);
     expect(deleted.stderr).toMatch(/^== Cleanup/m);
     expect(deleted.stderr).toMatch(/remove the cgroup directory/);
+  });
+});
+
+describe('husk --explain image run', () => {
+  it.skipIf(isRunc)('adds the image: blobs checked by digest, layers unpacked, the overlay mounted and removed', async () => {
+    const image = await buildImage({ layers: [probeLayer()], config: { Entrypoint: ['/probe'], Cmd: ['echo', 'from the image'] } });
+    const layout = tempDir('layout-');
+    writeLayout(layout, [{ tag: 'v1', image }]);
+    const store = tempDir('store-');
+    const res = expectStatus(rt(['--explain', 'image', 'run', '--store', store, '--rm', '-q', `oci:${layout}:v1`]), 0);
+    expect(res.stdout).toBe('from the image\n');
+    const lines = res.stderr.split('\n');
+    const headings = lines.filter((l) => l.startsWith('== ')).map((l) => l.replace(/:.*/, ''));
+    expect(headings.slice(0, 2)).toEqual(['== Image', '== Bundle']);
+    expect(headings).toContain('== Cleanup');
+    expect(res.stderr).toMatch(/^ {4}husk +check and keep sha256:[0-9a-f]{64} \(\d+ bytes\): its SHA-256 is the one the manifest names$/m);
+    expect(res.stderr).toMatch(/^ {4}husk +unpack the layer sha256:[0-9a-f]{64} \(\d+ entries\)$/m);
+    expect(res.stderr).toMatch(/^ {4}husk +mount an overlay of 1 layer on ".*\/rootfs", writes going to ".*"$/m);
+    expect(res.stderr).toMatch(/^ {4}husk +unmount ".*\/rootfs"$/m);
+    expect(res.stderr).toMatch(/whiteouts \(\.wh\. files\)/);
+    expect(res.stderr).not.toMatch(/another step/);
   });
 });

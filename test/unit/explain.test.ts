@@ -62,7 +62,7 @@ describe('the explanation table', () => {
     for (const [kind, e] of Object.entries(EXPLANATIONS)) {
       expect(e.why, kind).toMatch(/^\S.*\.$/);
       expect(e.why, `${kind}: one sentence`).not.toMatch(/[a-z)]\. [A-Z]/);
-      expect(e.man, kind).toMatch(/^(\w+\(\d\)|runtime-spec)/);
+      expect(e.man, kind).toMatch(/\w\(\d\)|spec|overlayfs|Docker/);
       if (typeof e.phase === 'string') expect(Object.keys(PHASES), kind).toContain(e.phase);
     }
   });
@@ -111,6 +111,12 @@ describe('steps in words', () => {
       .toBe('make "/b/rootfs" the root "/" and detach the host\'s old root: failed, Invalid argument (EINVAL)');
     expect(describeStep('', { kind: 'cgroupWrite', file: '/sys/fs/cgroup/t1/devices.allow', value: 'c 1:3 rwm' }))
       .toMatchObject({ phase: 'devices' });
+    const request = (url: string) => describeStep('', { kind: 'registryRequest', method: 'GET', url });
+    expect(request('https://r.example/v2/library/busybox/manifests/latest'))
+      .toEqual({ kind: 'registryRequest', phase: 'image', words: 'ask r.example for the manifest of library/busybox:latest' });
+    expect(request('https://r.example/v2/library/busybox/blobs/sha256:ab')?.words).toBe('download the blob sha256:ab of library/busybox from r.example');
+    expect(describeStep('', { kind: 'registryToken', url: 'https://auth.example/token', scope: 'repository:library/busybox:pull' })?.words)
+      .toBe('get a token from https://auth.example/token to pull library/busybox (anonymous)');
   });
 });
 
