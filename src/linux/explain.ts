@@ -533,7 +533,8 @@ export const HOST_EXPLANATIONS: Record<string, Explanation<Fields>> = {
     phase: 'namespaces',
     why: 'A user namespace\'s id maps say which host ids the container\'s ids are (root inside may be an ordinary user outside); without them every id in the container would be "nobody".',
     man: 'user_namespaces(7)',
-    say: (e) => `map ids in ${quote(str(e.file))}: ${str(e.map).split('\n').map((l) => { const [inside, outside, count] = l.trim().split(/\s+/); return `${count} from ${inside} inside to ${outside} outside`; }).join('; ')}`,
+    say: (e) => (str(e.file).endsWith('/setgroups') ? `turn setgroups off in the new user namespace (${quote(str(e.file))}), as the kernel requires before an unprivileged gid map`
+      : `map ids in ${quote(str(e.file))}: ${str(e.map).split('\n').map((l) => { const [inside, outside, count] = l.trim().split(/\s+/); return `${count} from ${inside} inside to ${outside} outside`; }).join('; ')}`),
   },
   idMapHelper: {
     phase: 'namespaces',
@@ -667,7 +668,7 @@ export function wantsColour(fd = call.stderr, env: NodeJS.ProcessEnv = process.e
 }
 
 /** The words of one step, and its phase; a step husk gives no event for is described plainly. */
-export function describeStep(line: string, event: TraceEvent | undefined): { kind: string; phase: Phase; words: string } | undefined {
+export function describeStep(event: TraceEvent | undefined): { kind: string; phase: Phase; words: string } | undefined {
   if (!event) return undefined;
   const isStep = event.kind === 'step';
   const step = isStep ? (event.step as PlanStep) : undefined;
@@ -696,7 +697,7 @@ export function explainer(write: (text: string) => void, colour: boolean): Expla
   let lastPhase: Phase | undefined;
   return {
     step(who, line, event) {
-      const described = describeStep(line, event);
+      const described = describeStep(event);
       // A step with no words yet still shows, under the phase of the step before it.
       const d = described ?? { kind: '', phase: held[held.length - 1]?.phase ?? lastPhase ?? 'bundle', words: `another step: ${line}` };
       held.push({ ...d, who: WHO[who] ?? who });

@@ -94,12 +94,12 @@ describe('steps in words', () => {
     expect(uidWords(0)).toBe('root (uid 0)');
     expect(uidWords(1000)).toBe('uid 1000');
     expect(gidWords(0)).toBe('root (gid 0)');
-    expect(describeStep('', { kind: 'step', step: { op: 'setresuid', uid: 0, trace: '', what: '' } })?.words)
+    expect(describeStep({ kind: 'step', step: { op: 'setresuid', uid: 0, trace: '', what: '' } })?.words)
       .toBe('become the user root (uid 0)');
   });
 
   it('describes plan steps without their system call', () => {
-    const words = (step: object, extra = {}) => describeStep('', { kind: 'step', step: { trace: '', what: '', ...step }, ...extra });
+    const words = (step: object, extra = {}) => describeStep({ kind: 'step', step: { trace: '', what: '', ...step }, ...extra });
     expect(words(mountStep('proc', '/proc', 'proc', 0, null))).toEqual({ kind: 'mount', phase: 'rootfs', words: 'a new proc filesystem on "/proc"' });
     expect(words({ op: 'cloneInit', flags: 0x20000000 | 0x00020000, intoCgroup: 1 }, { value: 42 })?.words)
       .toBe('start the container\'s init in new pid and mount namespaces, straight into its cgroup (pid 42 on the host)');
@@ -109,13 +109,15 @@ describe('steps in words', () => {
     expect(words({ op: 'prctl', option: 38, arg2: 1 })).toMatchObject({ phase: 'security', words: 'set no_new_privs: nothing it executes can gain privileges' });
     expect(words({ op: 'pivotRoot', path: '/b/rootfs' }, { errno: 'EINVAL', message: 'Invalid argument' })?.words)
       .toBe('make "/b/rootfs" the root "/" and detach the host\'s old root: failed, Invalid argument (EINVAL)');
-    expect(describeStep('', { kind: 'cgroupWrite', file: '/sys/fs/cgroup/t1/devices.allow', value: 'c 1:3 rwm' }))
+    expect(describeStep({ kind: 'cgroupWrite', file: '/sys/fs/cgroup/t1/devices.allow', value: 'c 1:3 rwm' }))
       .toMatchObject({ phase: 'devices' });
-    const request = (url: string) => describeStep('', { kind: 'registryRequest', method: 'GET', url });
+    expect(describeStep({ kind: 'idMapWrite', file: '/proc/9/uid_map', map: '0 100000 65536' })?.words)
+      .toBe('map ids in "/proc/9/uid_map": 65536 from 0 inside to 100000 outside');
+    const request = (url: string) => describeStep({ kind: 'registryRequest', method: 'GET', url });
     expect(request('https://r.example/v2/library/busybox/manifests/latest'))
       .toEqual({ kind: 'registryRequest', phase: 'image', words: 'ask r.example for the manifest of library/busybox:latest' });
     expect(request('https://r.example/v2/library/busybox/blobs/sha256:ab')?.words).toBe('download the blob sha256:ab of library/busybox from r.example');
-    expect(describeStep('', { kind: 'registryToken', url: 'https://auth.example/token', scope: 'repository:library/busybox:pull' })?.words)
+    expect(describeStep({ kind: 'registryToken', url: 'https://auth.example/token', scope: 'repository:library/busybox:pull' })?.words)
       .toBe('get a token from https://auth.example/token to pull library/busybox (anonymous)');
   });
 });
