@@ -106,10 +106,11 @@ export class CgroupDir {
     const p = this.path(file);
     try {
       this.fs.write(p, value);
-      trace('husk', `write ${p} ${JSON.stringify(value)} = 0`);
+      trace('husk', `write ${p} ${JSON.stringify(value)} = 0`, { kind: 'cgroupWrite', file: p, value });
     } catch (err) {
       const code = errnoOf(err);
-      trace('husk', `write ${p} ${JSON.stringify(value)} = -1 ${code ?? ''}`);
+      trace('husk', `write ${p} ${JSON.stringify(value)} = -1 ${code ?? ''}`,
+        { kind: 'cgroupWrite', file: p, value, errno: code ?? 'an error' });
       const prefix = what ? `${what}: ` : '';
       const controller = file.split('.')[0];
       if (this.v2 && (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM') && controller !== 'cgroup') {

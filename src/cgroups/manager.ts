@@ -79,7 +79,7 @@ export abstract class BaseManager {
   protected mkdir(dir: string): boolean {
     try {
       const made = this.fs.mkdir(dir);
-      if (made) trace('husk', `mkdir ${dir} = 0`);
+      if (made) trace('husk', `mkdir ${dir} = 0`, { kind: 'cgroupMkdir', dir });
       return made;
     } catch (err) {
       throw new HuskError(`cannot create the cgroup ${dir}: ${reason(err)}`, { code: errnoOf(err), cause: err });
@@ -149,7 +149,7 @@ export abstract class BaseManager {
     if (!done) return false;
     try {
       this.fs.rmdir(dir);
-      trace('husk', `rmdir ${dir} = 0`);
+      trace('husk', `rmdir ${dir} = 0`, { kind: 'cgroupRmdir', dir });
       return true;
     } catch (err) {
       const code = errnoOf(err);

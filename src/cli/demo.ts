@@ -58,7 +58,7 @@ export async function probeDemo(g: GlobalOptions, json: boolean): Promise<number
   const id = `demo-${process.pid}`;
   try {
     makeDemoBundle(path.join(dir, 'bundle'), ['report']);
-    const args = ['--root', root, ...(g.trace ? ['--trace'] : []), 'run', '--bundle', path.join(dir, 'bundle'), id];
+    const args = ['--root', root, ...(g.trace ? ['--trace'] : []), ...(g.explain ? ['--explain'] : []), 'run', '--bundle', path.join(dir, 'bundle'), id];
     const res = spawnSync(path.join(REPO, 'bin', 'husk'), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (res.status !== 0) throw new HuskError(`the demo container failed (exit status ${res.status})`);
     const report = JSON.parse(res.stdout);
@@ -87,7 +87,7 @@ export async function probeDemo(g: GlobalOptions, json: boolean): Promise<number
     lines.push('', '  mounts (the whole filesystem tree it can see):');
     for (const m of report.mounts ?? []) lines.push(`    ${m.mountPoint.padEnd(24)} ${m.fsType.padEnd(8)} ${m.mountOptions ?? m.options}`);
     lines.push('', '  cgroup:', ...(report.cgroup ?? []).map((l: string) => `    ${l}`));
-    lines.push('', 'Run `husk --trace demo probe` to watch each kernel step husk takes to build this.',
+    lines.push('', 'Run `husk --explain demo probe` to have each kernel step husk takes to build this explained (`--trace` for the system calls).',
       `Run \`husk demo LESSON\` to see one kind of isolation on and off: ${LESSONS.map((l) => l.name).join(', ')}.`);
     process.stdout.write(lines.join('\n') + '\n');
     return 0;
@@ -121,9 +121,9 @@ function runSide(g: GlobalOptions, lesson: Lesson, isolated: boolean, dir: strin
   lesson.configure(spec, isolated, bundle);
   fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
   const id = `demo-${lesson.name}-${isolated ? 'isolated' : 'shared'}-${process.pid}`;
-  const args = ['--root', path.join(dir, 'state'), ...(g.trace ? ['--trace'] : []), 'run', '--bundle', bundle, id];
+  const args = ['--root', path.join(dir, 'state'), ...(g.trace ? ['--trace'] : []), ...(g.explain ? ['--explain'] : []), 'run', '--bundle', bundle, id];
   const res = spawnSync(path.join(REPO, 'bin', 'husk'), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
-  if (g.trace) process.stderr.write(res.stderr);
+  if (g.trace || g.explain) process.stderr.write(res.stderr);
   const run: SideRun = { status: res.status, stdout: res.stdout, stderr: res.stderr, dir: bundle };
   const expected = res.status === 0 || (lesson.expectsFailure?.(isolated) && res.status !== null && res.status > 128);
   if (!expected) {

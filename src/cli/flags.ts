@@ -13,12 +13,13 @@ export function parseCount(value: string): number {
 }
 
 /** The global flags again, for a call husk makes later on the caller's behalf (the front door's
- * `delete` after `run` in the foreground): the same root, log, trace and debug. */
+ * `delete` after `run` in the foreground): the same root, log, trace, explain and debug. */
 export function globalArgs(g: GlobalOptions): string[] {
   return [
     '--root', g.root,
     ...(g.log ? ['--log', g.log, '--log-format', g.logFormat] : []),
     ...(g.debug ? ['--debug'] : []),
     ...(g.trace ? ['--trace'] : []),
+    ...(g.explain ? ['--explain'] : []),
   ];
 }

@@ -8,6 +8,7 @@ export interface GlobalOptions {
   debug: boolean;
   systemdCgroup: boolean;
   trace: boolean;
+  explain: boolean;
 }
 
 /** Wraps a verb's action: sets up logging from the global flags, runs `fn`, prints its error

@@ -72,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--rootless <value>', 'accepted for runc compatibility (auto, true, false)')
     .option('--criu <path>', 'accepted for runc compatibility; checkpointing is not supported')
     .option('--trace', 'print every kernel step husk takes, with its arguments and result, on stderr', false)
+    .option('--explain', 'print every step husk takes in words, grouped in the phases of `docker run`, each kind with why it is there and the man page to read, on stderr', false)
     // Answered as soon as it is parsed, after any global flags (runc's `--root DIR --version`),
     // rather than by commander's .version(), which would read package.json on every call.
     .option('-v, --version', 'print the version')
@@ -93,12 +94,17 @@ export async function main(argv: string[]): Promise<number> {
       const g = globals();
       const { configureLog, log } = require('../host/log');
       configureLog({ file: g.log, format: g.logFormat, debug: g.debug });
-      require('../host/trace').setTracing(g.trace);
+      const tracing = require('../host/trace') as typeof import('../host/trace');
+      // --explain: one explainer per call (a worker of the server runs one call at a time).
+      const explain = g.explain ? (require('../linux/explain') as typeof import('../linux/explain')) : undefined;
+      tracing.setTracing(g.trace, explain ? explain.explainer((text) => process.stderr.write(text), explain.wantsColour()) : null);
       const id = typeof args[0] === 'string' ? args[0] : '';
       try {
         const code = await fn(...args);
         exitCode = typeof code === 'number' ? code : 0;
+        tracing.flushExplain();
       } catch (err) {
+        tracing.flushExplain();
         const prefix = id ? `${verb} ${id}` : verb;
         log.error(`${prefix}: ${reason(err)}`);
         if (g.debug && !(err instanceof HuskError) && err instanceof Error) process.stderr.write(`${err.stack}\n`);

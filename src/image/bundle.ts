@@ -204,7 +204,8 @@ function restoreImplicitDirs(store: ImageStore, image: LoadedImage, rootfs: stri
     fs.lchownSync(target, source.uid, source.gid);
     fs.chmodSync(target, source.mode & 0o7777);
     fs.lutimesSync(target, source.atime, source.mtime);
-    trace('husk', `lchown/chmod/lutimes ${JSON.stringify(target)}: the attributes a lower layer gave it (copy-up)`);
+    trace('husk', `lchown/chmod/lutimes ${JSON.stringify(target)}: the attributes a lower layer gave it (copy-up)`,
+      { kind: 'copyUpAttributes', target });
   }
 }
 
@@ -431,5 +432,5 @@ export function removeBundle(store: ImageStore, dir: string, force = false): voi
   } catch {
     // the user keeps other files there
   }
-  trace('husk', `removed bundle ${bundle}`);
+  trace('husk', `removed bundle ${bundle}`, { kind: 'bundleRemoved', bundle });
 }

@@ -87,7 +87,7 @@ export class RegistryClient {
     const headers = new Headers(init.headers);
     if (this.authorization) headers.set('authorization', this.authorization);
     headers.set('user-agent', this.opts.userAgent ?? 'husk');
-    trace('husk', `${init.method ?? 'GET'} ${url}`);
+    trace('husk', `${init.method ?? 'GET'} ${url}`, { kind: 'registryRequest', method: init.method ?? 'GET', url });
     return fetch(url, { ...init, headers, redirect: 'follow' });
   }
 
@@ -176,14 +176,16 @@ export class RegistryClient {
         const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'husk' });
         if (scope) form.set('scope', scope);
         if (params.service) form.set('service', params.service);
-        trace('husk', `POST ${url.origin}${url.pathname} (token, scope ${scope ?? 'none'})`);
+        trace('husk', `POST ${url.origin}${url.pathname} (token, scope ${scope ?? 'none'})`,
+          { kind: 'registryToken', url: `${url.origin}${url.pathname}`, scope });
         res = await fetch(url, { method: 'POST', body: form });
       } else {
         if (params.service) url.searchParams.set('service', params.service);
         if (scope) url.searchParams.set('scope', scope);
         const headers: Record<string, string> = {};
         if (creds?.username) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
-        trace('husk', `GET ${url} (token${creds?.username ? ` for ${creds.username}` : ', anonymous'})`);
+        trace('husk', `GET ${url} (token${creds?.username ? ` for ${creds.username}` : ', anonymous'})`,
+          { kind: 'registryToken', url: `${url.origin}${url.pathname}`, scope, user: creds?.username });
         res = await fetch(url, { headers });
       }
     } catch (err) {

@@ -307,7 +307,8 @@ export class ImageStore {
         throw err instanceof HuskError ? err : new HuskError(`${what}: download: ${reason(err)} (the next pull resumes it)`);
       }
       fs.renameSync(partial, final);
-      trace('husk', `rename(${JSON.stringify(partial)}, ${JSON.stringify(final)}) = 0 (${desc.size} bytes, ${desc.digest} verified)`);
+      trace('husk', `rename(${JSON.stringify(partial)}, ${JSON.stringify(final)}) = 0 (${desc.size} bytes, ${desc.digest} verified)`,
+        { kind: 'blobVerified', digest: desc.digest, size: desc.size });
       return final;
     } finally {
       fs.closeSync(fd);
@@ -371,7 +372,8 @@ export class ImageStore {
         fs.symlinkSync(path.relative(this.links, path.join(final, 'diff')), path.join(this.links, link));
         try {
           fs.renameSync(staging, final);
-          trace('husk', `rename(${JSON.stringify(staging)}, ${JSON.stringify(final)}) = 0 (layer ${diffID}, ${result.entries} entries)`);
+          trace('husk', `rename(${JSON.stringify(staging)}, ${JSON.stringify(final)}) = 0 (layer ${diffID}, ${result.entries} entries)`,
+            { kind: 'layerUnpacked', diffID, entries: result.entries });
         } catch (err) {
           fs.rmSync(path.join(this.links, link), { force: true });
           // Another pull committed the same layer meanwhile: use theirs.

@@ -36,10 +36,11 @@ export const UMOUNT_NOFOLLOW = 8;
  */
 export function mountOverlay(target: string, lowerdirs: string[], upperdir: string, workdir: string) {
   native.mountOverlay(target, { lowerdirs, upperdir, workdir });
-  trace('husk', `fsopen("overlay") + fsconfig(lowerdir+ x${lowerdirs.length} [${lowerdirs.join(', ')}], upperdir=${JSON.stringify(upperdir)}, workdir=${JSON.stringify(workdir)}) + fsmount + move_mount(${JSON.stringify(target)}) = 0`);
+  trace('husk', `fsopen("overlay") + fsconfig(lowerdir+ x${lowerdirs.length} [${lowerdirs.join(', ')}], upperdir=${JSON.stringify(upperdir)}, workdir=${JSON.stringify(workdir)}) + fsmount + move_mount(${JSON.stringify(target)}) = 0`,
+    { kind: 'overlayMount', layers: lowerdirs.length, upperdir, target });
 }
 
 export function unmount(target: string, detach = false) {
   native.umount2(target, UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0));
-  trace('husk', `umount2(${JSON.stringify(target)}, UMOUNT_NOFOLLOW${detach ? ' | MNT_DETACH' : ''}) = 0`);
+  trace('husk', `umount2(${JSON.stringify(target)}, UMOUNT_NOFOLLOW${detach ? ' | MNT_DETACH' : ''}) = 0`, { kind: 'unmount', target });
 }

@@ -51,7 +51,7 @@ export function idMapPlan(uid: IDMapping[], gid: IDMapping[], host: IdMapHost): 
 const text = (mappings: IDMapping[]) => mappings.map((m) => `${m.containerID} ${m.hostID} ${m.size}`).join('\n') + '\n';
 
 function writeProc(file: string, content: string) {
-  trace('husk', `write(${JSON.stringify(file)}, ${JSON.stringify(content.trim())})`);
+  trace('husk', `write(${JSON.stringify(file)}, ${JSON.stringify(content.trim())})`, { kind: 'idMapWrite', file, map: content.trim() });
   try {
     writeProcFile(file, content);
   } catch (err) {
@@ -61,7 +61,7 @@ function writeProc(file: string, content: string) {
 
 function helper(name: string, pid: number, mappings: IDMapping[]) {
   const args = [String(pid), ...mappings.flatMap((m) => [String(m.containerID), String(m.hostID), String(m.size)])];
-  trace('husk', `${name} ${args.join(' ')}`);
+  trace('husk', `${name} ${args.join(' ')}`, { kind: 'idMapHelper', program: name, args });
   const res = spawnSync(findHelper(name)!, args, { encoding: 'utf8' });
   if (res.status !== 0) {
     const why = (res.stderr || res.error?.message || `exit status ${res.status}`).trim();

@@ -104,7 +104,7 @@ function lockFile(attachId: string): string {
 }
 
 function say(line: string) {
-  trace('husk', `network: ${line}`);
+  trace('husk', `network: ${line}`, { kind: 'network', line });
 }
 
 // ---------------------------------------------------------------------------------------------

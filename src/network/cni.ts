@@ -430,7 +430,7 @@ async function exchange(x: Exchange, summary: (stdout: string) => string): Promi
 
 /** --trace (and --debug) lines, in plain words: what husk asks of which plugin, and what came of it. */
 function say(line: string) {
-  trace('husk', `cni: ${line}`);
+  trace('husk', `cni: ${line}`, { kind: 'network', line });
   if (!tracing()) log.debug(`cni: ${line}`);
 }
 

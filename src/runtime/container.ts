@@ -7,7 +7,7 @@ import { native } from '../native';
 import { validateId } from './ids';
 import { checkTransition } from './state';
 import { hasCgroup, ociState, parseProcStat, readProcStat, Store, type ContainerRecord } from './store';
-import { trace } from '../host/trace';
+import { explainAhead, flushExplain, trace } from '../host/trace';
 import { processesWhere } from '../host/procfs';
 import { sleepSync } from '../host/sleep';
 
@@ -20,6 +20,9 @@ const hostMounts = () => require('../linux/hostMounts') as typeof import('../lin
 /** Opens the exec fifo and reads the init's byte: the init execs the container's process. */
 export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, record: ContainerRecord) {
   const fifo = store.execFifoPath(record.id);
+  // --explain: the setup is told before the container's program runs and prints.
+  explainAhead('husk', { kind: 'start', path: fifo });
+  flushExplain();
   // Non-blocking open: an init that died must not leave `start` hanging on the fifo.
   const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
@@ -42,7 +45,7 @@ export function releaseInit(store: Pick<Store, 'execFifoPath' | 'refresh'>, reco
     fs.closeSync(fd);
   }
   fs.unlinkSync(fifo);
-  trace('husk', `open(${JSON.stringify(fifo)}, O_RDONLY) and read 1 byte: the init execs`);
+  trace('husk', `open(${JSON.stringify(fifo)}, O_RDONLY) and read 1 byte: the init execs`, null);
 }
 
 export async function start(root: string, id: string): Promise<void> {
@@ -114,7 +117,8 @@ export function kill(root: string, id: string, signal: number, all: boolean) {
   const record = store.read(id);
   const status = store.refresh(record);
   checkTransition(all ? 'kill-all' : 'kill', status, id);
-  trace('husk', `kill(${record.pid}, ${signal})${all ? ' for every process in the container' : ''}`);
+  trace('husk', `kill(${record.pid}, ${signal})${all ? ' for every process in the container' : ''}`,
+    { kind: 'kill', pid: record.pid, signal, all });
   if (all) killAll(record, signal);
   else process.kill(record.pid, signal);
   // A frozen (cgroup v1) process dies of SIGKILL only once thawed; runc thaws it too.

@@ -76,7 +76,8 @@ function idmappedTrees(spec: Spec, bundle: string): Map<number, number> | undefi
     try {
       trees ??= new Map();
       trees.set(index, native.openTree(source, idmap.recursive, userns));
-      trace('husk', `open_tree(${JSON.stringify(source)}, OPEN_TREE_CLONE); mount_setattr(MOUNT_ATTR_IDMAP) = ${trees.get(index)}`);
+      trace('husk', `open_tree(${JSON.stringify(source)}, OPEN_TREE_CLONE); mount_setattr(MOUNT_ATTR_IDMAP) = ${trees.get(index)}`,
+        { kind: 'idmappedMount', source });
     } catch (err) {
       for (const fd of trees?.values() ?? []) fs.closeSync(fd);
       throw new HuskError(`${where}: idmapped mount of ${JSON.stringify(source)}: ${reason(err)}`);
@@ -132,7 +133,7 @@ export async function create(o: CreateOptions): Promise<Created> {
   try {
     const execFifo = store.execFifoPath(o.id);
     native.mkfifo(execFifo, 0o622);
-    trace('husk', `mkfifo(${JSON.stringify(execFifo)}, 0622) = 0`);
+    trace('husk', `mkfifo(${JSON.stringify(execFifo)}, 0622) = 0`, { kind: 'execFifo', path: execFifo });
     fifoFd = fs.openSync(execFifo, O_PATH | O_CLOEXEC);
     mountTrees = idmappedTrees(spec, bundle);
     // The cgroup exists, with its limits, before the init does: the init is cloned straight
@@ -156,7 +157,8 @@ export async function create(o: CreateOptions): Promise<Created> {
           // Written from here: lowering it needs CAP_SYS_RESOURCE on the host, which an init
           // inside a user namespace does not have.
           const file = `/proc/${pid}/oom_score_adj`;
-          trace('husk', `write(${JSON.stringify(file)}, "${processSpec.oomScoreAdj}")`);
+          trace('husk', `write(${JSON.stringify(file)}, "${processSpec.oomScoreAdj}")`,
+            { kind: 'oomScoreAdj', value: processSpec.oomScoreAdj });
           try {
             writeProcFile(file, String(processSpec.oomScoreAdj));
           } catch (err) {
@@ -168,10 +170,11 @@ export async function create(o: CreateOptions): Promise<Created> {
         record.initStartTime = store.startTimeOf(pid);
         // cgroups: joined while the init waits, before its first step (the cgroup v2 one
         // already, when clone3 put it there; joining it again changes nothing).
-        if (inCgroup) trace('husk', `init ${pid} is in its cgroup v2 directory already (clone3)`);
+        if (inCgroup) trace('husk', `init ${pid} is in its cgroup v2 directory already (clone3)`, { kind: 'initInCgroup', pid });
         cgroup?.join(pid);
         store.write(record);
-        trace('husk', `write ${store.statePath(o.id)} (status creating, pid ${pid})`);
+        trace('husk', `write ${store.statePath(o.id)} (status creating, pid ${pid})`,
+          { kind: 'stateFile', path: store.statePath(o.id), status: 'creating', pid });
       },
       async onHooks(pid) {
         const { fatalHooks } = hooks();

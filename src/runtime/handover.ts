@@ -24,7 +24,8 @@ export function sendSeccompListener(spec: Spec, record: ContainerRecord, fd: num
   } catch (err) {
     throw new HuskError(`linux.seccomp.listenerPath ${JSON.stringify(seccomp.listenerPath)}: ${reason(err)}`);
   }
-  trace('husk', `sendmsg(${JSON.stringify(seccomp.listenerPath)}, SCM_RIGHTS [seccomp notify fd], state) = 0`);
+  trace('husk', `sendmsg(${JSON.stringify(seccomp.listenerPath)}, SCM_RIGHTS [seccomp notify fd], state) = 0`,
+    { kind: 'seccompListener', path: seccomp.listenerPath });
 }
 
 
@@ -34,7 +35,7 @@ export function keepOrHandOver(fd: number, consoleSocket: string | undefined): n
   if (!consoleSocket) return fd;
   try {
     native.sendFd(consoleSocket, fd, '/dev/ptmx');
-    trace('husk', `sendmsg(${JSON.stringify(consoleSocket)}, SCM_RIGHTS [pty master]) = 0`);
+    trace('husk', `sendmsg(${JSON.stringify(consoleSocket)}, SCM_RIGHTS [pty master]) = 0`, { kind: 'consoleSocket', path: consoleSocket });
   } finally {
     fs.closeSync(fd);
   }

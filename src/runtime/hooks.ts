@@ -113,7 +113,8 @@ function ownHook(hook: Hook): { verb: string; fn: OwnHook } | undefined {
 }
 
 async function runOwnHook(kind: HookKind, index: number, hook: Hook, own: { verb: string; fn: OwnHook }, state: State): Promise<HuskError | undefined> {
-  trace('husk', `${describe(kind, index, hook)} is husk's own \`${own.verb}\`: done in this process`);
+  trace('husk', `${describe(kind, index, hook)} is husk's own \`${own.verb}\`: done in this process`,
+    { kind: 'ownHook', hook: kind, verb: own.verb });
   try {
     await own.fn((hook.args ?? []).slice(3), state);
     return undefined;
@@ -163,7 +164,8 @@ async function runInContainer(kind: HookKind, index: number, hook: Hook, input: 
 export async function runHooks(kind: HookKind, hooks: Hook[] | undefined, state: State, ns?: ContainerNamespaces): Promise<HuskError | undefined> {
   const input = JSON.stringify(state);
   for (const [index, hook] of (hooks ?? []).entries()) {
-    trace('husk', `hook ${kind}[${index}] ${hook.path} ${ns ? 'in the container namespaces' : ''}`.trimEnd());
+    trace('husk', `hook ${kind}[${index}] ${hook.path} ${ns ? 'in the container namespaces' : ''}`.trimEnd(),
+      { kind: 'hook', hook: kind, path: hook.path, inContainer: Boolean(ns) });
     const own = ns ? undefined : ownHook(hook);
     const err = ns ? await runInContainer(kind, index, hook, input, ns)
       : own ? await runOwnHook(kind, index, hook, own, state)

@@ -10,7 +10,7 @@ import { writeIdMaps } from '../linux/idmap';
 import { native } from '../native';
 import { Msg } from '../native/sync';
 import { errnoMessage, errnoName } from '../host/errno';
-import { trace } from '../host/trace';
+import { flushExplain, trace } from '../host/trace';
 import { spawnThroughDoor, throughDoor } from './door';
 
 export interface LaunchCallbacks {
@@ -50,7 +50,8 @@ export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}, { loca
   // Under the front door, the door clones stage 1 (and so is the parent that reaps it).
   const byDoor = !local && throughDoor();
   const { pid: stage1, fd: sock } = byDoor ? spawnThroughDoor(plan) : native.spawn({ steps: plan.steps, trace: plan.trace });
-  trace(byDoor ? 'door' : 'husk', `clone() = ${stage1}  (stage 1; prctl(PR_SET_DUMPABLE, 0) before anything else)`);
+  trace(byDoor ? 'door' : 'husk', `clone() = ${stage1}  (stage 1; prctl(PR_SET_DUMPABLE, 0) before anything else)`,
+    { kind: 'stage1', pid: stage1, byDoor });
   let initPid = 0;
   // Kills and reaps whatever the failed launch made, then closes the socket.
   const cleanup = () => {
@@ -80,18 +81,21 @@ export async function launch(plan: Plan, callbacks: LaunchCallbacks = {}, { loca
       const msg = native.receive(sock);
       if (msg === null) {
         if (initPid === 0) throw new HuskError(`container setup ended early (${stage1Ended()})`);
+        // The process executed (the socket closes on exec): explain its setup before it prints.
+        flushExplain();
         return { pid: initPid, sock };
       }
       const who = initPid ? 'init' : 'stage1';
       switch (msg.type) {
         case Msg.StepDone: {
           const step = plan.steps[msg.step];
-          trace(who, `${step ? step.trace : 'step ' + msg.step} = ${msg.value}`);
+          trace(who, `${step ? step.trace : 'step ' + msg.step} = ${msg.value}`, step && { kind: 'step', step, value: msg.value });
           break;
         }
         case Msg.StepFailed: {
           const step = plan.steps[msg.step];
-          trace(who, `${step ? step.trace : 'step ' + msg.step} = -1 ${errnoName(msg.value)} (${errnoMessage(msg.value)})`);
+          trace(who, `${step ? step.trace : 'step ' + msg.step} = -1 ${errnoName(msg.value)} (${errnoMessage(msg.value)})`,
+            step && { kind: 'step', step, errno: errnoName(msg.value), message: errnoMessage(msg.value) });
           throw stepError(plan, msg.step, msg.value);
         }
         case Msg.InitPid:

@@ -10,7 +10,7 @@ import type { Action, GlobalOptions } from '../../src/cli/globals';
 import * as psVerb from '../../src/cli/ps';
 import * as runVerb from '../../src/cli/run';
 
-const g: GlobalOptions = { root: '/run/test', logFormat: 'text', debug: false, systemdCgroup: false, trace: false };
+const g: GlobalOptions = { root: '/run/test', logFormat: 'text', debug: false, systemdCgroup: false, trace: false, explain: false };
 
 /** Parses argv with the verb's command and returns the arguments its action was called with. */
 async function parse(make: (g: GlobalOptions, action: Action) => Command, argv: string[]): Promise<any[]> {

@@ -62,10 +62,12 @@ export function apply(dir: CgroupDir, rules: DeviceCgroupRule[] | undefined, war
     } catch (err) {
       throw new HuskError(`${what}: bpf(BPF_PROG_LOAD) of the device program (${program.length / 8} instructions): ${reason(err)}`, { cause: err });
     }
-    trace('husk', `bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE, ${program.length / 8} insns) = ${progFd}`);
+    trace('husk', `bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE, ${program.length / 8} insns) = ${progFd}`,
+      { kind: 'devicesProgram', action: 'load', instructions: program.length / 8 });
     try {
       bpf.bpfProgAttach(progFd, dirFd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI);
-      trace('husk', `bpf(BPF_PROG_ATTACH, ${progFd}, ${JSON.stringify(dir.dir)}, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) = 0`);
+      trace('husk', `bpf(BPF_PROG_ATTACH, ${progFd}, ${JSON.stringify(dir.dir)}, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) = 0`,
+        { kind: 'devicesProgram', action: 'attach', dir: dir.dir });
     } catch (err) {
       throw new HuskError(`${what}: bpf(BPF_PROG_ATTACH) to ${dir.dir}: ${reason(err)}`, { cause: err });
     } finally {
@@ -75,7 +77,8 @@ export function apply(dir: CgroupDir, rules: DeviceCgroupRule[] | undefined, war
       const oldFd = bpf.bpfProgGetFdById(id);
       try {
         bpf.bpfProgDetach(oldFd, dirFd, BPF_CGROUP_DEVICE);
-        trace('husk', `bpf(BPF_PROG_DETACH, program ${id}, ${JSON.stringify(dir.dir)}) = 0`);
+        trace('husk', `bpf(BPF_PROG_DETACH, program ${id}, ${JSON.stringify(dir.dir)}) = 0`,
+          { kind: 'devicesProgram', action: 'detach', dir: dir.dir });
       } catch (err) {
         throw new HuskError(`${what}: bpf(BPF_PROG_DETACH) of the previous device program ${id} from ${dir.dir}: ${reason(err)}`, { cause: err });
       } finally {
