@@ -7,7 +7,7 @@
 // state and sockets in a temporary directory, CRI off) for ctr and for a dockerd of our own
 // (--add-runtime husk=bin/husk, no bridge, no iptables, cgroupfs), and Podman with its storage,
 // run state and containers.conf in that directory ([engine.runtimes] husk and runc; each
-// runtime's --root given with --runtime-flag). The image is built from the static probe and
+// runtime's --root given by a wrapper script). The image is built from the static probe and
 // busybox-static (nothing can be pulled here): /bin/true is busybox's. No logging wrappers:
 // each engine calls the runtime binary itself (husk is bin/husk, the front door, with its
 // default server idle time). An engine that cannot run here is named with its reason, and the
@@ -205,20 +205,28 @@ async function main() {
         fs.mkdirSync(path.join(ws, d), { recursive: true });
         return path.join(ws, d);
       };
+      // Each runtime's --root through a wrapper: Podman 4.3 passes --runtime-flag to create and
+      // start but not to its `delete --force`, which then looked in the default root and left
+      // every container's state and cgroups behind.
+      const wrapper = (rt, binary) => {
+        const file = path.join(mk('runtimes'), rt);
+        fs.writeFileSync(file, `#!/bin/sh\nexec ${binary} --root ${mk(`podman-state-${rt}`)} "$@"\n`, { mode: 0o755 });
+        return file;
+      };
       const conf = path.join(ws, 'containers.conf');
       fs.writeFileSync(conf, [
         '[containers]',
         // Podman's default RLIMIT_NOFILE (1048576) is above this VM's hard limit.
         'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
         '[engine]', 'runtime_supports_json = ["crun", "runc", "husk"]', 'lock_type = "file"',
-        '[engine.runtimes]', `husk = [${JSON.stringify(HUSK)}]`, `runc = [${JSON.stringify(runc)}]`, '',
+        '[engine.runtimes]', `husk = [${JSON.stringify(wrapper('husk', HUSK))}]`, `runc = [${JSON.stringify(wrapper('runc', runc))}]`, '',
       ].join('\n'));
       const storage = path.join(ws, 'storage.conf');
       fs.writeFileSync(storage, `[storage]\ndriver = "overlay"\nrunroot = ${JSON.stringify(mk('podman-runroot'))}\ngraphroot = ${JSON.stringify(mk('podman-root'))}\n`);
       const env = { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
       const base = [podman, '--root', mk('podman-root'), '--runroot', mk('podman-runroot'), '--tmpdir', mk('podman-tmp'), '--network-config-dir', mk('podman-networks'),
         '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay'];
-      const withRuntime = (rt) => [...base, '--runtime', rt, '--runtime-flag', `root=${mk(`podman-state-${rt}`)}`];
+      const withRuntime = (rt) => [...base, '--runtime', rt];
       cleanups.push(() => {
         for (const rt of ['husk', 'runc']) lib.sh([...withRuntime(rt), 'rm', '--all', '--force', '--time', '0'], { env, mayFail: true });
         lib.sh([...base, 'rmi', '--all', '--force'], { env, mayFail: true });

@@ -138,20 +138,24 @@ async function main() {
       fs.writeFileSync(path.join(configDir, `${NETWORK}.conflist`), JSON.stringify(network, null, 2));
     }
 
+    // runc's --root through a wrapper: Podman 4.3 passes --runtime-flag to create and start but
+    // not to its `delete --force`, which would leave each container's state and cgroups behind.
+    const runcWrapper = path.join(mk('runtimes'), 'runc');
+    fs.writeFileSync(runcWrapper, `#!/bin/sh\nexec ${runc} --root ${mk('podman-runc-state')} "$@"\n`, { mode: 0o755 });
     const conf = path.join(ws, 'containers.conf');
     fs.writeFileSync(conf, [
       '[containers]',
       // Podman's default RLIMIT_NOFILE (1048576) is above this VM's hard limit.
       'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
       '[network]', 'network_backend = "cni"', `cni_plugin_dirs = [${JSON.stringify(PLUGINS)}]`,
-      '[engine]', 'lock_type = "file"', `[engine.runtimes]`, `runc = [${JSON.stringify(runc)}]`, '',
+      '[engine]', 'lock_type = "file"', `[engine.runtimes]`, `runc = [${JSON.stringify(runcWrapper)}]`, '',
     ].join('\n'));
     const storage = path.join(ws, 'storage.conf');
     fs.writeFileSync(storage, `[storage]\ndriver = "overlay"\nrunroot = ${JSON.stringify(mk('podman-runroot'))}\ngraphroot = ${JSON.stringify(mk('podman-root'))}\n`);
     const podmanEnv = { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
     const base = inNetns([podman, '--root', mk('podman-root'), '--runroot', mk('podman-runroot'), '--tmpdir', mk('podman-tmp'), '--network-config-dir', configDir,
       '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay']);
-    const podmanRun = [...base, '--runtime', 'runc', '--runtime-flag', `root=${mk('podman-runc-state')}`, 'run', '--rm'];
+    const podmanRun = [...base, '--runtime', 'runc', 'run', '--rm'];
     cleanups.push(() => {
       lib.sh([...base, 'rm', '--all', '--force', '--time', '0'], { env: podmanEnv, mayFail: true });
       lib.sh([...base, 'rmi', '--all', '--force'], { env: podmanEnv, mayFail: true });
