@@ -35,6 +35,8 @@ export interface ProcStat {
   comm: string;
   /** One letter: R, S, D, Z, T, t, X, ... */
   state: string;
+  /** Field 4: the parent's pid. */
+  ppid: number;
   /** Field 22: clock ticks after boot when the process started. */
   startTime: number;
 }
@@ -52,7 +54,7 @@ export function parseProcStat(text: string): ProcStat {
   if (rest.length < 20 || !Number.isSafeInteger(startTime)) {
     throw new HuskError(`cannot parse /proc/<pid>/stat: ${JSON.stringify(text.slice(0, 80))}`);
   }
-  return { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), state: rest[0], startTime };
+  return { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), state: rest[0], ppid: Number(rest[4 - 3]), startTime };
 }
 
 /** The real /proc reader. */
@@ -64,4 +66,16 @@ export function readProcStat(pid: number): string | undefined {
     if (code === 'ENOENT' || code === 'ESRCH') return undefined;
     throw new HuskError(`cannot read /proc/${pid}/stat: ${reason(err)}`, { code, cause: err });
   }
+}
+
+/** Whether a /proc/PID/stat says the process is still the one that started at `startTime` and
+ * has not exited (Z: a zombie not yet reaped; X/x: dead). */
+export function aliveAs(stat: ProcStat, startTime: number): boolean {
+  return stat.startTime === startTime && !['Z', 'X', 'x'].includes(stat.state);
+}
+
+/** aliveAs for process `pid`, read from /proc: false when there is no such process. */
+export function runsAs(pid: number, startTime: number): boolean {
+  const text = readProcStat(pid);
+  return text !== undefined && aliveAs(parseProcStat(text), startTime);
 }

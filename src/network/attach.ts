@@ -29,7 +29,7 @@ import * as net from 'net';
 import * as path from 'path';
 import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
-import { parseProcStat, readProcStat } from '../host/procfs';
+import { parseProcStat, readProcStat, runsAs } from '../host/procfs';
 import { sleep } from '../host/sleep';
 import { trace } from '../host/trace';
 import { writeFileAtomic } from '../host/atomicWrite';
@@ -194,10 +194,7 @@ function sameNetns(a: { dev: number; ino: number }, b: { dev: number; ino: numbe
 
 /** Whether the record's container init still runs: the same pid and start time, not a zombie. */
 function initAlive(r: AttachRecord): boolean {
-  const text = readProcStat(r.pid);
-  if (text === undefined) return false;
-  const stat = parseProcStat(text);
-  return stat.startTime === r.startTime && !['Z', 'X', 'x'].includes(stat.state);
+  return runsAs(r.pid, r.startTime);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,9 +445,13 @@ async function undo(r: AttachRecord, list = networkOf(r), bestEffort = false) {
   say(`detached container ${r.containerId} from network "${list.name}"`);
 }
 
-/** Detaches one record, when no other husk is working on it. */
-async function release(attachId: string, still: (r: AttachRecord) => boolean): Promise<AttachRecord | undefined> {
-  const fd = tryLock(lockFile(attachId));
+/**
+ * Detaches one record while holding its lock: waiting for it (detach), or only when no other
+ * husk is working on it (sweep). `still` is asked again once the lock is held. The lock file
+ * goes with the record.
+ */
+async function release(attachId: string, still: (r: AttachRecord) => boolean, wait?: string): Promise<AttachRecord | undefined> {
+  const fd = wait ? await lock(lockFile(attachId), wait) : tryLock(lockFile(attachId));
   if (fd === undefined) return undefined;
   try {
     const r = readRecord(attachId);
@@ -467,16 +468,7 @@ export async function detach(state: HookState): Promise<void> {
   const here = ownNetns();
   const bundle = path.resolve(state.bundle);
   const mine = (r: AttachRecord) => r.containerId === state.id && r.bundle === bundle && sameNetns(r.hostNetns, here);
-  for (const r of listRecords().filter(mine)) {
-    const fd = await lock(lockFile(r.attachId), `network detach of ${state.id}`);
-    try {
-      const now = readRecord(r.attachId);
-      if (now && mine(now)) await undo(now);
-    } finally {
-      if (!fs.existsSync(recordFile(r.attachId))) fs.rmSync(lockFile(r.attachId), { force: true });
-      unlock(fd);
-    }
-  }
+  for (const r of listRecords().filter(mine)) await release(r.attachId, mine, `network detach of ${state.id}`);
 }
 
 /**

@@ -29,7 +29,7 @@ import { isValidId, validateId } from './ids';
 import { writeFileAtomic } from '../host/atomicWrite';
 import { parsePasswd } from '../host/passwd';
 import type { MountsBefore } from '../linux/hostMounts';
-import { parseProcStat, readProcStat, type ProcStat } from '../host/procfs';
+import { aliveAs, parseProcStat, readProcStat, type ProcStat } from '../host/procfs';
 export { parseProcStat, readProcStat, type ProcStat };
 
 /** What husk keeps about one container, in `<root>/<id>/state.json`. */
@@ -290,10 +290,7 @@ export class Store {
     if (!record.pid) return false;
     const text = this.readProcStat(record.pid);
     if (text === undefined) return false;
-    const stat = parseProcStat(text);
-    // Z: zombie (exited, not yet reaped), X/x: dead.
-    if (stat.state === 'Z' || stat.state === 'X' || stat.state === 'x') return false;
-    return stat.startTime === record.initStartTime;
+    return aliveAs(parseProcStat(text), record.initStartTime);
   }
 
   private doesNotExist(id: string, cause?: unknown): HuskError {

@@ -18,6 +18,7 @@ import { readLayout } from '../host/cgroupLayout';
 import { native } from '../native';
 import { SERVER_LOG, SERVER_SOCKET } from '../native/frontdoor';
 import { writeFileAtomic } from '../host/atomicWrite';
+import { parseProcStat, readProcStat } from '../host/procfs';
 
 const MAX_WORKERS = 64;
 
@@ -213,15 +214,16 @@ function start() {
   checkIdle();
 }
 
-/** Whether `ancestor` is `pid` or one of its ancestors (through /proc/PID/stat's ppid). */
+/** Whether `ancestor` is `pid` or one of its ancestors. */
 function descendsFrom(pid: number, ancestor: number): boolean {
   for (let p = pid, steps = 0; p > 1 && steps < 256; steps++) {
     if (p === ancestor) return true;
     try {
-      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const stat = readProcStat(p);
+      if (stat === undefined) return true; // gone: no reason to leave
+      p = parseProcStat(stat).ppid;
     } catch {
-      return true; // gone: no reason to leave
+      return true;
     }
   }
   return false;

@@ -286,7 +286,7 @@ describe('refresh', () => {
 describe('parseProcStat', () => {
   it('counts fields from the last ")", whatever the command name holds', () => {
     const s = parseProcStat(statLine(42, 'R', 123456, 'a) (b c) S 9'));
-    expect(s).toEqual({ pid: 42, comm: 'a) (b c) S 9', state: 'R', startTime: 123456 });
+    expect(s).toEqual({ pid: 42, comm: 'a) (b c) S 9', state: 'R', ppid: 1, startTime: 123456 });
   });
 
   it('refuses what is not a stat line', () => {
