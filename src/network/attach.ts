@@ -340,8 +340,8 @@ function networkOf(r: AttachRecord): NetworkList {
 
 export async function attach(o: AttachOptions, state: HookState): Promise<void> {
   if (!state.pid) throw new HuskError(`network attach: the state of container ${JSON.stringify(state.id)} has no pid (run it as a createRuntime hook)`);
-  const startTime = readProcStat(state.pid);
-  if (startTime === undefined) throw new HuskError(`network attach: process ${state.pid} of container ${JSON.stringify(state.id)} does not exist`);
+  const initStat = readProcStat(state.pid);
+  if (initStat === undefined) throw new HuskError(`network attach: process ${state.pid} of container ${JSON.stringify(state.id)} does not exist`);
   const list = ensureNetwork(o.configDir, o.network);
   for (const p of list.plugins) {
     try {
@@ -360,7 +360,7 @@ export async function attach(o: AttachOptions, state: HookState): Promise<void> 
     containerId: state.id,
     bundle: path.resolve(state.bundle),
     pid: state.pid,
-    startTime: parseProcStat(startTime).startTime,
+    startTime: parseProcStat(initStat).startTime,
     hostNetns: here,
     pin: path.join(PIN_DIR, `husk-${attachId}`),
     network: { name: list.name, file: list.file, raw: list.raw },
