@@ -56,6 +56,8 @@ const VERBS: [name: string, terms: string, description: string][] = [
   ['resume', '<id>', 'thaw a paused container'],
   ['update', '[options] <id>', 'update the resource limits of a container'],
   ['events', '[options] <id>', 'print the container\'s stats and OOM events as JSON lines'],
+  // the Docker Engine API (issue 13)
+  ['daemon', '[options]', 'serve the Docker Engine API on a unix socket (docker, docker-compose, Testcontainers)'],
 ];
 
 /** Runs one husk command line (the words after the program name) and returns its exit code. */

@@ -16,11 +16,11 @@ export function verbOf(argv: string[]): string | undefined {
   return undefined;
 }
 
-/** `image` (pulls with progress on a terminal, reads stdin as a stream) and `demo` are long
- * calls that gain nothing from a warm process: they run in one of their own. */
+/** `image` (pulls with progress on a terminal, reads stdin as a stream), `demo` and `daemon`
+ * are long calls that gain nothing from a warm process: they run in one of their own. */
 export function callNeedsOwnProcess(argv: string[]): boolean {
   const verb = verbOf(argv);
-  return verb === 'image' || verb === 'demo';
+  return verb === 'image' || verb === 'demo' || verb === 'daemon';
 }
 
 const NAMESPACES = ['pid', 'mnt', 'user', 'cgroup', 'net', 'uts', 'ipc', 'time'];

@@ -1,0 +1,94 @@
+/*
+ * `husk daemon`, the Docker Engine API: what a client asks first (ping, version, info, events),
+ * with the current docker CLI and Debian's 20.10 one, and the daemon's own bad input.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DOCKER_CLIS, startHuskDaemon, type HuskDaemon } from './husk-daemon';
+import { REPO, Workspace, explain, requireRoot, run } from './setup';
+
+requireRoot();
+
+let ws: Workspace;
+let d: HuskDaemon;
+
+beforeAll(async () => {
+  ws = new Workspace('daemon');
+  d = await startHuskDaemon(ws);
+}, 60_000);
+
+afterAll(async () => {
+  const problems = await ws?.teardown();
+  expect(problems ?? []).toEqual([]);
+}, 120_000);
+
+/** One raw request on the socket: the status, the headers and the body. */
+function request(method: string, path: string, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: d.socket, method, path, headers: body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {} }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+it.each(DOCKER_CLIS)('%s negotiates an API version and prints the server\'s version and info', (cli) => {
+  const version = d.docker(['version', '--format', '{{.Server.Version}} {{.Server.APIVersion}} {{.Server.Os}}/{{.Server.Arch}}'], { binary: cli });
+  expect(version.status, explain(version)).toBe(0);
+  expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+ 1\.\d+ linux\/amd64$/);
+  const info = d.docker(['info', '--format', '{{.OSType}} {{.LoggingDriver}} {{.DockerRootDir}}'], { binary: cli });
+  expect(info.status, explain(info)).toBe(0);
+  expect(info.stdout.trim()).toBe(`linux json-file ${d.dataRoot}`);
+});
+
+it('answers /_ping with the version headers, and refuses versions it does not speak', async () => {
+  const ping = await request('GET', '/_ping');
+  expect(ping.status).toBe(200);
+  expect(ping.body).toBe('OK');
+  expect(ping.headers['api-version']).toBe('1.43');
+  expect(ping.headers.ostype).toBe('linux');
+  const head = await request('HEAD', '/_ping');
+  expect(head.status).toBe(200);
+  const versioned = await request('GET', '/v1.41/version');
+  expect(versioned.status).toBe(200);
+  expect(JSON.parse(versioned.body).ApiVersion).toBe('1.43');
+  const tooNew = await request('GET', '/v1.99/version');
+  expect(tooNew.status).toBe(400);
+  expect(JSON.parse(tooNew.body).message).toBe('client version 1.99 is too new. Maximum supported API version is 1.43');
+  const tooOld = await request('GET', '/v1.12/version');
+  expect(tooOld.status).toBe(400);
+  expect(JSON.parse(tooOld.body).message).toMatch(/^client version 1.12 is too old/);
+  const missing = await request('GET', '/v1.43/no/such/thing');
+  expect(missing.status).toBe(404);
+  expect(JSON.parse(missing.body)).toEqual({ message: 'page not found' });
+  const wrongMethod = await request('DELETE', '/version');
+  expect(wrongMethod.status).toBe(405);
+});
+
+it('streams events from --since until --until, filtered', async () => {
+  const events = d.docker(['events', '--since', '0', '--until', String(Math.floor(Date.now() / 1000)), '--format', '{{json .}}']);
+  expect(events.status, explain(events)).toBe(0);
+  const bad = await request('GET', '/events?since=yesterday');
+  expect(bad.status).toBe(400);
+  expect(JSON.parse(bad.body).message).toMatch(/since/);
+  const badFilter = await request('GET', `/events?until=1&filters=${encodeURIComponent('{"colour":["red"]}')}`);
+  expect(badFilter.status).toBe(400);
+  expect(JSON.parse(badFilter.body).message).toBe("invalid filter 'colour'");
+});
+
+it('refuses a TCP listener unless asked plainly, and a malformed -H, with one line and exit 1', () => {
+  const husk = `${REPO}/bin/husk`;
+  const tcp = run([husk, 'daemon', '-H', 'tcp://127.0.0.1:2399', '--data-root', ws.path('x'), '--exec-root', ws.path('y')]);
+  expect(tcp.status, explain(tcp)).toBe(1);
+  expect(tcp.stderr.trim().split('\n')).toHaveLength(1);
+  expect(tcp.stderr).toMatch(/tcp:\/\/127.0.0.1:2399: a TCP socket gives anyone who reaches it root on this host/);
+  const bad = run([husk, 'daemon', '-H', 'ftp://x', '--data-root', ws.path('x'), '--exec-root', ws.path('y')]);
+  expect(bad.status, explain(bad)).toBe(1);
+  expect(bad.stderr.trim()).toBe('husk: daemon: -H "ftp://x": expected unix:///PATH or tcp://HOST:PORT');
+  expect(fs.existsSync(ws.path('x')) || fs.existsSync(ws.path('y'))).toBe(false);
+});
