@@ -35,7 +35,11 @@ function connects(socket: string): Promise<boolean> {
   });
 }
 
-export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], name = 'husk-daemon'): Promise<HuskDaemon> {
+/**
+ * Starts the daemon; `inNetns` (e.g. a TestNetns's argv) wraps its command line, so that its
+ * networks, bridges and published ports live in a network namespace the test made.
+ */
+export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], name = 'husk-daemon', inNetns?: (argv: string[]) => string[]): Promise<HuskDaemon> {
   // Short paths: a unix socket path has at most 107 bytes, and the monitors' sockets live under
   // the exec root, one directory per container id.
   const dataRoot = ws.mkdir('d', 'data');
@@ -47,7 +51,7 @@ export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], n
     path.join(REPO, 'bin', 'husk'), 'daemon', '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot,
     '--store', store, '--cni-config-dir', cniConfigDir, ...extraArgs,
   ];
-  const daemon = ws.startDaemon(name, argv);
+  const daemon = ws.startDaemon(name, inNetns ? inNetns(argv) : argv);
   let up = false;
   await daemon.waitReady(() => {
     void connects(socket).then((ok) => (up = ok));
