@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, isRunc, newId, REPO, RUNTIME, stateRoot, tempDir, which } from './harness';
+import { cleanup, expectNothingLeft, isRunc, newId, REPO, RUNTIME, stateRoot, tempDir, which } from './harness';
 
 afterEach(cleanup);
 
@@ -117,7 +117,7 @@ describe.skipIf(isRunc)('docs/walkthrough.md', () => {
     for (const t of found) expect(t.blocks.length, t.command).toBeGreaterThan(0);
   });
 
-  it.skipIf(!which('busybox'))('prints what husk prints now, command by command', () => {
+  it.skipIf(!which('busybox'))('prints what husk prints now, command by command', async () => {
     // The image the walkthrough runs, made as the learner makes it (in a directory of the test's).
     const image = path.join(tempDir('image-'), 'image');
     const made = spawnSync(path.join(REPO, 'scripts', 'walkthrough-image'), [image], { encoding: 'utf8' });
@@ -143,5 +143,7 @@ describe.skipIf(isRunc)('docs/walkthrough.md', () => {
       for (const r of replacements.sort((a, b) => b.start - a.start)) updated.splice(r.start, r.end - r.start, ...r.text.split('\n'));
       fs.writeFileSync(DOC, updated.join('\n'));
     }
+    // Each command ran with --rm: no container, cgroup, mount or process is left.
+    await expectNothingLeft();
   });
 });
