@@ -8,8 +8,11 @@ import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
 import { Router, dispatch, type Route } from './api';
 import { DaemonContext, type DaemonOptions } from './context';
+import { listImages } from '../image/images';
 import { eventRoutes } from './events';
+import { routes as networkRoutes } from './networks';
 import { systemRoutes } from './system';
+import { routes as volumeRoutes } from './volumes';
 
 export interface Listener {
   /** `unix:///run/husk/docker.sock` or `tcp://127.0.0.1:2375`. */
@@ -54,40 +57,15 @@ export function parseHost(text: string): { unix: string } | { host: string; port
   throw new HuskError(`-H ${JSON.stringify(text)}: expected unix:///PATH or tcp://HOST:PORT`);
 }
 
-/** Every part of the API; each file returns its routes. Loaded when the daemon starts. */
+/** Every part of the API; each file returns its routes. */
 function routes(ctx: DaemonContext): Route[] {
-  const parts: Route[][] = [systemRoutes(ctx, infoCounts(ctx)), eventRoutes(ctx.events)];
-  for (const name of ['./images', './containers', './exec', './volumes', './networks']) {
-    let mod: { routes?: (ctx: DaemonContext) => Route[] };
-    try {
-      mod = require(name);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && (err as Error).message.includes(`'${name}'`)) continue;
-      throw err;
-    }
-    if (mod.routes) parts.push(mod.routes(ctx));
-  }
-  return parts.flat();
-}
-
-function infoCounts(ctx: DaemonContext) {
-  return {
-    info() {
-      let counts = { Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0 };
-      try {
-        counts = require('./containers').counts(ctx);
-      } catch {
-        // no containers part yet
-      }
-      let images = 0;
-      try {
-        images = require('../image/images').listImages(ctx.images).length;
-      } catch {
-        images = 0;
-      }
-      return { ...counts, Images: images };
-    },
-  };
+  const info = () => ({ Images: listImages(ctx.images).length, Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0 });
+  return [
+    ...systemRoutes(ctx, { info }),
+    ...eventRoutes(ctx.events),
+    ...volumeRoutes(ctx),
+    ...networkRoutes(ctx),
+  ];
 }
 
 export async function serve(o: ServeOptions): Promise<Daemon> {
