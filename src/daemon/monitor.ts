@@ -128,7 +128,8 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
  *  writable side closes stdin when stdinOnce. The socket closes when the container's output ends. */
 export function attach(runDir: string, o: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ path: files(runDir).attach, allowHalfOpen: true });
+    // Not half-open: when the monitor ends the output, the socket closes on this side too.
+    const sock = net.connect({ path: files(runDir).attach });
     sock.once('error', (err) => reject(new HuskError(`attach ${files(runDir).attach}: ${reason(err)}`)));
     sock.once('connect', () => {
       sock.removeAllListeners('error');
@@ -311,7 +312,7 @@ export async function runMonitor(configFile: string): Promise<number> {
   fs.mkdirSync(path.dirname(c.exitFile), { recursive: true });
   writeFileAtomic(c.exitFile, JSON.stringify(status), 0o600);
   ctl.exited(status);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(servers.map(closeServer));
   fs.rmSync(c.runDir, { recursive: true, force: true });
   return 0;
 }
@@ -332,7 +333,24 @@ function oomKills(cgroupPaths: Record<string, string> | undefined): number {
   return 0;
 }
 
+/** Stops listening; connections still open after a moment (a client that never ended its
+ * side, or never sent its request) are cut. */
+async function closeServer(server: net.Server): Promise<void> {
+  const closed = new Promise((resolve) => server.close(resolve));
+  await Promise.race([closed, sleep(1000)]);
+  for (const socket of connections.get(server) ?? []) socket.destroy();
+  await closed;
+}
+
+const connections = new WeakMap<net.Server, Set<net.Socket>>();
+
 function listen(server: net.Server, file: string): Promise<net.Server> {
+  const open = new Set<net.Socket>();
+  connections.set(server, open);
+  server.on('connection', (socket: net.Socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+  });
   return new Promise((resolve, reject) => {
     fs.rmSync(file, { force: true });
     server.once('error', reject);
@@ -393,8 +411,10 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
     const tty = require('tty') as typeof import('tty');
     read(new tty.ReadStream(master) as unknown as net.Socket, 'stdout');
     writeStdin = (data) => {
+      // The master is non-blocking: a full input queue is retried a while, then the rest is
+      // dropped (as a terminal drops what nobody reads) rather than spin for ever.
       let off = 0;
-      while (off < data.length) {
+      for (let tries = 0; off < data.length && tries < 1000; tries++) {
         try {
           off += fs.writeSync(master, data, off);
         } catch (err) {
@@ -403,8 +423,8 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
       }
     };
     // A terminal has no end of input of its own: the line discipline's EOF (^D) is what a
-    // shell reads as one.
-    closeStdin = () => writeStdin(Buffer.from([4]));
+    // shell reads as one. Only while the container runs: after, nobody reads it.
+    closeStdin = () => !io.ended && writeStdin(Buffer.from([4]));
   } else {
     const [stdinW, stdoutR, stderrR] = created.stdioPipes!;
     read(new net.Socket({ fd: stdoutR, readable: true, writable: false }), 'stdout');
@@ -448,7 +468,8 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
         // the log's directory is gone
       }
       closeStdin();
-      for (const client of clients) client.socket.end();
+      // The socket closes when the output ends (its peer need not end its side first).
+      for (const client of clients) client.socket.end(() => client.socket.destroy());
       clients.clear();
     },
     destroy() {
