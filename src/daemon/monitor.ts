@@ -39,6 +39,11 @@ export interface MonitorConfig {
   logPath: string;         // json-file log; '' for none
   logMaxSize?: number;     // bytes; rotate to logPath.1 ... when bigger
   logMaxFiles?: number;    // how many rotated files are kept (default 1: no rotation kept)
+  /** Added to the contract: a client attached before start (`docker run` without -d, `docker
+   *  start -a`) and will attach() once startMonitor resolves. The output from the start until
+   *  that first attachment is kept (1 MiB, 10 s at most) and sent to it first, and the monitor
+   *  waits for it (10 s at most) before it ends, so a quick `echo hi` is not lost to it. */
+  holdForAttach?: boolean;
 }
 export interface ExitStatus { exitCode: number; signal?: number; oomKilled: boolean; finishedAt: string; error?: string }
 
@@ -54,6 +59,11 @@ const files = (runDir: string) => ({
   config: path.join(runDir, 'config.json'),
   log: path.join(runDir, 'monitor.log'),
 });
+
+/** How much output, and for how long, the monitor keeps for a client that attached before
+ * start (holdForAttach). */
+const HOLD_BYTES = 1 << 20;
+const HOLD_MS = 10_000;
 
 /** The fd on which the monitor reports, once, {"pid":N} or {"error":"..."}. */
 const READY_FD = 3;
@@ -293,6 +303,7 @@ export async function runMonitor(configFile: string): Promise<number> {
 
   const wait = await native.waitpidAsync(initPid);
   await io.drained(1000, 10_000);
+  await io.firstAttach;
   io.end();
   const oomKilled = oomKills(created.record.cgroupPaths) > 0;
   let error: string | undefined;
@@ -365,6 +376,10 @@ function listen(server: net.Server, file: string): Promise<net.Server> {
 // ---------------------------------------------------------------- the container's I/O
 
 interface ContainerIO {
+  /** With holdForAttach: settles at the first attachment (or after HOLD_MS). */
+  firstAttach?: Promise<void>;
+  /** A client wants the output from now on (and what was held for it, if it is the first). */
+  addClient(client: Client): void;
   clients: Set<Client>;
   /** Whether the output has ended (every attached client is then ended too). */
   ended: boolean;
@@ -381,6 +396,17 @@ interface ContainerIO {
 function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes?: [number, number, number] }, native: typeof import('../native').native): ContainerIO {
   const log = c.logPath ? new JsonFileWriter(c.logPath, { maxSize: c.logMaxSize, maxFiles: c.logMaxFiles }) : undefined;
   const clients = new Set<Client>();
+  // Output held for the client that attached before start (holdForAttach), until it comes.
+  let held: { stream: StreamName; chunk: Buffer }[] | undefined = c.holdForAttach ? [] : undefined;
+  let heldBytes = 0;
+  let attached = () => undefined as void;
+  const firstAttach = held && new Promise<void>((resolve) => {
+    attached = resolve;
+    setTimeout(() => {
+      held = undefined;
+      resolve();
+    }, HOLD_MS);
+  });
   let quiet: NodeJS.Timeout | undefined;
   const emit = (stream: StreamName, chunk: Buffer) => {
     quiet?.refresh();
@@ -388,6 +414,10 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
       log?.write(stream, chunk);
     } catch (err) {
       process.stderr.write(`husk daemon-monitor ${c.id}: log ${c.logPath}: ${reason(err)}\n`);
+    }
+    if (held && heldBytes + chunk.length <= HOLD_BYTES) {
+      held.push({ stream, chunk });
+      heldBytes += chunk.length;
     }
     const bytes = c.tty ? chunk : frame(stream, chunk);
     for (const client of clients) if (client[stream] && !client.socket.destroyed) client.socket.write(bytes);
@@ -445,6 +475,17 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
   const io: ContainerIO = {
     clients,
     ended: false,
+    firstAttach,
+    addClient(client) {
+      const early = held;
+      held = undefined;
+      attached();
+      for (const { stream, chunk } of early ?? []) {
+        if (client[stream]) client.socket.write(c.tty ? chunk : frame(stream, chunk));
+      }
+      if (io.ended) client.socket.end(() => client.socket.destroy());
+      else clients.add(client);
+    },
     writeStdin,
     closeStdin,
     master: created.consoleFd,
@@ -503,11 +544,8 @@ function attachServer(c: MonitorConfig, io: ContainerIO): net.Server {
       }
       client = { socket, stdout: Boolean(want.stdout), stderr: Boolean(want.stderr) };
       stdin = Boolean(want.stdin) && c.openStdin;
-      if (io.ended) {
-        socket.end();
-        return;
-      }
-      io.clients.add(client);
+      io.addClient(client);
+      if (io.ended) return;
       const rest = head.subarray(nl + 1);
       if (stdin && rest.length) io.writeStdin(rest);
     });

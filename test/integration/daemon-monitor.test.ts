@@ -102,6 +102,16 @@ describe('husk daemon-monitor', () => {
     expect(logEntries(c.logPath).map((e) => e.log)).toContain('hello from stdin\n');
   });
 
+  it('holdForAttach: a client that attaches after a quick container ends still gets all its output', async () => {
+    const c = setup('echo early; echo early-err >&2', { holdForAttach: true });
+    await startMonitor(c);
+    await sleep(500); // the container has ended; the monitor waits for its client
+    const sock = await attach(c.runDir, { stdin: false, stdout: true, stderr: true });
+    const { frames } = parseFrames(await collect(sock));
+    expect(frames.map((f) => [f.stream, String(f.data)])).toEqual([[1, 'early\n'], [2, 'early-err\n']]);
+    expect((await withTimeout(waitExit(c.runDir, c.exitFile))).exitCode).toBe(0);
+  });
+
   it('with a terminal: raw output, and resize is seen by the process', async () => {
     const c = setup('read line; stty size; echo "got $line"', { tty: true, openStdin: true });
     await startMonitor(c);
