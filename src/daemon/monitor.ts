@@ -76,6 +76,7 @@ const READY_FD = 3;
  *  nothing is left (no runtime state, no monitor, no sockets). */
 export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPid: number }> {
   const f = files(c.runDir);
+  if (monitorAlive(c.runDir)) return Promise.reject(new HuskError(`${c.runDir}: a monitor runs there already`));
   fs.mkdirSync(c.runDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(f.config, JSON.stringify(c), 0o600);
   const logFd = fs.openSync(f.log, 'a', 0o600);

@@ -142,6 +142,18 @@ describe('husk daemon-monitor', () => {
     expect((await waitExit(c.runDir, c.exitFile)).exitCode).toBe(137);
   });
 
+  it('says oomKilled when the kernel\'s OOM killer ended the container', async () => {
+    // tail keeps its last line, and /dev/zero has no newline: it grows until the limit.
+    const c = setup('exec busybox tail /dev/zero');
+    const config = JSON.parse(fs.readFileSync(path.join(c.bundle, 'config.json'), 'utf8'));
+    config.linux.resources = { ...config.linux.resources, memory: { limit: 16 << 20, swap: 16 << 20 } };
+    fs.writeFileSync(path.join(c.bundle, 'config.json'), JSON.stringify(config));
+    await startMonitor(c);
+    const status = await withTimeout(waitExit(c.runDir, c.exitFile), 40_000);
+    expect(status.exitCode).toBe(137);
+    expect(status.oomKilled).toBe(true);
+  });
+
   it('survives the death of the process that started it', async () => {
     const c = setup('sleep 100');
     const script = `
