@@ -254,7 +254,12 @@ interface Client {
 
 /** `husk daemon-monitor CONFIG`: runs the container to its end; returns the monitor's exit code. */
 export async function runMonitor(configFile: string): Promise<number> {
-  const c = JSON.parse(fs.readFileSync(configFile, 'utf8')) as MonitorConfig;
+  let c: MonitorConfig;
+  try {
+    c = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  } catch (err) {
+    throw new HuskError(`read the monitor's config ${configFile}: ${reason(err)}`);
+  }
   const f = files(c.runDir);
   // The daemon ends containers through the runtime's kill; a hangup or a stray signal to the
   // monitor must not leave its container without a parent.
@@ -284,16 +289,17 @@ export async function runMonitor(configFile: string): Promise<number> {
     return 1;
   }
   const initPid = created.record.pid;
-  const io = containerIO(c, created, native);
-  const ctl = ctlServer(f.ctl, io, native);
+  let io: ContainerIO | undefined;
+  const ctl = ctlServer(() => io, native);
   let servers: net.Server[] = [];
   try {
-    servers = [await listen(attachServer(c, io), f.attach), await listen(ctl.server, f.ctl)];
+    io = containerIO(c, created, native);
+    servers = [await listen(attachServer(c, io!), f.attach), await listen(ctl.server, f.ctl)];
     const self = parseProcStat(readProcStat(process.pid)!);
     writeFileAtomic(f.pid, `${process.pid} ${self.startTime}`, 0o600);
     await start(c.runtimeRoot, c.id);
   } catch (err) {
-    io.destroy();
+    io?.destroy();
     for (const s of servers) s.close();
     await remove(c.runtimeRoot, c.id, true).catch(() => undefined);
     fs.rmSync(c.runDir, { recursive: true, force: true });
@@ -302,12 +308,22 @@ export async function runMonitor(configFile: string): Promise<number> {
   }
   report({ pid: initPid });
 
-  const wait = await native.waitpidAsync(initPid);
-  await io.drained(1000, 10_000);
-  await io.firstAttach;
-  io.end();
+  let wait: { code: number | null; signal: number | null };
+  let waitError: string | undefined;
+  try {
+    wait = await native.waitpidAsync(initPid);
+  } catch (err) {
+    // Not our child after all (it cannot be, as its subreaper; but should it happen, the
+    // container is still seen to its end, without its status).
+    waitError = `waitpid ${initPid}: ${reason(err)}`;
+    while (runsAs(initPid, created.record.initStartTime)) await sleep(100);
+    wait = { code: 255, signal: null };
+  }
+  await io!.drained(1000, 10_000);
+  await io!.firstAttach;
+  io!.end();
   const oomKilled = oomKills(created.record.cgroupPaths) > 0;
-  let error: string | undefined;
+  let error = waitError;
   try {
     await remove(c.runtimeRoot, c.id, true);
   } catch (err) {
@@ -560,7 +576,7 @@ function attachServer(c: MonitorConfig, io: ContainerIO): net.Server {
 }
 
 /** ctl.sock: resize the terminal; wait for the exit status. */
-function ctlServer(file: string, io: ContainerIO, native: typeof import('../native').native) {
+function ctlServer(io: () => ContainerIO | undefined, native: typeof import('../native').native) {
   let status: ExitStatus | undefined;
   const waiters = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -585,7 +601,7 @@ function ctlServer(file: string, io: ContainerIO, native: typeof import('../nati
           if (status) socket.end(JSON.stringify(status) + '\n');
           else waiters.add(socket);
         } else if (req.op === 'resize') {
-          socket.write(JSON.stringify(resizeMaster(io, native, req.rows, req.cols)) + '\n');
+          socket.write(JSON.stringify(resizeMaster(io(), native, req.rows, req.cols)) + '\n');
         } else {
           socket.write(JSON.stringify({ error: `unknown op ${JSON.stringify(req.op)}` }) + '\n');
         }
@@ -602,8 +618,8 @@ function ctlServer(file: string, io: ContainerIO, native: typeof import('../nati
   };
 }
 
-function resizeMaster(io: ContainerIO, native: typeof import('../native').native, rows: unknown, cols: unknown): { error?: string } {
-  if (io.master === undefined) return { error: 'the container has no terminal' };
+function resizeMaster(io: ContainerIO | undefined, native: typeof import('../native').native, rows: unknown, cols: unknown): { error?: string } {
+  if (io?.master === undefined) return { error: 'the container has no terminal' };
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || (rows as number) < 0 || (cols as number) < 0) {
     return { error: `bad size ${JSON.stringify(rows)}x${JSON.stringify(cols)}` };
   }
