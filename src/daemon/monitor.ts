@@ -86,6 +86,7 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
       detached: true, // setsid: the daemon's signals and its terminal's hangup do not reach it
       stdio: ['ignore', logFd, logFd, 'pipe'],
       cwd: '/',
+      env: monitorEnvironment(),
     });
   } finally {
     fs.closeSync(logFd);
@@ -131,6 +132,14 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
       void fail(`the container's monitor ended (${signal ?? `exit code ${code}`}) before the container ran${last ? `: ${last}` : ''}`);
     });
   });
+}
+
+/** The daemon's environment, less what was meant for the daemon alone: sockets passed by
+ * systemd (LISTEN_*, which create would hand on to the container) and a front door's socket. */
+function monitorEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'HUSK_FRONT_DOOR_FD']) delete env[name];
+  return env;
 }
 
 /** Connects to the monitor's attach socket. What the socket yields is already Docker's stream:
