@@ -192,6 +192,17 @@ describe('husk daemon-monitor', () => {
     await expectNothingLeft();
   });
 
+  it('a start failure (a startContainer hook fails) rejects and leaves nothing', async () => {
+    const c = setup('echo never');
+    const config = JSON.parse(fs.readFileSync(path.join(c.bundle, 'config.json'), 'utf8'));
+    config.hooks = { startContainer: [{ path: '/bin/busybox', args: ['busybox', 'false'] }] };
+    fs.writeFileSync(path.join(c.bundle, 'config.json'), JSON.stringify(config));
+    await expect(startMonitor(c)).rejects.toThrow(/startContainer/);
+    expect(fs.existsSync(c.runDir)).toBe(false);
+    expect(stateEntries(c.runtimeRoot)).toEqual([]);
+    await expectNothingLeft();
+  });
+
   it('rotates the log at max-size, keeping max-file files', async () => {
     const c = setup('i=0; while [ $i -lt 400 ]; do echo "line $i of the log"; i=$((i+1)); done', { logMaxSize: 4096, logMaxFiles: 3 });
     await startMonitor(c);
