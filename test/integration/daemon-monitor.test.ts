@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, expectNothingLeft, makeBundle, newId, sleep, stateEntries, stateRoot, tempDir, waitFor, REPO } from './harness';
 import { attach, monitorAlive, resize, startMonitor, waitExit, type MonitorConfig } from '../../src/daemon/monitor';
-import { parseFrames } from '../../src/daemon/logs';
+import { parseFrames, readLogs } from '../../src/daemon/logs';
 
 afterEach(cleanup);
 
@@ -100,6 +100,21 @@ describe('husk daemon-monitor', () => {
     expect(err).toBe('bye\n');
     expect((await withTimeout(waitExit(c.runDir, c.exitFile))).exitCode).toBe(0);
     expect(logEntries(c.logPath).map((e) => e.log)).toContain('hello from stdin\n');
+  });
+
+  it('readLogs follows the log the monitor writes until the container has ended', async () => {
+    const c = setup('for i in 1 2 3; do echo "out $i"; echo "err $i" >&2; sleep 0.2; done');
+    await startMonitor(c);
+    const done = waitExit(c.runDir, c.exitFile);
+    const logs = readLogs(c.logPath, { follow: true, timestamps: true, stdout: true, stderr: false, tty: false, done });
+    const bytes = await withTimeout(new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      logs.on('data', (b: Buffer) => chunks.push(b));
+      logs.on('end', () => resolve(Buffer.concat(chunks)));
+    }));
+    const { frames } = parseFrames(bytes);
+    expect(frames.every((f) => f.stream === 1)).toBe(true);
+    expect(frames.map((f) => String(f.data).replace(/^\S+Z /, ''))).toEqual(['out 1\n', 'out 2\n', 'out 3\n']);
   });
 
   it('holdForAttach: a client that attaches after a quick container ends still gets all its output', async () => {
