@@ -27,6 +27,10 @@ import { writeFileAtomic } from '../host/atomicWrite';
 import { parseProcStat, readProcStat, runsAs } from '../host/procfs';
 import { frame, JsonFileWriter, nowRFC3339Nano, type StreamName } from './logs';
 
+// The contract lists readLogs with the monitor's functions: it lives with the log's writer
+// (logs.ts) and is exported from here too.
+export { readLogs, type ReadLogsOptions } from './logs';
+
 export interface MonitorConfig {
   id: string;              // the container id
   runtimeRoot: string;     // husk --root for the runtime state
