@@ -17,7 +17,7 @@ import { native } from '../native';
 import type { Credentials } from '../image/auth';
 import { liveRegistrations } from '../image/bundle';
 import { hexOf, isDigest } from '../image/digest';
-import { collectGarbage, findImage } from '../image/images';
+import { collectGarbage } from '../image/images';
 import { MEDIA, parseImageConfig, parsePlatform, type ImageConfig, type Platform } from '../image/manifest';
 import { pull } from '../image/pull';
 import { familiarName, formatReference, parseReference, type Reference } from '../image/reference';
@@ -28,6 +28,8 @@ import type { DaemonContext } from './context';
 import { PullProgress, errorMessage, type JsonMessage } from './imageProgress';
 
 const DANGLING = '<none>@';
+
+const shortId = (id: string) => hexOf(id).slice(0, 12);
 
 export function danglingName(config: string): string {
   return `${DANGLING}${config}`;
@@ -128,17 +130,38 @@ function created(v: ImageView): number {
   return Number.isFinite(t) ? Math.floor(t / 1000) : 0;
 }
 
-/** The image a user names (a reference, an ID or its prefix), or a 404 in dockerd's words. */
+/**
+ * The image a user names, as dockerd finds it: a stored reference (`busybox` is
+ * `docker.io/library/busybox:latest`), `repo@digest` by the digests the image was pulled
+ * with, or the ID (the config's digest) or a prefix of it; else a 404 in dockerd's words.
+ * One config reached through several manifests (pulled, then loaded) is one image.
+ */
 export function lookup(store: ImageStore, query: string): ImageView {
-  let found;
+  const refs = store.readRefs();
+  const views = imageViews(store, refs);
+  let parsed: Reference | undefined;
   try {
-    found = findImage(store, query);
-  } catch (err) {
-    throw badRequest(reason(err));
+    parsed = parseReference(query);
+  } catch {
+    // not a reference: an ID perhaps
   }
-  const view = found && imageViews(store).find((v) => v.id === found.ref.config);
-  if (!view) throw notFound(`No such image: ${query}`);
-  return view;
+  if (parsed) {
+    const stored = refs.images[formatReference(parsed)];
+    const byName = stored && views.find((v) => v.id === stored.config);
+    if (byName) return byName;
+    if (parsed.digest) {
+      const wanted = `${familiarName(parsed)}@${parsed.digest}`;
+      const byDigest = views.find((v) => v.repoDigests.includes(wanted));
+      if (byDigest) return byDigest;
+    }
+  }
+  const m = /^(?:sha256:)?([a-f0-9]{4,64})$/.exec(query);
+  if (m) {
+    const hits = views.filter((v) => hexOf(v.id).startsWith(m[1]));
+    if (hits.length > 1) throw badRequest(`${query} is ambiguous: it matches ${hits.map((v) => shortId(v.id)).join(', ')}`);
+    if (hits.length) return hits[0];
+  }
+  throw notFound(`No such image: ${query}`);
 }
 
 /** Whether the user named the image by its ID (or a prefix) rather than by a reference. */
@@ -149,6 +172,21 @@ function byId(store: ImageStore, query: string): boolean {
   } catch {
     return true;
   }
+}
+
+/** The stored names a reference removes: itself (a tag or a digest reference). */
+function namesOf(store: ImageStore, query: string, v: ImageView): string[] {
+  const parsed = parseReference(query);
+  const name = formatReference(parsed);
+  if (store.readRefs().images[name]) return [name];
+  // repo@digest of a pulled image: the tags of that repository carry the digest.
+  return v.names.filter((n) => {
+    try {
+      return familiarName(parseReference(n)) === familiarName(parsed);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
@@ -169,7 +207,6 @@ function usersOf(store: ImageStore, config: string): string[] {
   return liveRegistrations(store).filter(({ reg }) => reg.image.config === config).map(({ reg }) => reg.container?.id ?? reg.bundle);
 }
 
-const shortId = (id: string) => hexOf(id).slice(0, 12);
 
 // ------------------------------------------------------------------------------ filters
 
@@ -343,7 +380,9 @@ function parseRef(text: string, what = 'invalid reference format'): Reference {
 function pullFailure(err: unknown, shown: string): ApiError {
   if (err instanceof ApiError) return err;
   const message = reason(err);
-  if (/: not found|MANIFEST_UNKNOWN|NAME_UNKNOWN/.test(message)) return notFound(`manifest for ${shown} not found: ${message}`);
+  // "REF: not found: manifest unknown (MANIFEST_UNKNOWN)": the registry's own words, as dockerd gives them.
+  const missing = /: not found(?:: (.*?))?(?: \([A-Z_]+\))?$/.exec(message);
+  if (missing) return notFound(`manifest for ${shown} not found: ${missing[1] ?? 'manifest unknown'}`);
   if (/no image for|is for .*, not /.test(message)) return notFound(`no matching manifest for ${shown}: ${message}`);
   return new ApiError(500, message);
 }
@@ -451,8 +490,7 @@ async function removeImage(ctx: DaemonContext, req: ApiRequest, res: ApiResponse
       }
       remove = v.names;
     } else {
-      const found = findImage(store, query)!;
-      remove = found.names;
+      remove = namesOf(store, query, v);
       // The digest references of the same repository go with its last tag.
       const rest = v.names.filter((n) => !remove.includes(n));
       if (rest.every((n) => n.startsWith(DANGLING) || /@sha256:/.test(n))) remove = v.names;
@@ -687,6 +725,8 @@ async function load(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Prom
         const names = pulled.names.filter((n) => !transport.includes(n));
         await store.updateRefs((refs) => {
           for (const n of transport) delete refs.images[n];
+          // A name that already led to this image keeps its record (and the registry digest it was pulled with).
+          for (const n of names) if (before[n]?.config === pulled.ref.config) refs.images[n] = before[n];
           if (!names.length) refs.images[danglingName(pulled.ref.config)] = pulled.ref;
           tidyDangling(refs, names.map((n) => before[n]).filter((r): r is ImageRef => Boolean(r) && r.config !== pulled.ref.config));
         });
