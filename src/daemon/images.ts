@@ -204,7 +204,7 @@ function tidyDangling(refs: RefsFile, displaced: ImageRef[]): void {
 
 /** Containers (bundles registered with the store, mounted) that use an image. */
 function usersOf(store: ImageStore, config: string): string[] {
-  return liveRegistrations(store).filter(({ reg }) => reg.image.config === config).map(({ reg }) => reg.container?.id ?? reg.bundle);
+  return liveRegistrations(store).filter(({ reg }) => reg.image.config === config).map(({ reg }) => (reg.container ? `container ${reg.container.id.slice(0, 12)}` : `bundle ${reg.bundle}`));
 }
 
 
@@ -500,7 +500,7 @@ async function removeImage(ctx: DaemonContext, req: ApiRequest, res: ApiResponse
       const users = usersOf(store, v.id);
       if (users.length && !force) {
         const what = byId(store, query) ? `unable to delete ${shortId(v.id)} (cannot be forced)` : `unable to remove repository reference "${query}" (must force)`;
-        throw conflict(`conflict: ${what} - container ${users[0].slice(0, 12)} is using its referenced image ${shortId(v.id)}`);
+        throw conflict(`conflict: ${what} - ${users[0]} is using its referenced image ${shortId(v.id)}`);
       }
       // Forced away from a running container: the names go, the image stays (dangling).
       if (users.length) remove = remove.filter((n) => !n.startsWith(DANGLING));

@@ -174,6 +174,21 @@ it('tags (names with slashes and ports too) and removes tags, then the image', a
   const missing = docker(['rmi', 'nosuch']);
   expect(missing.status).toBe(1);
   expect(missing.stderr).toMatch(/No such image: nosuch/);
+  // A bundle husk made from the image (a container's rootfs): the last name stays, forced or not.
+  const husk = path.join(REPO, 'bin', 'husk');
+  const bundle = ws.path('bundle');
+  const made = run([husk, 'image', 'bundle', '--store', d.store, `${repo}:1`, bundle]);
+  expect(made.status, explain(made)).toBe(0);
+  try {
+    const inUse = docker(['rmi', `${repo}:1`]);
+    expect(inUse.status, explain(inUse)).toBe(1);
+    expect(inUse.stderr).toContain(`conflict: unable to remove repository reference "${repo}:1" (must force) - bundle ${bundle} is using its referenced image ${one.configDigest.slice(7, 19)}`);
+    expect(docker(['rmi', one.configDigest.slice(7, 19)]).stderr).toMatch(/\(cannot be forced\) - bundle/);
+    expect(ok(['image', 'prune', '-a', '-f', '--filter', 'label=org.husk.test=one'])).not.toContain(one.configDigest);
+  } finally {
+    const gone = run([husk, 'image', 'unbundle', '--store', d.store, bundle]);
+    expect(gone.status, explain(gone)).toBe(0);
+  }
   const badTag = await request('POST', `/images/${repo}:1/tag?repo=UPPER&tag=x`);
   expect(badTag.status).toBe(400);
 });
@@ -255,7 +270,7 @@ it('keeps an image that lost its tag as dangling, and prunes it; prune -a remove
   expect(pruned).toMatch(/Total reclaimed space: [0-9.]+k?B/);
   expect(ok(['images', '-q', '--filter', 'dangling=true']).trim()).toBe('');
   const all = ok(['image', 'prune', '-a', '-f']);
-  expect(all).toContain(`Untagged: ${repo}:1`);
+  expect(all).toContain(`untagged: ${repo}:1`);
   expect(ok(['images', '-q']).trim()).toBe('');
 });
 
