@@ -379,7 +379,8 @@ function parseRef(text: string, what = 'invalid reference format'): Reference {
 
 function pullFailure(err: unknown, shown: string): ApiError {
   if (err instanceof ApiError) return err;
-  const message = reason(err);
+  // The registry client's hints name husk's own verb; a docker client logs in with its own.
+  const message = reason(err).replace(/husk image login/g, 'docker login');
   // "REF: not found: manifest unknown (MANIFEST_UNKNOWN)": the registry's own words, as dockerd gives them.
   const missing = /: not found(?:: (.*?))?(?: \([A-Z_]+\))?$/.exec(message);
   if (missing) return notFound(`manifest for ${shown} not found: ${missing[1] ?? 'manifest unknown'}`);
@@ -447,7 +448,7 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
     ctx.events.emit('image', 'pull', shown, { name: familiarName(ref) });
   } catch (err) {
     if (!progress.started) throw pullFailure(err, shown);
-    send(errorMessage(reason(err)));
+    send(errorMessage(reason(err).replace(/husk image login/g, 'docker login')));
     res.raw.end();
   } finally {
     held.release();

@@ -125,6 +125,31 @@ it('answers 404 before the stream for an image the registry does not have, and 4
   expect(storeTmp()).toEqual([]);
 });
 
+it('pulls from a registry that wants a password with the credentials the CLI sends (X-Registry-Auth)', async () => {
+  const locked = await startRegistry({ htpasswd: { user: 'alice', password: 'secret' } });
+  try {
+    pushLayout(ws.path('layout'), 'one', locked, 'private/probe:1', 'alice:secret');
+    const ref = `${locked.host}/private/probe:1`;
+    const anonymous = docker(['pull', ref]);
+    expect(anonymous.status, explain(anonymous)).toBe(1);
+    expect(anonymous.stderr).toMatch(/user name and password \(log in with `docker login/);
+    // What `docker login` leaves in the CLI's config: the CLI sends it along with the pull.
+    const config = ws.mkdir('d', 'docker-config-alice');
+    fs.writeFileSync(path.join(config, 'config.json'), JSON.stringify({ auths: { [locked.host]: { auth: Buffer.from('alice:secret').toString('base64') } } }));
+    for (const cli of DOCKER_CLIS) {
+      const res = run([cli, 'pull', ref], { env: { ...d.env, DOCKER_CONFIG: config } });
+      expect(res.status, explain(res)).toBe(0);
+      expect(res.stdout).toContain(ref);
+    }
+    const wrong = await request('POST', `/images/create?fromImage=${encodeURIComponent(`${locked.host}/private/probe`)}&tag=2`, { headers: { 'X-Registry-Auth': Buffer.from(JSON.stringify({ username: 'alice', password: 'wrong' })).toString('base64url') } });
+    expect(wrong.status).toBe(500);
+    expect(JSON.parse(wrong.body).message).toMatch(/unauthorized/);
+    ok(['rmi', ref]);
+  } finally {
+    await locked.stop();
+  }
+});
+
 it('lists images with their tags, digests, sizes and labels, filtered', async () => {
   for (const cli of DOCKER_CLIS) {
     const ls = ok(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'], cli);
