@@ -377,12 +377,18 @@ function parseRef(text: string, what = 'invalid reference format'): Reference {
   }
 }
 
-function pullFailure(err: unknown, shown: string): ApiError {
-  if (err instanceof ApiError) return err;
-  // The registry client's hints name husk's own verb; a docker client logs in with its own.
+/** A registry client's message as a docker client reads it: without the reference it starts
+ * with (the caller names it), and with docker's login verb rather than husk's. */
+function clientMessage(err: unknown, name: string): string {
   const message = reason(err).replace(/husk image login/g, 'docker login');
+  return message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message;
+}
+
+function pullFailure(err: unknown, name: string, shown: string): ApiError {
+  if (err instanceof ApiError) return err;
+  const message = clientMessage(err, name);
   // "REF: not found: manifest unknown (MANIFEST_UNKNOWN)": the registry's own words, as dockerd gives them.
-  const missing = /: not found(?:: (.*?))?(?: \([A-Z_]+\))?$/.exec(message);
+  const missing = /(?:^|: )not found(?:: (.*?))?(?: \([A-Z_]+\))?$/.exec(message);
   if (missing) return notFound(`manifest for ${shown} not found: ${missing[1] ?? 'manifest unknown'}`);
   if (/no image for|is for .*, not /.test(message)) return notFound(`no matching manifest for ${shown}: ${message}`);
   return new ApiError(500, message);
@@ -447,8 +453,8 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
     res.raw.end();
     ctx.events.emit('image', 'pull', shown, { name: familiarName(ref) });
   } catch (err) {
-    if (!progress.started) throw pullFailure(err, shown);
-    send(errorMessage(reason(err).replace(/husk image login/g, 'docker login')));
+    if (!progress.started) throw pullFailure(err, name, shown);
+    send(errorMessage(clientMessage(err, name)));
     res.raw.end();
   } finally {
     held.release();
@@ -668,7 +674,9 @@ export async function scanArchive(file: string): Promise<ArchiveScan> {
   return out;
 }
 
-function archiveSpecs(file: string, scan: ArchiveScan): SourceSpec[] {
+/** What an archive holds: the images to load, each with the name an OCI layout gives it (a
+ * full reference in org.opencontainers.image.ref.name, as Docker 25+ reads it). */
+function archiveSpecs(file: string, scan: ArchiveScan): { spec: SourceSpec; name?: string }[] {
   if (scan.manifestJson) {
     let entries: unknown;
     try {
@@ -677,7 +685,7 @@ function archiveSpecs(file: string, scan: ArchiveScan): SourceSpec[] {
       throw badRequest(`image archive: manifest.json: ${reason(err)}`);
     }
     if (!Array.isArray(entries) || !entries.length) throw badRequest('image archive: manifest.json lists no image');
-    return entries.map((_, index) => ({ kind: 'docker-archive', path: file, index }));
+    return entries.map((_, index) => ({ spec: { kind: 'docker-archive', path: file, index } }));
   }
   if (scan.ociLayout && scan.indexJson) {
     let index: { manifests?: { annotations?: Record<string, string> }[] };
@@ -688,11 +696,19 @@ function archiveSpecs(file: string, scan: ArchiveScan): SourceSpec[] {
     }
     const manifests = Array.isArray(index.manifests) ? index.manifests : [];
     if (!manifests.length) throw badRequest('image archive: index.json lists no image');
-    if (manifests.length === 1) return [{ kind: 'oci-archive', path: file }];
+    const fullName = (tag: string | undefined) => {
+      if (!tag || !/[/:]/.test(tag)) return undefined;
+      try {
+        return formatReference(parseReference(tag));
+      } catch {
+        return undefined;
+      }
+    };
+    if (manifests.length === 1) return [{ spec: { kind: 'oci-archive', path: file }, name: fullName(manifests[0].annotations?.['org.opencontainers.image.ref.name']) }];
     return manifests.map((m) => {
       const tag = m.annotations?.['org.opencontainers.image.ref.name'];
       if (!tag) throw badRequest('image archive: index.json lists several images, not all of them named (org.opencontainers.image.ref.name)');
-      return { kind: 'oci-archive', path: file, tag };
+      return { spec: { kind: 'oci-archive', path: file, tag }, name: fullName(tag) };
     });
   }
   throw badRequest('image archive: neither a docker archive (manifest.json) nor an OCI layout (oci-layout, index.json)');
@@ -719,15 +735,15 @@ async function load(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Prom
     const specs = archiveSpecs(file, await scanArchive(file));
     const held = await store.lockStore('sh');
     try {
-      for (const spec of specs) {
+      for (const { spec, name } of specs) {
         const before = store.readRefs().images;
         const pulled = await pull(store, spec, {});
         const transport = pulled.names.filter((n) => /^(docker-archive|oci-archive):/.test(n));
-        const names = pulled.names.filter((n) => !transport.includes(n));
+        const names = [...new Set([...pulled.names.filter((n) => !transport.includes(n)), ...(name ? [name] : [])])];
         await store.updateRefs((refs) => {
           for (const n of transport) delete refs.images[n];
           // A name that already led to this image keeps its record (and the registry digest it was pulled with).
-          for (const n of names) if (before[n]?.config === pulled.ref.config) refs.images[n] = before[n];
+          for (const n of names) refs.images[n] = before[n]?.config === pulled.ref.config ? before[n] : pulled.ref;
           if (!names.length) refs.images[danglingName(pulled.ref.config)] = pulled.ref;
           tidyDangling(refs, names.map((n) => before[n]).filter((r): r is ImageRef => Boolean(r) && r.config !== pulled.ref.config));
         });

@@ -251,6 +251,18 @@ it('saves and loads back (docker save | docker load), with husk reading the arch
   expect(storeTmp()).toEqual([]);
 });
 
+it('loads an OCI archive, named by a full reference in its index', () => {
+  const layout = ws.path('oci-layout');
+  writeLayout(layout, [{ tag: 'localhost/husk/oci:1', image: two }]);
+  const archive = ws.path('oci.tar');
+  const tarred = run(['tar', '-C', layout, '-cf', archive, '.']);
+  expect(tarred.status, explain(tarred)).toBe(0);
+  expect(ok(['load', '-i', archive]).trim()).toBe('Loaded image: localhost/husk/oci:1');
+  expect(ok(['image', 'inspect', '--format', '{{.Id}}', 'localhost/husk/oci:1']).trim()).toBe(two.configDigest);
+  ok(['rmi', 'localhost/husk/oci:1']);
+  expect(storeTmp()).toEqual([]);
+});
+
 it('refuses archives that escape, are not archives, or are too big, and leaves nothing behind', async () => {
   const escaping = await makeTar([{ path: '../escape', content: 'x' }, { path: 'manifest.json', content: '[]' }]);
   const res = await request('POST', '/images/load?quiet=1', { body: escaping, headers: { 'Content-Type': 'application/x-tar' } });
