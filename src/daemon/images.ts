@@ -23,7 +23,7 @@ import { pull } from '../image/pull';
 import { familiarName, formatReference, parseReference, type Reference } from '../image/reference';
 import type { SourceSpec } from '../image/source';
 import type { ImageRef, ImageStore, RefsFile } from '../image/store';
-import { ApiError, badRequest, boolParam, conflict, filtersParam, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
+import { ApiError, badRequest, boolParam, compareVersions, conflict, filtersParam, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
 import type { DaemonContext } from './context';
 import { PullProgress, errorMessage, type JsonMessage } from './imageProgress';
 
@@ -276,7 +276,7 @@ function summary(v: ImageView, version: string) {
     Created: created(v),
     Size: v.size,
     SharedSize: -1,
-    ...(version < '1.44' ? { VirtualSize: v.size } : {}),
+    ...(compareVersions(version, '1.44') < 0 ? { VirtualSize: v.size } : {}),
     Labels: v.config.config?.Labels ?? {},
     Containers: -1,
   };
@@ -840,37 +840,63 @@ async function save(ctx: DaemonContext, queries: string[], res: ApiResponse): Pr
       indexManifests.push(desc);
     }
   }
+  // Shared: a remove or prune waits, so no blob goes while it is being sent.
+  const held = await store.lockStore('sh');
   const pack = tar.pack();
   res.raw.writeHead(200, { 'Content-Type': 'application/x-tar', 'Api-Version': require('./api').API_VERSION });
+  // Errors come out of the entries' promises; the streams' own 'error' events must not go unheard.
+  pack.on('error', () => undefined);
   pack.pipe(res.raw);
+  // A client that goes away (docker save piped into a command that ended) ends the save.
+  let input: fs.ReadStream | undefined;
+  const gone = new Promise<never>((_, reject) => res.raw.on('close', () => {
+    if (res.raw.writableFinished) return;
+    input?.destroy();
+    reject(new Error('the client closed the connection'));
+  }));
+  gone.catch(() => undefined);
   const mtime = new Date(0);
-  const small = (name: string, data: string) => new Promise<void>((resolve, reject) => pack.entry({ name, mtime, mode: 0o644 }, data, (err) => (err ? reject(err) : resolve())));
-  try {
-    await new Promise<void>((resolve, reject) => pack.entry({ name: 'blobs/', type: 'directory', mtime, mode: 0o755 }, (err) => (err ? reject(err) : resolve())));
-    await new Promise<void>((resolve, reject) => pack.entry({ name: 'blobs/sha256/', type: 'directory', mtime, mode: 0o755 }, (err) => (err ? reject(err) : resolve())));
-    for (const f of files) {
-      const src = store.blobPath(f.digest);
-      const size = fs.statSync(src).size;
-      await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ name: f.name, size, mtime, mode: 0o644 }, (err) => (err ? reject(err) : resolve()));
-        const input = fs.createReadStream(src);
-        input.on('error', (err) => {
-          entry.destroy(err);
-          reject(err);
-        });
-        input.pipe(entry);
-      });
+  /** One entry: a directory, a small text, or a file streamed from the store. */
+  const entry = (header: Partial<tar.Header> & { name: string }, content: { data?: string; file?: string } = {}) => Promise.race([gone, new Promise<void>((resolve, reject) => {
+    const done = (err?: Error | null) => (err ? reject(err) : resolve());
+    if (content.file === undefined) {
+      if (content.data === undefined) pack.entry(header, done);
+      else pack.entry(header, content.data, done);
+      return;
     }
-    await small('index.json', JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: indexManifests }));
-    await small('manifest.json', JSON.stringify(manifestJson));
-    await small('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    if (Object.keys(repositories).length) await small('repositories', JSON.stringify(repositories));
+    const sink = pack.entry(header, done);
+    const source = fs.createReadStream(content.file);
+    input = source;
+    source.on('error', (err) => {
+      sink.destroy(err);
+      reject(err);
+    });
+    sink.on('error', (err: Error) => {
+      source.destroy();
+      reject(err);
+    });
+    source.pipe(sink);
+  })]);
+  try {
+    await entry({ name: 'blobs/', type: 'directory', mtime, mode: 0o755 });
+    await entry({ name: 'blobs/sha256/', type: 'directory', mtime, mode: 0o755 });
+    for (const f of files) {
+      const file = store.blobPath(f.digest);
+      await entry({ name: f.name, size: fs.statSync(file).size, mtime, mode: 0o644 }, { file });
+    }
+    await entry({ name: 'index.json', mtime, mode: 0o644 }, { data: JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: indexManifests }) });
+    await entry({ name: 'manifest.json', mtime, mode: 0o644 }, { data: JSON.stringify(manifestJson) });
+    await entry({ name: 'oci-layout', mtime, mode: 0o644 }, { data: JSON.stringify({ imageLayoutVersion: '1.0.0' }) });
+    if (Object.keys(repositories).length) await entry({ name: 'repositories', mtime, mode: 0o644 }, { data: JSON.stringify(repositories) });
     pack.finalize();
   } catch (err) {
-    // The archive is cut short: the client sees a broken tar, not a whole one.
+    // The archive is cut short: the client sees a broken tar, never a whole one.
+    input?.destroy();
     pack.destroy();
     res.raw.destroy();
     throw err;
+  } finally {
+    held.release();
   }
   for (const { view, tags } of items) ctx.events.emit('image', 'save', view.id, { name: tags[0] ?? view.id });
 }

@@ -236,6 +236,11 @@ it('saves and loads back (docker save | docker load), with husk reading the arch
   const piped = run(['sh', '-c', `${DOCKER_CLIS[0]} save ${repo}:1 | ${DOCKER_CLIS[0]} load`], { env: d.env });
   expect(piped.status, explain(piped)).toBe(0);
   expect(piped.stdout).toContain(`Loaded image: ${repo}:1`);
+  // A reader that stops early: the daemon lives on, and lets go of the store.
+  const cut = run(['sh', '-c', `${DOCKER_CLIS[0]} save ${repo}:1 | head -c 1000 | wc -c`], { env: d.env });
+  expect(cut.stdout.trim(), explain(cut)).toBe('1000');
+  ok(['tag', `${repo}:1`, 'cut:1']);
+  expect(ok(['rmi', 'cut:1']).trim()).toBe('Untagged: cut:1');
   // By ID: no tags in the archive; it loads as the same image.
   const byId = ws.path('by-id.tar');
   ok(['save', '-o', byId, two.configDigest]);
