@@ -545,6 +545,7 @@ async function prune(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pro
   const deleted: DeleteItem[] = [];
   let reclaimed = 0;
   const gone: string[] = [];
+  const untagged: [string, string][] = [];
   try {
     const used = new Set(liveRegistrations(store).map(({ reg }) => reg.image.config));
     const victims = imageViews(store).filter((v) => {
@@ -561,7 +562,10 @@ async function prune(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pro
           if (!refs.images[n]) continue;
           delete refs.images[n];
           const shown = familiarString(n);
-          if (shown) deleted.push({ Untagged: shown });
+          if (shown) {
+            deleted.push({ Untagged: shown });
+            untagged.push([v.id, shown]);
+          }
         }
         deleted.push({ Deleted: v.id });
         gone.push(v.id);
@@ -571,6 +575,7 @@ async function prune(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pro
   } finally {
     held.release();
   }
+  for (const [id, name] of untagged) ctx.events.emit('image', 'untag', id, { name });
   for (const id of gone) ctx.events.emit('image', 'delete', id, { name: id });
   res.json({ ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
 }
@@ -649,10 +654,9 @@ export async function scanArchive(file: string): Promise<ArchiveScan> {
       if (name.startsWith('/') || parts.includes('..')) {
         throw badRequest(`image archive: entry ${JSON.stringify(name)} points outside the archive`);
       }
-      for (const link of [entry.header.linkname]) {
-        if (link && entry.header.type === 'link' && (link.startsWith('/') || link.split('/').includes('..'))) {
-          throw badRequest(`image archive: entry ${JSON.stringify(name)} links outside the archive (${JSON.stringify(link)})`);
-        }
+      const link = entry.header.linkname;
+      if (link && entry.header.type === 'link' && (link.startsWith('/') || link.split('/').includes('..'))) {
+        throw badRequest(`image archive: entry ${JSON.stringify(name)} links outside the archive (${JSON.stringify(link)})`);
       }
       const clean = parts.filter((p) => p && p !== '.').join('/');
       if (['manifest.json', 'index.json'].includes(clean) && (entry.header.size ?? 0) <= 16 * 1024 * 1024) {
@@ -814,7 +818,6 @@ async function save(ctx: DaemonContext, queries: string[], res: ApiResponse): Pr
   const files: { name: string; digest: string }[] = [];
   const manifestJson: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
   const indexManifests: unknown[] = [];
-  const repositories: Record<string, Record<string, string>> = {};
   for (const { view, tags } of items) {
     const manifestData = store.readBlob(view.ref.digest);
     const manifest = JSON.parse(manifestData.toString('utf8')) as { mediaType?: string; layers: { digest: string }[] };
@@ -833,8 +836,6 @@ async function save(ctx: DaemonContext, queries: string[], res: ApiResponse): Pr
       for (const t of tags) {
         const ref = parseReference(t);
         indexManifests.push({ ...desc, annotations: { 'io.containerd.image.name': formatReference(ref), 'org.opencontainers.image.ref.name': ref.tag } });
-        const repo = familiarName(ref);
-        repositories[repo] = { ...repositories[repo], [ref.tag!]: hexOf(view.config.rootfs.diff_ids.at(-1) ?? view.id) };
       }
     } else {
       indexManifests.push(desc);
@@ -887,7 +888,6 @@ async function save(ctx: DaemonContext, queries: string[], res: ApiResponse): Pr
     await entry({ name: 'index.json', mtime, mode: 0o644 }, { data: JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: indexManifests }) });
     await entry({ name: 'manifest.json', mtime, mode: 0o644 }, { data: JSON.stringify(manifestJson) });
     await entry({ name: 'oci-layout', mtime, mode: 0o644 }, { data: JSON.stringify({ imageLayoutVersion: '1.0.0' }) });
-    if (Object.keys(repositories).length) await entry({ name: 'repositories', mtime, mode: 0o644 }, { data: JSON.stringify(repositories) });
     pack.finalize();
   } catch (err) {
     // The archive is cut short: the client sees a broken tar, never a whole one.
