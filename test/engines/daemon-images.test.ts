@@ -316,6 +316,38 @@ it('keeps an image that lost its tag as dangling, and prunes it; prune -a remove
   expect(ok(['images', '-q']).trim()).toBe('');
 });
 
+/** python3-docker (Debian's, or one on python3's path), when there is one. */
+const pythonDocker = run(['python3', '-c', 'import docker']).status === 0;
+
+it.skipIf(!pythonDocker)('serves python3-docker: pull with a decoded stream, list, tag, save, load, remove', () => {
+  const script = `
+import docker, json, sys
+c = docker.DockerClient(base_url='unix://${d.socket}', timeout=60)
+statuses = [m.get('status', '') for m in c.api.pull('${repo}', tag='1', stream=True, decode=True)]
+img = c.images.get('${repo}:1')
+img.tag('py/probe', 'x')
+data = b''.join(img.save(named=True))
+c.images.remove('py/probe:x')
+loaded = c.images.load(data)
+try:
+    c.images.get('nosuch:1')
+    missing = None
+except docker.errors.ImageNotFound as e:
+    missing = e.explanation
+print(json.dumps({'statuses': statuses, 'id': img.id, 'tags': sorted(t for i in c.images.list() for t in i.tags), 'loaded': [i.id for i in loaded], 'missing': missing}))
+`;
+  const res = run(['python3', '-c', script]);
+  expect(res.status, explain(res)).toBe(0);
+  const out = JSON.parse(res.stdout);
+  expect(out.statuses[0]).toBe('Pulling from husk/probe');
+  expect(out.statuses.at(-1)).toMatch(/^Status: (Image is up to date|Downloaded newer image) for /);
+  expect(out.id).toBe(one.configDigest);
+  expect(out.tags).toContain(`${repo}:1`);
+  expect(out.tags).not.toContain('py/probe:x');
+  expect(out.loaded).toEqual([one.configDigest]);
+  expect(out.missing).toBe('No such image: nosuch:1');
+});
+
 it('reports pull, tag, untag, delete, load and save as image events', () => {
   const events = ok(['events', '--since', String(started), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=image', '--format', '{{.Action}}']);
   const actions = new Set(events.trim().split('\n'));
