@@ -423,7 +423,6 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
       throw badRequest(`invalid tag format: ${JSON.stringify(tag)}`);
     }
   }
-  if (ref.digest && ref.tag === 'latest' && !tag && !/:latest(@|$)/.test(fromImage)) ref.tag = undefined;
   let platform: Platform | undefined;
   const platformText = req.query.get('platform');
   if (platformText) {
