@@ -131,3 +131,34 @@ export class PullProgress implements Progress {
 
   end(): void {}
 }
+
+/**
+ * `docker load` without quiet: dockerd's "Loading layer" lines, one per layer as the archive's
+ * blobs are read into the store (the CLI draws them as bars in a terminal), at most every
+ * `intervalMs` per layer.
+ */
+export class LoadProgress implements Progress {
+  private readonly items = new Map<string, { id: string; total: number; lastSent: number; done: boolean }>();
+
+  constructor(private readonly send: (m: JsonMessage) => void, private readonly intervalMs = 100, private readonly now = () => Date.now()) {}
+
+  item(digest: string, _label: string, total: number): void {
+    this.items.set(digest, { id: layerId(digest), total, lastSent: 0, done: false });
+  }
+
+  update(digest: string, done: number, phase?: Phase): void {
+    const item = this.items.get(digest);
+    if (!item || item.done || phase === 'failed') return;
+    const finished = phase === 'downloaded' || phase === 'exists' || phase === 'done';
+    const now = this.now();
+    if (!finished && now - item.lastSent < this.intervalMs) return;
+    item.lastSent = now;
+    item.done = finished;
+    const current = finished ? item.total : Math.min(done, item.total);
+    this.send({ status: 'Loading layer', progressDetail: { current, total: item.total }, progress: progressText(current, item.total), id: item.id });
+  }
+
+  line(): void {}
+
+  end(): void {}
+}

@@ -21,11 +21,11 @@ import { collectGarbage } from '../image/images';
 import { MEDIA, parseImageConfig, parsePlatform, type ImageConfig, type Platform } from '../image/manifest';
 import { pull } from '../image/pull';
 import { familiarName, formatReference, parseReference, type Reference } from '../image/reference';
-import type { SourceSpec } from '../image/source';
+import { sourceName, type SourceSpec } from '../image/source';
 import type { ImageRef, ImageStore, RefsFile } from '../image/store';
 import { ApiError, badRequest, boolParam, compareVersions, conflict, filtersParam, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
 import type { DaemonContext } from './context';
-import { PullProgress, errorMessage, type JsonMessage } from './imageProgress';
+import { LoadProgress, PullProgress, errorMessage, type JsonMessage } from './imageProgress';
 
 const DANGLING = '<none>@';
 
@@ -731,16 +731,25 @@ async function load(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Prom
   const fd = fs.openSync(file, 'wx', 0o600);
   // Held while the archive is here: a pull's cleanup of tmp/ leaves a locked entry alone.
   native.flock(fd, 'ex', true);
-  const loaded: { id: string; names: string[] }[] = [];
-  let failed = false;
+  // The response starts with the first message: until then a failure is an HTTP status.
+  let started = false;
+  const write = streamHead(res);
+  const send = (m: JsonMessage) => {
+    started = true;
+    write(m);
+  };
+  let loaded = 0;
+  // Which image of the archive is being loaded, to name it in a failure rather than the temporary file.
+  let current: { describe: string; index: number } | undefined;
   try {
     await receive(req.raw, fd, limit);
     const specs = archiveSpecs(file, await scanArchive(file));
     const held = await store.lockStore('sh');
     try {
-      for (const { spec, name } of specs) {
+      for (const [index, { spec, name }] of specs.entries()) {
+        current = { describe: sourceName(spec), index };
         const before = store.readRefs().images;
-        const pulled = await pull(store, spec, {});
+        const pulled = await pull(store, spec, quiet ? {} : { progress: new LoadProgress(send) });
         const transport = pulled.names.filter((n) => /^(docker-archive|oci-archive):/.test(n));
         const names = [...new Set([...pulled.names.filter((n) => !transport.includes(n)), ...(name ? [name] : [])])];
         await store.updateRefs((refs) => {
@@ -750,18 +759,17 @@ async function load(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Prom
           if (!names.length) refs.images[danglingName(pulled.ref.config)] = pulled.ref;
           tidyDangling(refs, names.map((n) => before[n]).filter((r): r is ImageRef => Boolean(r) && r.config !== pulled.ref.config));
         });
-        loaded.push({ id: pulled.ref.config, names });
+        loaded++;
+        const shown = names.map((n) => familiarString(n)).filter((n): n is string => Boolean(n));
+        if (shown.length) for (const s of shown) send({ stream: `Loaded image: ${s}\n` });
+        else send({ stream: `Loaded image ID: ${pulled.ref.config}\n` });
+        ctx.events.emit('image', 'load', pulled.ref.config, { name: shown[0] ?? pulled.ref.config });
       }
     } finally {
       held.release();
     }
   } catch (err) {
-    failed = true;
-    throw err instanceof ApiError ? err : badRequest(`image archive: ${reason(err)}`);
-  } finally {
-    fs.rmSync(file, { force: true });
-    fs.closeSync(fd);
-    if (failed && !loaded.length) {
+    if (!loaded) {
       // Blobs and layers a failed load verified and stored, which no name holds.
       const held = await store.lockStore('ex');
       try {
@@ -770,17 +778,14 @@ async function load(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Prom
         held.release();
       }
     }
+    const where = current ? `image archive: image ${current.index + 1}: ` : 'image archive: ';
+    const failure = err instanceof ApiError ? err : badRequest(`${where}${reason(err).split(`${current?.describe}: `).join('')}`);
+    if (!started) throw failure;
+    send(errorMessage(failure.message));
+  } finally {
+    fs.rmSync(file, { force: true });
+    fs.closeSync(fd);
   }
-  const send = streamHead(res);
-  for (const image of loaded) {
-    const shown = image.names.map((n) => familiarString(n)).filter((n): n is string => Boolean(n));
-    if (shown.length) for (const s of shown) send({ stream: `Loaded image: ${s}\n` });
-    else send({ stream: `Loaded image ID: ${image.id}\n` });
-    ctx.events.emit('image', 'load', image.id, { name: shown[0] ?? image.id });
-  }
-  // dockerd sends layer progress unless quiet; the images loaded are what the CLI prints.
-  void quiet;
-  if (!loaded.length) send({ stream: '' });
   res.raw.end();
 }
 

@@ -294,8 +294,15 @@ it('refuses archives that escape, are not archives, or are too big, and leaves n
     { path: 'l.tar', content: await makeTar([{ path: 'x', content: 'y' }]) },
   ]);
   const blobsBefore = fs.readdirSync(path.join(d.store, 'blobs', 'sha256')).length;
-  const brokenRes = await request('POST', '/images/load', { body: broken });
+  const brokenRes = await request('POST', '/images/load?quiet=1', { body: broken });
   expect(brokenRes.status).toBe(400);
+  expect(JSON.parse(brokenRes.body).message).toMatch(/^image archive: image 1: layer sha256:[0-9a-f]{64}: the uncompressed layer's digest is sha256:[0-9a-f]{64}, but the image config says sha256:0{64}$/);
+  // Without quiet the layer's progress has started the stream: the error comes in it.
+  const brokenStream = await request('POST', '/images/load?quiet=0', { body: broken });
+  expect(brokenStream.status).toBe(200);
+  const last = JSON.parse(brokenStream.body.trim().split(/\r?\n/).at(-1)!);
+  expect(last.errorDetail.message).toMatch(/^image archive: image 1: .*but the image config says/);
+  expect(brokenStream.body).toContain('"status":"Loading layer"');
   expect(docker(['image', 'inspect', 'broken:1']).status).toBe(1);
   expect(fs.readdirSync(path.join(d.store, 'blobs', 'sha256')).length).toBe(blobsBefore);
   expect(storeTmp()).toEqual([]);

@@ -2,7 +2,7 @@
 // the reference filter's globs, X-Registry-Auth.
 import { describe, expect, it } from 'vitest';
 import { familiarString, globMatch, registryAuth } from '../../src/daemon/images';
-import { PullProgress, humanSize, layerId, progressText, type JsonMessage } from '../../src/daemon/imageProgress';
+import { LoadProgress, PullProgress, humanSize, layerId, progressText, type JsonMessage } from '../../src/daemon/imageProgress';
 
 describe('progress text, as jsonmessage.JSONProgress.String renders it', () => {
   it.each([
@@ -120,5 +120,26 @@ describe('X-Registry-Auth', () => {
 
   it('refuses what is not base64 JSON', () => {
     expect(() => registryAuth('!!!')).toThrow(/X-Registry-Auth/);
+  });
+});
+
+describe('LoadProgress', () => {
+  it('sends "Loading layer" with the bytes read, throttled, and the whole layer once read', () => {
+    const sent: JsonMessage[] = [];
+    let now = 1000;
+    const p = new LoadProgress((m) => sent.push(m), 100, () => now);
+    const digest = `sha256:${'c'.repeat(64)}`;
+    p.item(digest, 'c', 500);
+    p.update(digest, 0, 'downloading');
+    p.update(digest, 100); // throttled
+    now += 150;
+    p.update(digest, 250);
+    p.update(digest, 500, 'downloaded');
+    p.update(digest, 500, 'done'); // already whole
+    expect(sent.map((m) => `${m.id} ${m.status} ${m.progressDetail?.current}/${m.progressDetail?.total}`)).toEqual([
+      'cccccccccccc Loading layer 0/500',
+      'cccccccccccc Loading layer 250/500',
+      'cccccccccccc Loading layer 500/500',
+    ]);
   });
 });
