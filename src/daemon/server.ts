@@ -8,8 +8,8 @@ import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
 import { Router, dispatch, type Route } from './api';
 import { DaemonContext, type DaemonOptions } from './context';
-import { listImages } from '../image/images';
 import { eventRoutes } from './events';
+import { imageViews, routes as imageRoutes } from './images';
 import { routes as networkRoutes } from './networks';
 import { systemRoutes } from './system';
 import { routes as volumeRoutes } from './volumes';
@@ -59,10 +59,11 @@ export function parseHost(text: string): { unix: string } | { host: string; port
 
 /** Every part of the API; each file returns its routes. */
 function routes(ctx: DaemonContext): Route[] {
-  const info = () => ({ Images: listImages(ctx.images).length, Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0 });
+  const info = () => ({ Images: imageViews(ctx.images).length, Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0 });
   return [
     ...systemRoutes(ctx, { info }),
     ...eventRoutes(ctx.events),
+    ...imageRoutes(ctx),
     ...volumeRoutes(ctx),
     ...networkRoutes(ctx),
   ];
@@ -76,7 +77,8 @@ export async function serve(o: ServeOptions): Promise<Daemon> {
   const servers: http.Server[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void dispatch(router, req, res);
   for (const { address, where } of listeners) {
-    const server = http.createServer({ keepAliveTimeout: 0 }, handler);
+    // No request timeout: a `docker load` upload or a followed log may last for hours, as with dockerd.
+    const server = http.createServer({ keepAliveTimeout: 0, requestTimeout: 0 }, handler);
     server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
       const res = new http.ServerResponse(req);
       res.assignSocket(socket as import('net').Socket);
