@@ -21,7 +21,7 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { spawn } from 'child_process';
+import { spawn, type ChildProcess } from 'child_process';
 import { HuskError, reason } from '../errors';
 import { writeFileAtomic } from '../host/atomicWrite';
 import { parseProcStat, readProcStat, runsAs } from '../host/procfs';
@@ -83,23 +83,50 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
   if (monitorAlive(c.runDir)) return Promise.reject(new HuskError(`${c.runDir}: a monitor runs there already`));
   fs.mkdirSync(c.runDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(f.config, JSON.stringify(c), 0o600);
-  const logFd = fs.openSync(f.log, 'a', 0o600);
-  let child: ReturnType<typeof spawn>;
+  const execRoot = path.dirname(c.runDir);
+  const taken = takeSpare(c.runtimeRoot, execRoot);
+  let child: ChildProcess;
+  let channel: net.Socket;
+  if (taken) {
+    // The spare's log becomes this container's monitor.log (same file system: a rename).
+    fs.renameSync(taken.logFile, f.log);
+    ({ child, channel } = taken);
+    channel.write(`${f.config}\n`);
+  } else {
+    ({ child, channel } = spawnMonitor(c.runtimeRoot, f.log, [f.config]));
+  }
+  // The next container's monitor starts now, while this one creates its container.
+  if (sparesWanted) setImmediate(() => prepareSpare(c.runtimeRoot, execRoot));
+  return awaitReport(c, child, channel);
+}
+
+/** `node main.js --root ROOT daemon-monitor ARGS`, in its own session, its output in `logFile`,
+ *  with a socket on its fd 3 (the report; for a spare, also the config's path). */
+function spawnMonitor(runtimeRoot: string, logFile: string, args: string[]): { child: ChildProcess; channel: net.Socket } {
+  const logFd = fs.openSync(logFile, 'a', 0o600);
   try {
-    child = spawn(process.execPath, [HUSK_MAIN, '--root', c.runtimeRoot, 'daemon-monitor', f.config], {
+    const child = spawn(process.execPath, [HUSK_MAIN, '--root', runtimeRoot, 'daemon-monitor', ...args], {
       detached: true, // setsid: the daemon's signals and its terminal's hangup do not reach it
       stdio: ['ignore', logFd, logFd, 'pipe'],
       cwd: '/',
       env: monitorEnvironment(),
     });
+    return { child, channel: child.stdio[READY_FD] as net.Socket };
   } finally {
     fs.closeSync(logFd);
   }
+}
+
+/** Waits for the monitor's one report: the init's pid, or what failed (then removes what a
+ *  monitor that crashed left). */
+function awaitReport(c: MonitorConfig, child: ChildProcess, ready: net.Socket): Promise<{ pid: number; monitorPid: number }> {
+  const f = files(c.runDir);
   return new Promise((resolve, reject) => {
-    const ready = child.stdio[READY_FD] as net.Socket;
     let text = '';
     let settled = false;
-    const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+    const exited = child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve(child.exitCode)
+      : new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
     const fail = async (message: string) => {
       settled = true;
       ready.destroy();
@@ -130,12 +157,81 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
     });
     ready.on('error', () => undefined);
     child.on('error', (err) => !settled && void fail(`cannot run the monitor ${HUSK_MAIN}: ${reason(err)}`));
-    child.on('exit', (code, signal) => {
+    const ended = (code: number | null, signal: NodeJS.Signals | null) => {
       if (settled) return;
       const last = lastLine(f.log);
       void fail(`the container's monitor ended (${signal ?? `exit code ${code}`}) before the container ran${last ? `: ${last}` : ''}`);
-    });
+    };
+    if (child.exitCode !== null || child.signalCode !== null) ended(child.exitCode, child.signalCode);
+    else child.on('exit', ended);
   });
+}
+
+// A spare monitor: started before it is needed, with Node up and husk's runtime loaded, it
+// waits on its fd 3 for the path of a container's config. Starting a monitor costs a Node
+// process's start (a few hundred milliseconds on a busy machine); with a spare, `docker run`
+// pays only for the container's own create and start. One spare per daemon, replaced as soon
+// as it is taken; it ends when the daemon closes its end of fd 3 (the daemon's exit, even a
+// SIGKILL) or is told to stop (stopSpare).
+
+interface Spare {
+  child: ChildProcess;
+  channel: net.Socket;
+  runtimeRoot: string;
+  execRoot: string;
+  logFile: string;
+}
+
+let spare: Spare | undefined;
+/** Set by the daemon's first prepareSpare: from then on a taken spare is replaced at once. */
+let sparesWanted = false;
+
+export function prepareSpare(runtimeRoot: string, execRoot: string): void {
+  sparesWanted = true;
+  if (spare && spare.child.exitCode === null && spare.child.signalCode === null) return;
+  const logFile = path.join(execRoot, `spare-monitor-${process.pid}.log`);
+  try {
+    const { child, channel } = spawnMonitor(runtimeRoot, logFile, ['-']);
+    channel.on('error', () => undefined);
+    child.on('error', () => undefined);
+    const mine: Spare = { child, channel, runtimeRoot, execRoot, logFile };
+    child.once('exit', () => {
+      if (spare === mine) {
+        spare = undefined;
+        fs.rmSync(logFile, { force: true });
+      }
+    });
+    // The daemon does not wait for its spare to end.
+    child.unref();
+    (channel as net.Socket & { unref(): void }).unref();
+    spare = mine;
+  } catch {
+    spare = undefined;
+  }
+}
+
+function takeSpare(runtimeRoot: string, execRoot: string): Spare | undefined {
+  const s = spare;
+  if (!s || s.runtimeRoot !== runtimeRoot || s.execRoot !== execRoot || s.child.exitCode !== null || s.child.signalCode !== null || !fs.existsSync(s.logFile)) return undefined;
+  spare = undefined;
+  s.child.removeAllListeners('exit');
+  (s.channel as net.Socket & { ref(): void }).ref();
+  return s;
+}
+
+/** Ends the spare (the daemon stops). */
+export function stopSpare(): void {
+  sparesWanted = false;
+  const s = spare;
+  spare = undefined;
+  if (!s) return;
+  s.channel.destroy();
+  try {
+    s.child.kill('SIGKILL');
+  } catch {
+    // gone already
+  }
+  fs.rmSync(s.logFile, { force: true });
 }
 
 /** The daemon's environment, less what was meant for the daemon alone: sockets passed by
@@ -257,6 +353,36 @@ function lastLine(file: string): string {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** A spare monitor's fd 3, once it has its config: the report goes there. */
+let spareChannel: net.Socket | undefined;
+
+/** A spare monitor (`daemon-monitor -`): loads what the monitor will need, then waits for the
+ *  config's path on fd 3; exits when the daemon closes fd 3 first. */
+async function waitAsSpare(): Promise<string> {
+  require('../runtime/create');
+  require('../runtime/container');
+  require('../native');
+  const channel = new net.Socket({ fd: READY_FD, readable: true, writable: true });
+  return new Promise((resolve) => {
+    let text = '';
+    channel.setEncoding('utf8');
+    channel.on('data', (chunk: string) => {
+      text += chunk;
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      channel.removeAllListeners();
+      channel.pause();
+      channel.on('error', () => undefined);
+      // The report goes back on this socket (report() in runMonitor).
+      spareChannel = channel;
+      resolve(text.slice(0, nl));
+    });
+    // The daemon went away before it needed this spare.
+    channel.on('end', () => process.exit(0));
+    channel.on('error', () => process.exit(0));
+  });
+}
+
 // ====================================================================== the monitor itself
 
 interface Client {
@@ -267,6 +393,7 @@ interface Client {
 
 /** `husk daemon-monitor CONFIG`: runs the container to its end; returns the monitor's exit code. */
 export async function runMonitor(configFile: string): Promise<number> {
+  if (configFile === '-') configFile = await waitAsSpare();
   let c: MonitorConfig;
   try {
     c = JSON.parse(fs.readFileSync(configFile, 'utf8'));
@@ -283,8 +410,12 @@ export async function runMonitor(configFile: string): Promise<number> {
     if (reported) return;
     reported = true;
     try {
-      fs.writeSync(READY_FD, JSON.stringify(msg) + '\n');
-      fs.closeSync(READY_FD);
+      if (spareChannel) {
+        spareChannel.end(JSON.stringify(msg) + '\n');
+      } else {
+        fs.writeSync(READY_FD, JSON.stringify(msg) + '\n');
+        fs.closeSync(READY_FD);
+      }
     } catch {
       // the daemon is gone: nobody waits for the report
     }
