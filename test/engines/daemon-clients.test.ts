@@ -24,7 +24,7 @@ let d: HuskDaemon;
 beforeAll(async () => {
   ws = new Workspace('daemon-clients');
   netns = new TestNetns('husk-dc');
-  d = await startHuskDaemon(ws, [], 'husk-daemon', (argv) => netns.argv(argv));
+  d = await startHuskDaemon(ws, [], 'husk-daemon', netns);
   const tarball = busyboxImage(ws, IMAGE, { 'www/index.html': PAGE });
   const load = d.docker(['load', '-i', tarball]);
   expect(load.status, explain(load)).toBe(0);

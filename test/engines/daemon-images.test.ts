@@ -35,7 +35,8 @@ beforeAll(async () => {
   pushLayout(layout, 'two', registry, 'husk/probe:2');
   pushLayout(layout, 'one', registry, 'husk/other:latest');
   repo = `${registry.host}/husk/probe`;
-  d = await startHuskDaemon(ws);
+  // In the host's network namespace: the registries the tests pull from listen on its loopback.
+  d = await startHuskDaemon(ws, [], 'husk-daemon', 'host');
 }, 120_000);
 
 afterAll(async () => {

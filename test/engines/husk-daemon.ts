@@ -8,10 +8,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { TestNetns } from '../lib/netns';
 import { REPO, explain, need, run, type Daemon, type Result, type Workspace } from './setup';
 
 export interface HuskDaemon {
   daemon: Daemon;
+  /** The network namespace the daemon runs in (none: the host's). */
+  netns?: TestNetns;
   /** The socket, and the environment a client needs (DOCKER_HOST). */
   socket: string;
   env: Record<string, string>;
@@ -37,10 +40,19 @@ function connects(socket: string): Promise<boolean> {
 }
 
 /**
- * Starts the daemon; `inNetns` (e.g. a TestNetns's argv) wraps its command line, so that its
- * networks, bridges and published ports live in a network namespace the test made.
+ * Starts the daemon in a network namespace of the test's own (made here, or `netns`), so that
+ * its networks' bridges, the containers' addresses and the published ports never reach the
+ * host's network; teardown removes the namespace it made. `host`: in the host's namespace, for
+ * a test whose containers use no network but whose daemon pulls from a registry on the host's
+ * loopback.
  */
-export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], name = 'husk-daemon', inNetns?: (argv: string[]) => string[]): Promise<HuskDaemon> {
+export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], name = 'husk-daemon', where?: TestNetns | 'host'): Promise<HuskDaemon> {
+  let netns: TestNetns | undefined = where === 'host' ? undefined : where;
+  if (!where) {
+    const own = new TestNetns('husk-dd');
+    ws.atTeardown(() => own.remove());
+    netns = own;
+  }
   // Short paths: a unix socket path has at most 107 bytes, and the monitors' sockets live under
   // the exec root, one directory per container id.
   const dataRoot = ws.mkdir('d', 'data');
@@ -52,7 +64,7 @@ export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], n
     path.join(REPO, 'bin', 'husk'), 'daemon', '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot,
     '--store', store, '--cni-config-dir', cniConfigDir, ...extraArgs,
   ];
-  const daemon = ws.startDaemon(name, inNetns ? inNetns(argv) : argv);
+  const daemon = ws.startDaemon(name, netns ? netns.argv(argv) : argv);
   let up = false;
   await daemon.waitReady(() => {
     void connects(socket).then((ok) => (up = ok));
@@ -60,7 +72,7 @@ export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], n
   }, 30_000);
   const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: ws.mkdir('d', 'docker-config') };
   return {
-    daemon, socket, env, dataRoot, execRoot, store,
+    daemon, netns, socket, env, dataRoot, execRoot, store,
     docker(args, opts = {}) {
       return run([opts.binary ?? DOCKER_CLIS[0], ...args], { env, timeoutMs: opts.timeoutMs, input: opts.input });
     },

@@ -203,6 +203,13 @@ export class Workspace {
     return w;
   }
 
+  /** What teardown does once the daemons have stopped (a network namespace a daemon ran in). */
+  private readonly afterDaemons: (() => void)[] = [];
+
+  atTeardown(fn: () => void): void {
+    this.afterDaemons.push(fn);
+  }
+
   /** Starts a daemon whose output goes to <dir>/<name>.log; stopped by teardown (or earlier). */
   startDaemon(name: string, argv: string[], env: Record<string, string> = {}): Daemon {
     const logFile = this.path(`${name}.log`);
@@ -245,6 +252,13 @@ export class Workspace {
       }
     }
     for (const daemon of [...this.daemons].reverse()) await daemon.stop();
+    for (const fn of this.afterDaemons.reverse()) {
+      try {
+        fn();
+      } catch (err) {
+        problems.push(`cleanup after the daemons failed: ${(err as Error).message}`);
+      }
+    }
     // husk's warm servers for our state roots are husk's, not leftovers (each exits by itself
     // when idle): ended here, before the search.
     await stopHuskServers((root) => root.startsWith(this.dir + '/'));
