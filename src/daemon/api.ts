@@ -176,6 +176,14 @@ export function filtersParam(query: URLSearchParams, known: string[]): Map<strin
   return out;
 }
 
+/** A `label` filter: every `KEY` is present and every `KEY=VALUE` has that value. */
+export function labelsMatch(labels: Record<string, string>, wanted: string[]): boolean {
+  return wanted.every((w) => {
+    const [k, v] = w.split('=', 2);
+    return v === undefined ? k in labels : labels[k] === v;
+  });
+}
+
 /** The request body, at most `limit` bytes (413 beyond). */
 export function readBody(req: http.IncomingMessage, limit = 1 << 20): Promise<Buffer> {
   return new Promise((resolve, reject) => {

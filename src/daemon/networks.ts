@@ -16,7 +16,7 @@ import { attachedTo, listRecords, type AttachRecord } from '../network/attach';
 import { listNetworks, resultAddresses, type NetworkList } from '../network/cni';
 import { createNetwork, removeNetwork, DEFAULT_SUBNET } from '../network/networks';
 import { configDirOf, DEFAULT_NETWORK } from '../network/options';
-import { ApiError, badRequest, checkFields, conflict, filtersParam, notFound, type Route } from './api';
+import { ApiError, badRequest, checkFields, conflict, filtersParam, labelsMatch, notFound, type Route } from './api';
 import type { DaemonContext } from './context';
 
 /** What the daemon keeps of a network that CNI does not. */
@@ -226,13 +226,6 @@ function remove(ctx: DaemonContext, ref: string): void {
   }
   fs.rmSync(path.join(metaDir(ctx), `${n.name}.json`), { force: true });
   ctx.events.emit('network', 'destroy', n.id, { name: n.name, type: 'bridge' });
-}
-
-function labelsMatch(labels: Record<string, string>, wanted: string[]): boolean {
-  return wanted.every((w) => {
-    const [k, v] = w.split('=', 2);
-    return v === undefined ? k in labels : labels[k] === v;
-  });
 }
 
 export function routes(ctx: DaemonContext): Route[] {

@@ -6,7 +6,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../host/atomicWrite';
-import { badRequest, checkFields, conflict, filtersParam, notFound, boolParam, type Route } from './api';
+import { badRequest, boolParam, checkFields, conflict, filtersParam, labelsMatch, notFound, type Route } from './api';
 import type { DaemonContext } from './context';
 
 export interface Volume {
@@ -135,13 +135,6 @@ function shown(v: Volume): Omit<Volume, 'Anonymous'> {
 const CREATE_FIELDS = ['Name', 'Driver', 'DriverOpts', 'Labels', 'ClusterVolumeSpec'];
 const FILTERS = ['dangling', 'driver', 'label', 'name'];
 const PRUNE_FILTERS = ['label', 'label!', 'all'];
-
-function labelsMatch(labels: Record<string, string>, wanted: string[]): boolean {
-  return wanted.every((w) => {
-    const [k, v] = w.split('=', 2);
-    return v === undefined ? k in labels : labels[k] === v;
-  });
-}
 
 export function routes(ctx: DaemonContext): Route[] {
   return [
