@@ -23,7 +23,7 @@ import { pull } from '../image/pull';
 import { familiarName, formatReference, parseReference, type Reference } from '../image/reference';
 import { sourceName, type SourceSpec } from '../image/source';
 import type { ImageRef, ImageStore, RefsFile } from '../image/store';
-import { ApiError, badRequest, boolParam, compareVersions, conflict, filtersParam, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
+import { ApiError, badRequest, boolParam, compareVersions, conflict, filtersParam, labelsMatch, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
 import type { DaemonContext } from './context';
 import { LoadProgress, PullProgress, errorMessage, type JsonMessage } from './imageProgress';
 
@@ -236,10 +236,7 @@ function referenceMatches(v: ImageView, pattern: string): boolean {
 }
 
 function labelMatches(config: ImageConfig, filter: string): boolean {
-  const labels = config.config?.Labels ?? {};
-  const eq = filter.indexOf('=');
-  if (eq < 0) return filter in labels;
-  return labels[filter.slice(0, eq)] === filter.slice(eq + 1);
+  return labelsMatch(config.config?.Labels ?? {}, [filter]);
 }
 
 function isDangling(v: ImageView): boolean {
