@@ -6,8 +6,6 @@ import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Socket } from 'net';
-import type { Readable } from 'stream';
 import { reason } from '../errors';
 import { log } from '../host/log';
 import { remountBundle, removeBundle } from '../image/bundle';
@@ -18,33 +16,12 @@ import { containerDir, readRecord, stateFor, writeRecord, listRecords, type Cont
 
 // ---------------------------------------------------------------------------------- monitor
 
-/** The monitor's interface (src/daemon/monitor.ts, /work/shared-notes/daemon-contract.md). */
-export interface MonitorConfig {
-  id: string;
-  runtimeRoot: string;
-  bundle: string;
-  runDir: string;
-  exitFile: string;
-  tty: boolean;
-  openStdin: boolean;
-  stdinOnce: boolean;
-  logPath: string;
-  logMaxSize?: number;
-  logMaxFiles?: number;
-}
-export interface ExitStatus { exitCode: number; signal?: number; oomKilled: boolean; finishedAt: string; error?: string }
-interface Monitor {
-  startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPid: number }>;
-  attach(runDir: string, o: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<Socket>;
-  resize(runDir: string, rows: number, cols: number): Promise<void>;
-  waitExit(runDir: string, exitFile: string): Promise<ExitStatus>;
-  monitorAlive(runDir: string): boolean;
-  readLogs(logPath: string, o: { follow: boolean; tail?: number; since?: number; until?: number; timestamps: boolean; stdout: boolean; stderr: boolean; tty: boolean; done?: Promise<unknown> }): Readable;
-}
+export type { ExitStatus, MonitorConfig } from './monitor';
+import type { ExitStatus } from './monitor';
 
-/** Loaded when first needed: the monitor is its own part of the daemon. */
-export function monitor(): Monitor {
-  return require('./monitor') as Monitor;
+/** The monitor (monitor.ts) and its log reader (logs.ts), loaded when first needed. */
+export function monitor(): typeof import('./monitor') & Pick<typeof import('./logs'), 'readLogs'> {
+  return { ...(require('./monitor') as typeof import('./monitor')), readLogs: (require('./logs') as typeof import('./logs')).readLogs };
 }
 
 const runtime = () => require('../runtime/container') as typeof import('../runtime/container');
