@@ -220,7 +220,6 @@ async function attachHandler(ctx: DaemonContext, req: ApiRequest, res: ApiRespon
   const logs = boolParam(req.query, 'logs');
   const tty = Boolean(r.Config.Tty);
   if (!stream && !logs) throw badRequest('Bad parameters: you must choose at least one stream');
-  if (r.State.Status !== 'created' && !isRunning(r) && stream && !logs) throw conflict('You cannot attach to a stopped container, start it first');
   const { socket, head } = res.hijack(tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream');
   socket.on('error', () => socket.destroy());
   emit(ctx, r, 'attach');
@@ -229,7 +228,7 @@ async function attachHandler(ctx: DaemonContext, req: ApiRequest, res: ApiRespon
     pipeUntilEnd(monitor().readLogs(r.LogPath, show), socket);
     return;
   }
-  if (r.State.Status === 'created') {
+  if (!isRunning(r)) {
     // Attached before start (docker run, start -a): everything the container writes is in its
     // log, so its output comes from there (nothing is lost before the attach reaches the
     // monitor); stdin goes to the monitor.
