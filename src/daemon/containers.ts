@@ -232,18 +232,18 @@ async function attachHandler(ctx: DaemonContext, req: ApiRequest, res: ApiRespon
     // Attached before start (docker run, start -a): everything the container writes is in its
     // log, so its output comes from there (nothing is lost before the attach reaches the
     // monitor); stdin goes to the monitor.
-    const started = await new Promise<boolean>((resolve) => {
-      const onStart = () => resolve(true);
+    const started = await new Promise<number | undefined>((resolve) => {
+      const onStart = (since: number) => resolve(since);
       live(ctx).bus.once(`start:${r.Id}`, onStart);
       socket.once('close', () => {
         live(ctx).bus.off(`start:${r.Id}`, onStart);
-        resolve(false);
+        resolve(undefined);
       });
     });
-    if (!started) return;
+    if (started === undefined) return;
     r = readRecord(ctx, r.Id) ?? r;
     const done = exited(ctx, r);
-    if (o.stdout || o.stderr) pipeUntilEnd(monitor().readLogs(r.LogPath, { ...show, follow: true, done }), socket);
+    if (o.stdout || o.stderr) pipeUntilEnd(monitor().readLogs(r.LogPath, { ...show, follow: true, done, since: started }), socket);
     else void done.then(() => socket.end());
     if (o.stdin) {
       const input = await monitor().attach(r.husk.runDir, { stdin: true, stdout: false, stderr: false }).catch(() => undefined);

@@ -29,7 +29,7 @@ const runtime = () => require('../runtime/container') as typeof import('../runti
 // ---------------------------------------------------------------------------------- the daemon's view
 
 interface Live {
-  /** `start:<id>`, `exit:<id>` (exit code), `destroy:<id>` (exit code). */
+  /** `start:<id>` (when the run began, Unix seconds), `exit:<id>` (exit code), `destroy:<id>` (exit code). */
   bus: EventEmitter;
   watching: Set<string>;
   removing: Set<string>;
@@ -129,6 +129,8 @@ export async function startContainer(ctx: DaemonContext, r: ContainerRecord, why
   // The runtime's record of an earlier run whose monitor was killed before it deleted it.
   if (runtime().exists(ctx.runtimeRoot, r.Id)) await runtime().remove(ctx.runtimeRoot, r.Id, true).catch(() => undefined);
   let started: { pid: number; monitorPid: number };
+  // The log's entries of this run are the ones from here on (attach before start shows only them).
+  const since = Date.now() / 1000;
   try {
     started = await monitor().startMonitor({
       id: r.Id,
@@ -157,7 +159,7 @@ export async function startContainer(ctx: DaemonContext, r: ContainerRecord, why
   now.NetworkSettings = networkSettings(ctx, now);
   writeRecord(ctx, now);
   emit(ctx, now, 'start');
-  l.bus.emit(`start:${now.Id}`);
+  l.bus.emit(`start:${now.Id}`, since);
   watchExit(ctx, now);
   return now;
 }
