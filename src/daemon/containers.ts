@@ -233,12 +233,26 @@ async function attachHandler(ctx: DaemonContext, req: ApiRequest, res: ApiRespon
     // log, so its output comes from there (nothing is lost before the attach reaches the
     // monitor); stdin goes to the monitor.
     const started = await new Promise<number | undefined>((resolve) => {
-      const onStart = (since: number) => resolve(since);
-      live(ctx).bus.once(`start:${r.Id}`, onStart);
-      socket.once('close', () => {
-        live(ctx).bus.off(`start:${r.Id}`, onStart);
+      const bus = live(ctx).bus;
+      const stop = () => {
+        bus.off(`start:${r.Id}`, onStart);
+        bus.off(`start-failed:${r.Id}`, onFail);
+        bus.off(`destroy:${r.Id}`, onFail);
+      };
+      const onStart = (since: number) => {
+        stop();
+        resolve(since);
+      };
+      // A start that failed, or a container removed first: the attach ends.
+      const onFail = () => {
+        stop();
+        socket.end();
         resolve(undefined);
-      });
+      };
+      bus.on(`start:${r.Id}`, onStart);
+      bus.on(`start-failed:${r.Id}`, onFail);
+      bus.on(`destroy:${r.Id}`, onFail);
+      socket.once('close', onFail);
     });
     if (started === undefined) return;
     r = readRecord(ctx, r.Id) ?? r;

@@ -150,6 +150,9 @@ export async function startContainer(ctx: DaemonContext, r: ContainerRecord, why
     const now = readRecord(ctx, r.Id) ?? r;
     now.State = stateFor(now.State, now.State.Status === 'created' ? 'created' : 'exited', { Pid: 0, Error: message, ExitCode: startFailureCode(message) });
     writeRecord(ctx, now);
+    l.bus.emit(`start-failed:${now.Id}`);
+    // As dockerd: a --rm container that could not start is removed (the CLI waits for that).
+    if (now.HostConfig.AutoRemove) await removeContainer(ctx, now, true).catch((e) => log.warn(`container ${now.Id}: --rm: ${reason(e)}`));
     throw new ApiError(400, `failed to create task for container: ${message}`);
   }
   const now = readRecord(ctx, r.Id) ?? r;

@@ -62,6 +62,15 @@ describe.each(DOCKER_CLIS)('%s', (cli) => {
     expect(docker(['ps', '-aq']).stdout.trim()).toBe('');
   });
 
+  it('fails a run whose command cannot start with 127 or 126, and --rm removes it', () => {
+    const missing = docker(['run', '--rm', IMAGE, '/nonexistent']);
+    expect(missing.status, explain(missing)).toBe(127);
+    expect(missing.stderr).toMatch(/no such file or directory/);
+    const notExecutable = docker(['run', '--rm', IMAGE, '/etc/passwd']);
+    expect(notExecutable.status, explain(notExecutable)).toBe(126);
+    expect(docker(['ps', '-aq']).stdout.trim()).toBe('');
+  });
+
   it('runs -d, lists it, shows its logs, stops and removes it', async () => {
     const name = `web-${path.basename(cli)}-${cli.includes('local') ? 'new' : 'old'}`;
     const started = docker(['run', '-d', '--name', name, IMAGE, '/probe', 'echo', 'started', 'then', 'sleep', 'inf']);
