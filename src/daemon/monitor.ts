@@ -27,6 +27,10 @@ import { writeFileAtomic } from '../host/atomicWrite';
 import { parseProcStat, readProcStat, runsAs } from '../host/procfs';
 import { frame, JsonFileWriter, nowRFC3339Nano, type StreamName } from './logs';
 
+// The contract lists readLogs with the monitor's functions: it lives with the log's writer
+// (logs.ts) and is exported from here too.
+export { readLogs, type ReadLogsOptions } from './logs';
+
 export interface MonitorConfig {
   id: string;              // the container id
   runtimeRoot: string;     // husk --root for the runtime state
@@ -39,6 +43,11 @@ export interface MonitorConfig {
   logPath: string;         // json-file log; '' for none
   logMaxSize?: number;     // bytes; rotate to logPath.1 ... when bigger
   logMaxFiles?: number;    // how many rotated files are kept (default 1: no rotation kept)
+  /** Added to the contract: a client attached before start (`docker run` without -d, `docker
+   *  start -a`) and will attach() once startMonitor resolves. The output from the start until
+   *  that first attachment is kept (1 MiB, 10 s at most) and sent to it first, and the monitor
+   *  waits for it (10 s at most) before it ends, so a quick `echo hi` is not lost to it. */
+  holdForAttach?: boolean;
 }
 export interface ExitStatus { exitCode: number; signal?: number; oomKilled: boolean; finishedAt: string; error?: string }
 
@@ -55,6 +64,11 @@ const files = (runDir: string) => ({
   log: path.join(runDir, 'monitor.log'),
 });
 
+/** How much output, and for how long, the monitor keeps for a client that attached before
+ * start (holdForAttach). */
+const HOLD_BYTES = 1 << 20;
+const HOLD_MS = 10_000;
+
 /** The fd on which the monitor reports, once, {"pid":N} or {"error":"..."}. */
 const READY_FD = 3;
 
@@ -66,6 +80,7 @@ const READY_FD = 3;
  *  nothing is left (no runtime state, no monitor, no sockets). */
 export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPid: number }> {
   const f = files(c.runDir);
+  if (monitorAlive(c.runDir)) return Promise.reject(new HuskError(`${c.runDir}: a monitor runs there already`));
   fs.mkdirSync(c.runDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(f.config, JSON.stringify(c), 0o600);
   const logFd = fs.openSync(f.log, 'a', 0o600);
@@ -75,6 +90,7 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
       detached: true, // setsid: the daemon's signals and its terminal's hangup do not reach it
       stdio: ['ignore', logFd, logFd, 'pipe'],
       cwd: '/',
+      env: monitorEnvironment(),
     });
   } finally {
     fs.closeSync(logFd);
@@ -122,13 +138,22 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
   });
 }
 
+/** The daemon's environment, less what was meant for the daemon alone: sockets passed by
+ * systemd (LISTEN_*, which create would hand on to the container) and a front door's socket. */
+function monitorEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'HUSK_FRONT_DOOR_FD']) delete env[name];
+  return env;
+}
+
 /** Connects to the monitor's attach socket. What the socket yields is already Docker's stream:
  *  raw bytes with a terminal, the multiplexed frames (8-byte header: stream 1/2, 0,0,0, size
  *  big-endian u32) without. Bytes written to it go to the container's stdin; ending the socket's
  *  writable side closes stdin when stdinOnce. The socket closes when the container's output ends. */
 export function attach(runDir: string, o: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ path: files(runDir).attach, allowHalfOpen: true });
+    // Not half-open: when the monitor ends the output, the socket closes on this side too.
+    const sock = net.connect({ path: files(runDir).attach });
     sock.once('error', (err) => reject(new HuskError(`attach ${files(runDir).attach}: ${reason(err)}`)));
     sock.once('connect', () => {
       sock.removeAllListeners('error');
@@ -242,7 +267,12 @@ interface Client {
 
 /** `husk daemon-monitor CONFIG`: runs the container to its end; returns the monitor's exit code. */
 export async function runMonitor(configFile: string): Promise<number> {
-  const c = JSON.parse(fs.readFileSync(configFile, 'utf8')) as MonitorConfig;
+  let c: MonitorConfig;
+  try {
+    c = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  } catch (err) {
+    throw new HuskError(`read the monitor's config ${configFile}: ${reason(err)}`);
+  }
   const f = files(c.runDir);
   // The daemon ends containers through the runtime's kill; a hangup or a stray signal to the
   // monitor must not leave its container without a parent.
@@ -272,16 +302,17 @@ export async function runMonitor(configFile: string): Promise<number> {
     return 1;
   }
   const initPid = created.record.pid;
-  const io = containerIO(c, created, native);
-  const ctl = ctlServer(f.ctl, io, native);
+  let io: ContainerIO | undefined;
+  const ctl = ctlServer(() => io, native);
   let servers: net.Server[] = [];
   try {
-    servers = [await listen(attachServer(c, io), f.attach), await listen(ctl.server, f.ctl)];
+    io = containerIO(c, created, native);
+    servers = [await listen(attachServer(c, io!), f.attach), await listen(ctl.server, f.ctl)];
     const self = parseProcStat(readProcStat(process.pid)!);
     writeFileAtomic(f.pid, `${process.pid} ${self.startTime}`, 0o600);
     await start(c.runtimeRoot, c.id);
   } catch (err) {
-    io.destroy();
+    io?.destroy();
     for (const s of servers) s.close();
     await remove(c.runtimeRoot, c.id, true).catch(() => undefined);
     fs.rmSync(c.runDir, { recursive: true, force: true });
@@ -290,11 +321,22 @@ export async function runMonitor(configFile: string): Promise<number> {
   }
   report({ pid: initPid });
 
-  const wait = await native.waitpidAsync(initPid);
-  await io.drained(1000, 10_000);
-  io.end();
+  let wait: { code: number | null; signal: number | null };
+  let waitError: string | undefined;
+  try {
+    wait = await native.waitpidAsync(initPid);
+  } catch (err) {
+    // Not our child after all (it cannot be, as its subreaper; but should it happen, the
+    // container is still seen to its end, without its status).
+    waitError = `waitpid ${initPid}: ${reason(err)}`;
+    while (runsAs(initPid, created.record.initStartTime)) await sleep(100);
+    wait = { code: 255, signal: null };
+  }
+  await io!.drained(1000, 10_000);
+  await io!.firstAttach;
+  io!.end();
   const oomKilled = oomKills(created.record.cgroupPaths) > 0;
-  let error: string | undefined;
+  let error = waitError;
   try {
     await remove(c.runtimeRoot, c.id, true);
   } catch (err) {
@@ -311,7 +353,7 @@ export async function runMonitor(configFile: string): Promise<number> {
   fs.mkdirSync(path.dirname(c.exitFile), { recursive: true });
   writeFileAtomic(c.exitFile, JSON.stringify(status), 0o600);
   ctl.exited(status);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(servers.map(closeServer));
   fs.rmSync(c.runDir, { recursive: true, force: true });
   return 0;
 }
@@ -332,7 +374,24 @@ function oomKills(cgroupPaths: Record<string, string> | undefined): number {
   return 0;
 }
 
+/** Stops listening; connections still open after a moment (a client that never ended its
+ * side, or never sent its request) are cut. */
+async function closeServer(server: net.Server): Promise<void> {
+  const closed = new Promise((resolve) => server.close(resolve));
+  await Promise.race([closed, sleep(1000)]);
+  for (const socket of connections.get(server) ?? []) socket.destroy();
+  await closed;
+}
+
+const connections = new WeakMap<net.Server, Set<net.Socket>>();
+
 function listen(server: net.Server, file: string): Promise<net.Server> {
+  const open = new Set<net.Socket>();
+  connections.set(server, open);
+  server.on('connection', (socket: net.Socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+  });
   return new Promise((resolve, reject) => {
     fs.rmSync(file, { force: true });
     server.once('error', reject);
@@ -347,6 +406,10 @@ function listen(server: net.Server, file: string): Promise<net.Server> {
 // ---------------------------------------------------------------- the container's I/O
 
 interface ContainerIO {
+  /** With holdForAttach: settles at the first attachment (or after HOLD_MS). */
+  firstAttach?: Promise<void>;
+  /** A client wants the output from now on (and what was held for it, if it is the first). */
+  addClient(client: Client): void;
   clients: Set<Client>;
   /** Whether the output has ended (every attached client is then ended too). */
   ended: boolean;
@@ -363,6 +426,17 @@ interface ContainerIO {
 function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes?: [number, number, number] }, native: typeof import('../native').native): ContainerIO {
   const log = c.logPath ? new JsonFileWriter(c.logPath, { maxSize: c.logMaxSize, maxFiles: c.logMaxFiles }) : undefined;
   const clients = new Set<Client>();
+  // Output held for the client that attached before start (holdForAttach), until it comes.
+  let held: { stream: StreamName; chunk: Buffer }[] | undefined = c.holdForAttach ? [] : undefined;
+  let heldBytes = 0;
+  let attached = () => undefined as void;
+  const firstAttach = held && new Promise<void>((resolve) => {
+    attached = resolve;
+    setTimeout(() => {
+      held = undefined;
+      resolve();
+    }, HOLD_MS);
+  });
   let quiet: NodeJS.Timeout | undefined;
   const emit = (stream: StreamName, chunk: Buffer) => {
     quiet?.refresh();
@@ -370,6 +444,10 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
       log?.write(stream, chunk);
     } catch (err) {
       process.stderr.write(`husk daemon-monitor ${c.id}: log ${c.logPath}: ${reason(err)}\n`);
+    }
+    if (held && heldBytes + chunk.length <= HOLD_BYTES) {
+      held.push({ stream, chunk });
+      heldBytes += chunk.length;
     }
     const bytes = c.tty ? chunk : frame(stream, chunk);
     for (const client of clients) if (client[stream] && !client.socket.destroyed) client.socket.write(bytes);
@@ -393,8 +471,10 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
     const tty = require('tty') as typeof import('tty');
     read(new tty.ReadStream(master) as unknown as net.Socket, 'stdout');
     writeStdin = (data) => {
+      // The master is non-blocking: a full input queue is retried a while, then the rest is
+      // dropped (as a terminal drops what nobody reads) rather than spin for ever.
       let off = 0;
-      while (off < data.length) {
+      for (let tries = 0; off < data.length && tries < 1000; tries++) {
         try {
           off += fs.writeSync(master, data, off);
         } catch (err) {
@@ -403,8 +483,8 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
       }
     };
     // A terminal has no end of input of its own: the line discipline's EOF (^D) is what a
-    // shell reads as one.
-    closeStdin = () => writeStdin(Buffer.from([4]));
+    // shell reads as one. Only while the container runs: after, nobody reads it.
+    closeStdin = () => !io.ended && writeStdin(Buffer.from([4]));
   } else {
     const [stdinW, stdoutR, stderrR] = created.stdioPipes!;
     read(new net.Socket({ fd: stdoutR, readable: true, writable: false }), 'stdout');
@@ -425,6 +505,17 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
   const io: ContainerIO = {
     clients,
     ended: false,
+    firstAttach,
+    addClient(client) {
+      const early = held;
+      held = undefined;
+      attached();
+      for (const { stream, chunk } of early ?? []) {
+        if (client[stream]) client.socket.write(c.tty ? chunk : frame(stream, chunk));
+      }
+      if (io.ended) client.socket.end(() => client.socket.destroy());
+      else clients.add(client);
+    },
     writeStdin,
     closeStdin,
     master: created.consoleFd,
@@ -448,7 +539,8 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
         // the log's directory is gone
       }
       closeStdin();
-      for (const client of clients) client.socket.end();
+      // The socket closes when the output ends (its peer need not end its side first).
+      for (const client of clients) client.socket.end(() => client.socket.destroy());
       clients.clear();
     },
     destroy() {
@@ -482,11 +574,8 @@ function attachServer(c: MonitorConfig, io: ContainerIO): net.Server {
       }
       client = { socket, stdout: Boolean(want.stdout), stderr: Boolean(want.stderr) };
       stdin = Boolean(want.stdin) && c.openStdin;
-      if (io.ended) {
-        socket.end();
-        return;
-      }
-      io.clients.add(client);
+      io.addClient(client);
+      if (io.ended) return;
       const rest = head.subarray(nl + 1);
       if (stdin && rest.length) io.writeStdin(rest);
     });
@@ -500,7 +589,7 @@ function attachServer(c: MonitorConfig, io: ContainerIO): net.Server {
 }
 
 /** ctl.sock: resize the terminal; wait for the exit status. */
-function ctlServer(file: string, io: ContainerIO, native: typeof import('../native').native) {
+function ctlServer(io: () => ContainerIO | undefined, native: typeof import('../native').native) {
   let status: ExitStatus | undefined;
   const waiters = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -525,7 +614,7 @@ function ctlServer(file: string, io: ContainerIO, native: typeof import('../nati
           if (status) socket.end(JSON.stringify(status) + '\n');
           else waiters.add(socket);
         } else if (req.op === 'resize') {
-          socket.write(JSON.stringify(resizeMaster(io, native, req.rows, req.cols)) + '\n');
+          socket.write(JSON.stringify(resizeMaster(io(), native, req.rows, req.cols)) + '\n');
         } else {
           socket.write(JSON.stringify({ error: `unknown op ${JSON.stringify(req.op)}` }) + '\n');
         }
@@ -542,8 +631,8 @@ function ctlServer(file: string, io: ContainerIO, native: typeof import('../nati
   };
 }
 
-function resizeMaster(io: ContainerIO, native: typeof import('../native').native, rows: unknown, cols: unknown): { error?: string } {
-  if (io.master === undefined) return { error: 'the container has no terminal' };
+function resizeMaster(io: ContainerIO | undefined, native: typeof import('../native').native, rows: unknown, cols: unknown): { error?: string } {
+  if (io?.master === undefined) return { error: 'the container has no terminal' };
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || (rows as number) < 0 || (cols as number) < 0) {
     return { error: `bad size ${JSON.stringify(rows)}x${JSON.stringify(cols)}` };
   }
