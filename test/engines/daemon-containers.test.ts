@@ -135,6 +135,39 @@ it('gives the container what -e, -w, -u, --hostname, --read-only, --memory and -
   expect(entry.stdout, explain(entry)).toBe('from entrypoint\n');
 });
 
+it('pauses, shows top and stats, renames, restarts, kills, and reports each in events', () => {
+  const since = String(Math.floor(Date.now() / 1000) - 1);
+  const started = d.docker(['run', '-d', '--name', 'verbs', IMAGE]);
+  expect(started.status, explain(started)).toBe(0);
+  const id = started.stdout.trim();
+  expect(d.docker(['pause', 'verbs']).status).toBe(0);
+  expect(d.docker(['inspect', '--format', '{{.State.Status}}', 'verbs']).stdout.trim()).toBe('paused');
+  expect(d.docker(['unpause', 'verbs']).status).toBe(0);
+  const top = d.docker(['top', 'verbs']);
+  expect(top.stdout, explain(top)).toMatch(/\/probe sleep inf/);
+  const stats = d.docker(['stats', '--no-stream', '--format', '{{.Name}} {{.PIDs}}', 'verbs']);
+  expect(stats.stdout.trim(), explain(stats)).toBe('verbs 1');
+  expect(d.docker(['rename', 'verbs', 'verbs2']).status).toBe(0);
+  const restart = d.docker(['restart', '-t', '0', 'verbs2']);
+  expect(restart.status, explain(restart)).toBe(0);
+  expect(d.docker(['inspect', '--format', '{{.Name}} {{.State.Status}}', id]).stdout.trim()).toBe('/verbs2 running');
+  const kill = d.docker(['kill', 'verbs2']);
+  expect(kill.status, explain(kill)).toBe(0);
+  expect(d.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', id]).stdout.trim()).toBe('exited 137');
+  const prune = d.docker(['container', 'prune', '-f']);
+  expect(prune.stdout, explain(prune)).toContain(id);
+  const events = d.docker(['events', '--since', since, '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', `container=${id}`, '--format', '{{.Action}}']);
+  expect(events.stdout.split('\n').filter(Boolean), explain(events)).toEqual(expect.arrayContaining(['create', 'start', 'pause', 'unpause', 'rename', 'kill', 'die', 'stop', 'restart', 'destroy']));
+});
+
+it('publishes a port with -p and shows it in ps and port', () => {
+  const started = d.docker(['run', '-d', '--name', 'ported', '-p', '18181:80', IMAGE]);
+  expect(started.status, explain(started)).toBe(0);
+  expect(d.docker(['port', 'ported']).stdout.trim()).toBe('80/tcp -> 0.0.0.0:18181');
+  expect(d.docker(['inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', 'ported']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  expect(d.docker(['rm', '-f', 'ported']).status).toBe(0);
+});
+
 it('bind-mounts a host directory with -v', () => {
   const dir = ws.mkdir('bind');
   fs.writeFileSync(path.join(dir, 'in'), 'from the host\n');
