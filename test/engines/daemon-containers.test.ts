@@ -191,7 +191,7 @@ it('restarts on failure as often as --restart on-failure:2 says, then leaves it 
   expect(d.docker(['rm', 'flaky']).status).toBe(0);
 });
 
-it('copies files in and out with docker cp, and refuses .. in the container path', () => {
+it('copies files in and out with docker cp, and refuses .. in the container path', async () => {
   const started = d.docker(['run', '-d', '--name', 'cpbox', IMAGE]);
   expect(started.status, explain(started)).toBe(0);
   const dir = ws.mkdir('cp');
@@ -209,6 +209,12 @@ it('copies files in and out with docker cp, and refuses .. in the container path
   const escape = d.docker(['cp', 'cpbox:/tmp/../../etc/shadow', path.join(dir, 'shadow')]);
   expect(escape.status, explain(escape)).not.toBe(0);
   expect(fs.existsSync(path.join(dir, 'shadow'))).toBe(false);
+  // What the CLI may clean itself, the daemon refuses too.
+  const get = await request('GET', '/v1.43/containers/cpbox/archive?path=/tmp/../../etc/shadow');
+  expect(get.status).toBe(400);
+  expect(JSON.parse(get.body).message).toContain('".." is not allowed');
+  const put = await request('PUT', '/v1.43/containers/cpbox/archive?path=/tmp/..', '');
+  expect(put.status).toBe(400);
   expect(d.docker(['rm', '-f', 'cpbox']).status).toBe(0);
 });
 

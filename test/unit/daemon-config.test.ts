@@ -165,3 +165,25 @@ describe('policies', () => {
     expect(tmpfsMount('/t', ['exec', 'size=1m']).options).toEqual(['nosuid', 'nodev', 'exec', 'size=1m']);
   });
 });
+
+describe('docker cp paths', () => {
+  it('resolves paths and symlinks inside the rootfs, never out of it', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { containerPath, resolveInRoot } = await import('../../src/daemon/archive');
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'husk-cp-'));
+    try {
+      fs.mkdirSync(path.join(root, 'etc'));
+      fs.symlinkSync('/etc', path.join(root, 'abs'));
+      fs.symlinkSync('../../../..', path.join(root, 'etc', 'up'));
+      expect(resolveInRoot(root, '/abs/passwd', true)).toBe(path.join(root, 'etc', 'passwd'));
+      expect(resolveInRoot(root, '/etc/up/etc', true)).toBe(path.join(root, 'etc'));
+      expect(resolveInRoot(root, '/abs', false)).toBe(path.join(root, 'abs'));
+      expect(() => containerPath('/tmp/../etc')).toThrow('".." is not allowed');
+      expect(containerPath('tmp')).toBe('/tmp');
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
