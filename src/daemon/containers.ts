@@ -67,7 +67,7 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
   const body = await req.json<unknown>({});
   const id = randomBytes(32).toString('hex');
   const plan = planCreate(body, id);
-  const name = asked ? checkName(asked) : generateName(new Set(listRecords(ctx).map((r) => r.Name)));
+  const name = asked ? checkName(asked) : generateName(new Set([...listRecords(ctx).map((r) => r.Name), ...[...reserved.keys()].map((n) => `/${n}`)]));
   checkNameFree(ctx, name);
   const found = findImage(ctx.images, plan.image);
   if (!found) throw notFound(`No such image: ${plan.image}`);
@@ -385,6 +385,26 @@ function summary(r: ContainerRecord) {
   };
 }
 
+/** Bytes in the files under `dir` (the container's writable layer, for `ps --size`). */
+function diskUsage(dir: string): number {
+  let total = 0;
+  const walk = (d: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else total += fs.lstatSync(p, { throwIfNoEntry: false })?.size ?? 0;
+    }
+  };
+  walk(dir);
+  return total;
+}
+
 const LIST_FILTERS = ['id', 'name', 'label', 'status', 'ancestor', 'exited', 'network', 'before', 'since', 'health', 'volume', 'expose', 'publish', 'isolation', 'is-task'];
 
 function listHandler(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): void {
@@ -421,7 +441,8 @@ function listHandler(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): voi
     && (!since || since.every((t) => r.Created > t)));
   const limit = intParam(req.query, 'limit', -1)!;
   if (limit > 0) records = records.slice(0, limit);
-  res.json(records.map(summary));
+  const size = boolParam(req.query, 'size');
+  res.json(records.map((r) => (size ? { ...summary(r), SizeRw: diskUsage(path.join(r.husk.bundle, 'overlay', 'upper')) } : summary(r))));
 }
 
 // ---------------------------------------------------------------------------------- stop, kill, rm...
