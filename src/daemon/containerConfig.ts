@@ -350,10 +350,10 @@ const DEFAULT_MODES: Record<string, string[]> = {
 };
 
 /**
- * The create body checked and mapped. `id` gives the default hostname (its first 12), `hostEnv`
- * nothing: -e K without a value was already resolved by the client.
+ * The create body checked and mapped. `id` gives the default hostname (its first 12; the host's
+ * name with the host's network). -e K without a value was already resolved by the client.
  */
-export function planCreate(body: unknown, id: string): CreatePlan {
+export function planCreate(body: unknown, id: string, hostHostname = 'localhost'): CreatePlan {
   const c = obj(body, 'container config', CREATE_FIELDS);
   const h = obj(c.HostConfig, 'HostConfig', HOST_CONFIG_FIELDS);
   const n = obj(c.NetworkingConfig, 'NetworkingConfig', ['EndpointsConfig']);
@@ -376,7 +376,7 @@ export function planCreate(body: unknown, id: string): CreatePlan {
   for (const e of env) if (e.startsWith('=') || e === '') throw badRequest(`invalid environment variable: ${JSON.stringify(e)}`);
   const workdir = str(c.WorkingDir, 'WorkingDir');
   if (workdir && !workdir.startsWith('/')) throw badRequest(`the working directory '${workdir}' is invalid, it needs to be an absolute path`);
-  const hostname = str(c.Hostname, 'Hostname') ?? id.slice(0, 12);
+  const givenHostname = str(c.Hostname, 'Hostname');
 
   const mounts: Mount[] = [];
   const points: MountPoint[] = [];
@@ -402,6 +402,8 @@ export function planCreate(body: unknown, id: string): CreatePlan {
   let mode = str(h.NetworkMode, 'HostConfig.NetworkMode') ?? 'default';
   if (mode === 'default') mode = 'bridge';
   if (c.NetworkDisabled) mode = 'none';
+  // With the host's network, the host's name (as dockerd), else the id's first 12.
+  const hostname = givenHostname ?? (mode === 'host' ? hostHostname : id.slice(0, 12));
   if (mode.startsWith('container:')) throw badRequest(`husk does not support HostConfig.NetworkMode ${JSON.stringify(mode)} yet`);
   const endpoints = obj(n.EndpointsConfig, 'NetworkingConfig.EndpointsConfig', Object.keys((n.EndpointsConfig as object) ?? {}));
   if (Object.keys(endpoints).length > 1) throw badRequest('Container cannot be connected to network endpoints: husk connects a container to one network at create');

@@ -15,7 +15,7 @@ import { ApiError, badRequest, boolParam, checkFields, commonHeaders, conflict, 
 import type { DaemonContext } from './context';
 import { INIT_BINARIES, checkName, patchSpec, planCreate, resourcesOf } from './containerConfig';
 import {
-  emit, isRunning, killContainer, live, monitor, networkSettings, pauseContainer, recover as recoverContainers, removeContainer,
+  addReader, emit, isRunning, killContainer, live, monitor, networkSettings, pauseContainer, recover as recoverContainers, removeContainer,
   runDirOf, signalNumber, startContainer, stopContainer, unpauseContainer, waitForExit,
 } from './lifecycle';
 import { ZERO_TIME, containerDir, findRecord, inspectView, listRecords, readRecord, writeRecord, type ContainerRecord } from './records';
@@ -66,7 +66,7 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
   const asked = req.query.get('name');
   const body = await req.json<unknown>({});
   const id = randomBytes(32).toString('hex');
-  const plan = planCreate(body, id);
+  const plan = planCreate(body, id, require('os').hostname());
   const name = asked ? checkName(asked) : generateName(new Set([...listRecords(ctx).map((r) => r.Name), ...[...reserved.keys()].map((n) => `/${n}`)]));
   checkNameFree(ctx, name);
   const found = findImage(ctx.images, plan.image);
@@ -76,7 +76,8 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
   try {
     net = networkOf({ ...plan.network, cniConfigDir: ctx.o.cniConfigDir, cniPluginDir: ctx.o.cniPluginDirs });
   } catch (err) {
-    if (err instanceof HuskError && /no network|not found|does not exist/i.test(err.message)) throw notFound(`network ${plan.network.network} not found`);
+    // 400, not 404: the CLI takes a 404 from create for a missing image, and pulls.
+    if (err instanceof HuskError && /no network|not found|does not exist|no such/i.test(err.message)) throw badRequest(`network ${plan.network.network} not found`);
     throw asBadRequest(err);
   }
   reserved.set(name, id);
@@ -207,10 +208,20 @@ function exited(ctx: DaemonContext, r: ContainerRecord): Promise<unknown> {
   return new Promise((resolve) => live(ctx).bus.once(`exit:${r.Id}`, resolve));
 }
 
-function pipeUntilEnd(from: NodeJS.ReadableStream, to: Duplex): void {
-  from.on('data', (chunk: Buffer) => to.write(chunk));
-  from.on('end', () => to.end());
-  from.on('error', () => to.destroy());
+/** Copies `from` to `to`, then ends `to`; resolves when `from` has ended (or failed). */
+function pipeUntilEnd(from: NodeJS.ReadableStream, to: Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    from.on('data', (chunk: Buffer) => to.write(chunk));
+    from.on('end', () => {
+      to.end();
+      resolve();
+    });
+    from.on('error', () => {
+      to.destroy();
+      resolve();
+    });
+    from.on('close', () => resolve());
+  });
 }
 
 async function attachHandler(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Promise<void> {
@@ -257,7 +268,7 @@ async function attachHandler(ctx: DaemonContext, req: ApiRequest, res: ApiRespon
     if (started === undefined) return;
     r = readRecord(ctx, r.Id) ?? r;
     const done = exited(ctx, r);
-    if (o.stdout || o.stderr) pipeUntilEnd(monitor().readLogs(r.LogPath, { ...show, follow: true, done, since: started }), socket);
+    if (o.stdout || o.stderr) addReader(ctx, r.Id, pipeUntilEnd(monitor().readLogs(r.LogPath, { ...show, follow: true, done, since: started }), socket));
     else void done.then(() => socket.end());
     if (o.stdin) {
       const input = await monitor().attach(r.husk.runDir, { stdin: true, stdout: false, stderr: false }).catch(() => undefined);

@@ -34,6 +34,8 @@ interface Live {
   watching: Set<string>;
   removing: Set<string>;
   restartTimers: Map<string, NodeJS.Timeout>;
+  /** Attached clients still reading a container's log: --rm waits for them before the log goes. */
+  readers: Map<string, Set<Promise<void>>>;
 }
 
 const lives = new WeakMap<DaemonContext, Live>();
@@ -41,7 +43,7 @@ const lives = new WeakMap<DaemonContext, Live>();
 export function live(ctx: DaemonContext): Live {
   let l = lives.get(ctx);
   if (!l) {
-    l = { bus: new EventEmitter().setMaxListeners(0), watching: new Set(), removing: new Set(), restartTimers: new Map() };
+    l = { bus: new EventEmitter().setMaxListeners(0), watching: new Set(), removing: new Set(), restartTimers: new Map(), readers: new Map() };
     lives.set(ctx, l);
   }
   return l;
@@ -190,6 +192,9 @@ async function onExit(ctx: DaemonContext, id: string, st: ExitStatus): Promise<v
   l.bus.emit(`exit:${id}`, st.exitCode);
   if (l.removing.has(id)) return;
   if (r.HostConfig.AutoRemove) {
+    // The output of a foreground `docker run --rm` is read from the log: it is read to its end first.
+    const readers = [...(l.readers.get(id) ?? [])];
+    await Promise.race([Promise.all(readers), new Promise((resolve) => setTimeout(resolve, 5000))]);
     await removeContainer(ctx, r, true).catch((err) => log.warn(`container ${id}: --rm: ${reason(err)}`));
     return;
   }
@@ -206,6 +211,18 @@ async function onExit(ctx: DaemonContext, id: string, st: ExitStatus): Promise<v
     writeRecord(ctx, now);
     startContainer(ctx, now, 'restart-policy').catch((err) => log.warn(`container ${id}: restart: ${reason(err)}`));
   }, delay));
+}
+
+/** Notes a client reading the container's log until `ended` settles. */
+export function addReader(ctx: DaemonContext, id: string, ended: Promise<void>): void {
+  const l = live(ctx);
+  const set = l.readers.get(id) ?? new Set();
+  l.readers.set(id, set);
+  set.add(ended);
+  void ended.finally(() => {
+    set.delete(ended);
+    if (!set.size) l.readers.delete(id);
+  });
 }
 
 /** Resolves with true once the container has exited (false after `ms`). */

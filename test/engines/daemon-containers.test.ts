@@ -62,6 +62,17 @@ describe.each(DOCKER_CLIS)('%s', (cli) => {
     expect(docker(['ps', '-aq']).stdout.trim()).toBe('');
   });
 
+  it('shows a quick container\'s whole output on every network mode', () => {
+    for (const network of ['none', 'host', 'bridge']) {
+      const res = docker(['run', '--rm', '--network', network, IMAGE, '/probe', 'echo', network]);
+      expect(res.stdout, explain(res)).toBe(`${network}\n`);
+    }
+    const missing = docker(['run', '--rm', '--network', 'nosuch', IMAGE, '/probe', 'echo', 'no']);
+    expect(missing.status, explain(missing)).toBe(125);
+    expect(missing.stderr).toMatch(/network nosuch not found/);
+    expect(containerDirs()).toEqual([]);
+  });
+
   it('fails a run whose command cannot start with 127 or 126, and --rm removes it', () => {
     const missing = docker(['run', '--rm', IMAGE, '/nonexistent']);
     expect(missing.status, explain(missing)).toBe(127);

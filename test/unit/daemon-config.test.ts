@@ -99,7 +99,8 @@ describe('planCreate', () => {
       Dns: ['1.1.1.1'], ExtraHosts: ['db:10.0.0.2'],
     }), ID);
     expect(plan.network).toMatchObject({ network: 'mynet', publish: ['8080:80/tcp', '127.0.0.1:5353:53/udp'], dns: ['1.1.1.1'], addHost: ['db:10.0.0.2'] });
-    expect(planCreate(cliBody({}, { NetworkMode: 'host' }), ID).network.network).toBe('host');
+    const host = planCreate(cliBody({}, { NetworkMode: 'host' }), ID, 'myhost');
+    expect([host.network.network, host.bundle.hostname]).toEqual(['host', 'myhost']);
     expect(() => publishOf({ '80/tcp': [{ HostIp: '', HostPort: '' }] })).toThrow(/host port/);
     expect(() => planCreate(cliBody({}, { NetworkMode: 'container:x' }), ID)).toThrow(/NetworkMode/);
   });
