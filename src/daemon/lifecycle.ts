@@ -229,7 +229,9 @@ export function addReader(ctx: DaemonContext, id: string, ended: Promise<void>):
 export function waitForExit(ctx: DaemonContext, id: string, ms: number): Promise<boolean> {
   const l = live(ctx);
   const r = readRecord(ctx, id);
-  if (!r || !isRunning(r) || !l.watching.has(id)) return Promise.resolve(!r || !isRunning(r));
+  if (!r || !isRunning(r)) return Promise.resolve(true);
+  // A container this daemon has not watched yet (recover not run): its exit is watched from now.
+  watchExit(ctx, r);
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       clearTimeout(timer);
