@@ -127,6 +127,8 @@ export async function startContainer(ctx: DaemonContext, r: ContainerRecord, why
     l.restartTimers.delete(r.Id);
   }
   remountBundle(ctx.images, r.husk.bundle);
+  // The monitor of the last run reports the exit, then closes its sockets and ends: a moment.
+  for (let i = 0; i < 100 && monitor().monitorAlive(r.husk.runDir); i++) await new Promise((resolve) => setTimeout(resolve, 50));
   fs.rmSync(r.husk.exitFile, { force: true });
   // The runtime's record of an earlier run whose monitor was killed before it deleted it.
   if (runtime().exists(ctx.runtimeRoot, r.Id)) await runtime().remove(ctx.runtimeRoot, r.Id, true).catch(() => undefined);
