@@ -89,6 +89,8 @@ export interface CreatePlan {
   hostConfig: Record<string, unknown>;
   /** The record's Mounts (docker inspect's). */
   mountPoints: MountPoint[];
+  /** The named volumes the container uses (made when missing, as dockerd does). */
+  volumes: string[];
 }
 
 export interface MountPoint {
@@ -98,6 +100,9 @@ export interface MountPoint {
   Mode: string;
   RW: boolean;
   Propagation: string;
+  /** Named volumes: the volume's name and driver. */
+  Name?: string;
+  Driver?: string;
 }
 
 const obj = (v: unknown, where: string, known: readonly string[]): Record<string, unknown> => {
@@ -148,11 +153,22 @@ function bindMount(source: string, target: string, readOnly: boolean, propagatio
   return { destination: target, type: 'bind', source, options: ['rbind', readOnly ? 'ro' : 'rw', propagation] };
 }
 
-/** `-v /host:/container[:ro|rw|z|Z|propagation,...]`. */
-export function parseBind(text: string): { mount: Mount; point: MountPoint } {
+/** A named volume's name, as dockerd checks it. */
+export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/** A named volume's data directory (dockerd's layout: <volumes>/<name>/_data). */
+export function volumeSource(volumesDir: string | undefined, name: string, where: string): string {
+  if (!volumesDir) throw badRequest(`${where}: ${JSON.stringify(name)}: husk does not support named volumes here (give an absolute host path)`);
+  if (!VOLUME_NAME.test(name)) throw badRequest(`${where}: ${JSON.stringify(name)} includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed`);
+  return path.join(volumesDir, name, '_data');
+}
+
+/** `-v /host:/container[:ro|rw|z|Z|propagation,...]`, or `-v NAME:/container` for a named volume. */
+export function parseBind(text: string, volumesDir?: string): { mount: Mount; point: MountPoint; volume?: string } {
   const parts = text.split(':');
   if (parts.length < 2 || parts.length > 3) throw badRequest(`HostConfig.Binds: invalid volume specification: ${JSON.stringify(text)}`);
-  const source = checkHostPath(parts[0], 'HostConfig.Binds');
+  const volume = parts[0].startsWith('/') ? undefined : parts[0];
+  const source = volume === undefined ? checkHostPath(parts[0], 'HostConfig.Binds') : volumeSource(volumesDir, volume, 'HostConfig.Binds');
   const target = checkTarget(parts[1], 'HostConfig.Binds');
   const modes = parts[2] ? parts[2].split(',') : [];
   let readOnly = false;
@@ -165,7 +181,10 @@ export function parseBind(text: string): { mount: Mount; point: MountPoint } {
   }
   return {
     mount: bindMount(source, target, readOnly, propagation),
-    point: { Type: 'bind', Source: source, Destination: target, Mode: parts[2] ?? '', RW: !readOnly, Propagation: propagation },
+    point: volume === undefined
+      ? { Type: 'bind', Source: source, Destination: target, Mode: parts[2] ?? '', RW: !readOnly, Propagation: propagation }
+      : { Type: 'volume', Name: volume, Source: source, Destination: target, Driver: 'local', Mode: parts[2] ?? 'z', RW: !readOnly, Propagation: '' },
+    ...(volume !== undefined ? { volume } : {}),
   };
 }
 
@@ -185,7 +204,7 @@ export function tmpfsMount(target: string, options: string[]): Mount {
 
 const MOUNT_FIELDS = ['Target', 'Source', 'Type', 'ReadOnly', 'Consistency', 'BindOptions', 'VolumeOptions', 'TmpfsOptions'];
 
-function parseMountSpec(m: unknown, i: number): { mount: Mount; point: MountPoint } {
+function parseMountSpec(m: unknown, i: number, volumesDir?: string): { mount: Mount; point: MountPoint; volume?: string } {
   const where = `HostConfig.Mounts[${i}]`;
   const o = obj(m, where, MOUNT_FIELDS);
   const target = checkTarget(String(o.Target ?? ''), `${where}.Target`);
@@ -207,7 +226,13 @@ function parseMountSpec(m: unknown, i: number): { mount: Mount; point: MountPoin
     if (readOnly) opts.push('ro');
     return { mount: tmpfsMount(target, opts), point: { Type: 'tmpfs', Source: '', Destination: target, Mode: '', RW: !readOnly, Propagation: '' } };
   }
-  if (o.Type === 'volume') throw badRequest(`${where}: husk does not support volume mounts yet`);
+  if (o.Type === 'volume') {
+    obj(o.VolumeOptions, `${where}.VolumeOptions`, ['NoCopy', 'Labels', 'DriverConfig', 'Subpath']);
+    const name = String(o.Source ?? '');
+    if (!name) throw badRequest(`${where}: husk does not support anonymous volumes yet (give the volume a name)`);
+    const source = volumeSource(volumesDir, name, `${where}.Source`);
+    return { mount: bindMount(source, target, readOnly), point: { Type: 'volume', Name: name, Source: source, Destination: target, Driver: 'local', Mode: 'z', RW: !readOnly, Propagation: '' }, volume: name };
+  }
   throw badRequest(`${where}.Type: ${JSON.stringify(o.Type)}: expected bind, tmpfs or volume`);
 }
 
@@ -353,7 +378,7 @@ const DEFAULT_MODES: Record<string, string[]> = {
  * The create body checked and mapped. `id` gives the default hostname (its first 12; the host's
  * name with the host's network). -e K without a value was already resolved by the client.
  */
-export function planCreate(body: unknown, id: string, hostHostname = 'localhost'): CreatePlan {
+export function planCreate(body: unknown, id: string, hostHostname = 'localhost', volumesDir?: string): CreatePlan {
   const c = obj(body, 'container config', CREATE_FIELDS);
   const h = obj(c.HostConfig, 'HostConfig', HOST_CONFIG_FIELDS);
   const n = obj(c.NetworkingConfig, 'NetworkingConfig', ['EndpointsConfig']);
@@ -380,15 +405,18 @@ export function planCreate(body: unknown, id: string, hostHostname = 'localhost'
 
   const mounts: Mount[] = [];
   const points: MountPoint[] = [];
+  const volumes: string[] = [];
   for (const b of strings(h.Binds, 'HostConfig.Binds') ?? []) {
-    const { mount, point } = parseBind(b);
+    const { mount, point, volume } = parseBind(b, volumesDir);
     mounts.push(mount);
     points.push(point);
+    if (volume) volumes.push(volume);
   }
   (Array.isArray(h.Mounts) ? h.Mounts : h.Mounts == null ? [] : [h.Mounts]).forEach((m, i) => {
-    const { mount, point } = parseMountSpec(m, i);
+    const { mount, point, volume } = parseMountSpec(m, i, volumesDir);
     mounts.push(mount);
     points.push(point);
+    if (volume) volumes.push(volume);
   });
   for (const [target, options] of Object.entries(obj(h.Tmpfs, 'HostConfig.Tmpfs', Object.keys(h.Tmpfs ?? {})))) {
     const dest = checkTarget(target, 'HostConfig.Tmpfs');
@@ -464,6 +492,7 @@ export function planCreate(body: unknown, id: string, hostHostname = 'localhost'
     config,
     hostConfig,
     mountPoints: points,
+    volumes: [...new Set(volumes)],
   };
 }
 

@@ -66,7 +66,7 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
   const asked = req.query.get('name');
   const body = await req.json<unknown>({});
   const id = randomBytes(32).toString('hex');
-  const plan = planCreate(body, id, require('os').hostname());
+  const plan = planCreate(body, id, require('os').hostname(), ctx.volumesDir);
   const name = asked ? checkName(asked) : generateName(new Set([...listRecords(ctx).map((r) => r.Name), ...[...reserved.keys()].map((n) => `/${n}`)]));
   checkNameFree(ctx, name);
   const found = findImage(ctx.images, plan.image);
@@ -84,8 +84,15 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
   const dir = containerDir(ctx, id);
   const bundleDir = path.join(dir, 'bundle');
   let bundleMade = false;
+  const newVolumes: string[] = [];
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Named volumes are made on first use, as dockerd makes them (empty: the image's content is not copied in).
+    for (const v of plan.volumes) {
+      if (fs.existsSync(path.join(ctx.volumesDir, v))) continue;
+      fs.mkdirSync(path.join(ctx.volumesDir, v, '_data'), { recursive: true, mode: 0o755 });
+      newVolumes.push(v);
+    }
     const bundle = await createBundle(ctx.images, image, bundleDir, {
       ...plan.bundle,
       hostEnv: {},
@@ -148,6 +155,7 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
     };
     record.NetworkSettings = networkSettings(ctx, record);
     writeRecord(ctx, record);
+    for (const v of newVolumes) ctx.events.emit('volume', 'create', v, { driver: 'local' });
     emit(ctx, record, 'create');
   } catch (err) {
     // Nothing is left of a create that failed.
@@ -159,6 +167,7 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
       }
     }
     fs.rmSync(dir, { recursive: true, force: true });
+    for (const v of newVolumes) fs.rmSync(path.join(ctx.volumesDir, v), { recursive: true, force: true });
     throw err;
   } finally {
     reserved.delete(name);

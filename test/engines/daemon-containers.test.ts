@@ -191,6 +191,15 @@ it('bind-mounts a host directory with -v', () => {
   expect(ro.stderr).toMatch(/EROFS/);
 });
 
+it('makes a named volume on first use, and keeps it for the next container', () => {
+  const write = d.docker(['run', '--rm', '-v', 'keepme:/data', IMAGE, '/probe', 'write', '/data/f', 'kept']);
+  expect(write.status, explain(write)).toBe(0);
+  const read = d.docker(['run', '--rm', '--mount', 'type=volume,source=keepme,target=/v', IMAGE, '/probe', 'cat', '/v/f']);
+  expect(read.stdout, explain(read)).toBe('kept');
+  const bad = d.docker(['run', '--rm', '-v', '.bad:/data', IMAGE, '/probe', 'echo', 'no']);
+  expect(bad.status, explain(bad)).toBe(125);
+});
+
 it('restarts on failure as often as --restart on-failure:2 says, then leaves it exited', async () => {
   const started = d.docker(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', IMAGE, '/probe', 'echo', 'try', 'then', 'exit', '1']);
   expect(started.status, explain(started)).toBe(0);

@@ -89,6 +89,15 @@ describe('planCreate', () => {
     expect(() => parseBind('/srv/../etc:/x')).toThrow('".." is not allowed');
     expect(() => parseBind('/srv:/a/../b')).toThrow('".." is not allowed');
     expect(() => parseBind('myvolume:/data')).toThrow(/named volumes/);
+    const named = parseBind('cache:/data:ro', '/v');
+    expect(named).toEqual({
+      mount: { destination: '/data', type: 'bind', source: '/v/cache/_data', options: ['rbind', 'ro', 'rprivate'] },
+      point: { Type: 'volume', Name: 'cache', Source: '/v/cache/_data', Destination: '/data', Driver: 'local', Mode: 'ro', RW: false, Propagation: '' },
+      volume: 'cache',
+    });
+    expect(() => parseBind('../x:/data', '/v')).toThrow(/invalid characters/);
+    expect(() => parseBind('.x:/data', '/v')).toThrow(/invalid characters/);
+    expect(planCreate(cliBody({}, { Binds: ['vol:/a'], Mounts: [{ Type: 'volume', Source: 'vol', Target: '/b' }] }), ID, 'h', '/v').volumes).toEqual(['vol']);
     expect(() => planCreate(cliBody({}, { Binds: ['/a:/x', '/b:/x'] }), ID)).toThrow('Duplicate mount point: /x');
     expect(() => planCreate(cliBody({}, { Mounts: [{ Type: 'bind', Source: '/', Target: '/h' }] }), ID)).toThrow(/refused/);
   });
