@@ -434,3 +434,39 @@ export function removeBundle(store: ImageStore, dir: string, force = false): voi
   }
   trace('husk', `removed bundle ${bundle}`, { kind: 'bundleRemoved', bundle });
 }
+
+/**
+ * Mounts a bundle's overlay rootfs again from its registration (after a reboot, or when the
+ * daemon unmounted it), keeping its writable layer: the same lowerdirs, upperdir and workdir as
+ * createBundle gave it. Returns false when it is mounted already.
+ */
+export function remountBundle(store: ImageStore, dir: string): boolean {
+  const bundle = path.resolve(dir);
+  const rootfs = path.join(bundle, 'rootfs');
+  if (isMountPoint(rootfs)) return false;
+  let reg: Registration;
+  try {
+    reg = JSON.parse(fs.readFileSync(registrationPath(store, bundle), 'utf8')) as Registration;
+  } catch (err) {
+    throw new HuskError(`bundle ${bundle}: no registration to mount its rootfs from: ${reason(err)}`);
+  }
+  // The registration lists each layer once, bottom first; lowerdirs go top first.
+  const lowers = [...reg.layers].reverse().map((diffID) => {
+    const meta = store.layerMeta(diffID);
+    if (!meta) throw new HuskError(`bundle ${bundle}: layer ${diffID} is no longer in the store`);
+    return path.join(store.links, meta.link);
+  });
+  const overlay = path.join(bundle, 'overlay');
+  sys.mountOverlay(rootfs, lowers, path.join(overlay, 'upper'), path.join(overlay, 'work'));
+  return true;
+}
+
+/** Unmounts a bundle's overlay rootfs, keeping the writable layer and the registration
+ * (remountBundle mounts it again). Refuses while a process still has its root there. */
+export function unmountBundle(dir: string): void {
+  const rootfs = path.join(path.resolve(dir), 'rootfs');
+  if (!isMountPoint(rootfs)) return;
+  const users = processesRootedIn(rootfs);
+  if (users.length) throw new HuskError(`${rootfs} is in use by process${users.length > 1 ? 'es' : ''} ${users.slice(0, 5).join(', ')}`);
+  sys.unmount(rootfs);
+}
