@@ -136,6 +136,20 @@ void reapExited() {
   }
 }
 
+// Stage 1 reports the init's pid and exits at once, but until its exit is complete the init
+// is its child, not yet ours (we are the subreaper it is re-parented to): a waitpid(init) then
+// fails with ECHILD. Foreground waits for them first, so that it never takes a process that
+// is still re-parented to it for one that is gone.
+void awaitStage1s() {
+  for (pid_t &p : gStage1) {
+    if (p <= 0) continue;
+    int status;
+    while (waitpid(p, &status, 0) < 0 && errno == EINTR) {
+    }
+    p = 0;
+  }
+}
+
 // Waits for a watched child and forgets it; returns its status.
 int waitWatched(pid_t pid) {
   for (Watched &w : gWatched) {
@@ -725,6 +739,7 @@ int onForeground(char *body, uint32_t length, int *fds, uint32_t nfds) {
   // still its own and signals may go to it.
   int status = 0;
   bool exited = false;
+  awaitStage1s();
   forwardSignalsTo(pid);
   if (master >= 0) {
     Copy copies[2] = {{0, master, true, false, true}, {master, 1, false, false, true}};

@@ -92,3 +92,81 @@ it('refuses a TCP listener unless asked plainly, and a malformed -H, with one li
   expect(bad.stderr.trim()).toBe('husk: daemon: -H "ftp://x": expected unix:///PATH or tcp://HOST:PORT');
   expect(fs.existsSync(ws.path('x')) || fs.existsSync(ws.path('y'))).toBe(false);
 });
+
+it('creates, lists, inspects, removes and prunes volumes, and refuses a name that is a path', async () => {
+  const create = d.docker(['volume', 'create', '--label', 'team=blue', 'data1']);
+  expect(create.status, explain(create)).toBe(0);
+  expect(create.stdout.trim()).toBe('data1');
+  expect(d.docker(['volume', 'create', 'data1']).status).toBe(0); // again: the same volume
+  const inspect = d.docker(['volume', 'inspect', 'data1']);
+  expect(inspect.status, explain(inspect)).toBe(0);
+  const [v] = JSON.parse(inspect.stdout);
+  expect(v).toMatchObject({ Name: 'data1', Driver: 'local', Scope: 'local', Labels: { team: 'blue' } });
+  expect(v.Mountpoint).toBe(`${d.dataRoot}/volumes/data1/_data`);
+  expect(fs.statSync(v.Mountpoint).isDirectory()).toBe(true);
+  expect(d.docker(['volume', 'create', 'data2']).status).toBe(0);
+  const ls = d.docker(['volume', 'ls', '--filter', 'label=team=blue', '--format', '{{.Name}}']);
+  expect(ls.stdout.trim()).toBe('data1');
+  const all = d.docker(['volume', 'ls', '-q']);
+  expect(all.stdout.trim().split('\n').sort()).toEqual(['data1', 'data2']);
+  // Named volumes stay through a plain prune (API 1.42+), and go with --all.
+  expect(d.docker(['volume', 'prune', '-f']).stdout).not.toMatch(/data1/);
+  const pruned = d.docker(['volume', 'prune', '-f', '--all']);
+  expect(pruned.status, explain(pruned)).toBe(0);
+  expect(pruned.stdout).toMatch(/data1/);
+  expect(fs.existsSync(v.Mountpoint)).toBe(false);
+  for (const bad of ['../etc', 'a/b', '.hidden']) {
+    const res = d.docker(['volume', 'create', bad]);
+    expect(res.status, explain(res)).toBe(1);
+    expect(res.stderr).toMatch(/invalid characters for a local volume name/);
+  }
+  expect(fs.readdirSync(`${d.dataRoot}/volumes`)).toEqual([]);
+  const missing = d.docker(['volume', 'rm', 'nope']);
+  expect(missing.status).toBe(1);
+  expect(missing.stderr).toMatch(/no such volume/);
+  const opts = await request('POST', '/volumes/create', JSON.stringify({ Name: 'x1', DriverOpts: { type: 'nfs' } }));
+  expect(opts.status).toBe(400);
+  const unknown = await request('POST', '/volumes/create', JSON.stringify({ Name: 'x1', Colour: 'red' }));
+  expect(unknown.status).toBe(400);
+  expect(JSON.parse(unknown.body).message).toBe('volume create: unknown field "Colour"');
+  const malformed = await request('POST', '/volumes/create', '{"Name": ');
+  expect(malformed.status).toBe(400);
+  expect(JSON.parse(malformed.body).message).toMatch(/^malformed JSON in the request body/);
+  expect(fs.readdirSync(`${d.dataRoot}/volumes`)).toEqual([]);
+});
+
+it('creates, lists, inspects and removes networks as CNI networks, and keeps the predefined ones', async () => {
+  const ls = d.docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}}']);
+  expect(ls.status, explain(ls)).toBe(0);
+  expect(ls.stdout.trim().split('\n')).toEqual(['bridge bridge', 'host host', 'none null']);
+  const create = d.docker(['network', 'create', '--subnet', '10.99.7.0/24', '--label', 'project=p1', 'backend']);
+  expect(create.status, explain(create)).toBe(0);
+  const id = create.stdout.trim();
+  expect(id).toMatch(/^[0-9a-f]{64}$/);
+  const conflist = JSON.parse(fs.readFileSync(`${ws.path('d', 'cni')}/backend.conflist`, 'utf8'));
+  expect(conflist.plugins[0]).toMatchObject({ type: 'bridge', ipam: { ranges: [[{ subnet: '10.99.7.0/24', gateway: '10.99.7.1' }]] } });
+  const inspect = d.docker(['network', 'inspect', id.slice(0, 12)]);
+  expect(inspect.status, explain(inspect)).toBe(0);
+  const [n] = JSON.parse(inspect.stdout);
+  expect(n).toMatchObject({ Name: 'backend', Id: id, Driver: 'bridge', Scope: 'local', Labels: { project: 'p1' }, IPAM: { Config: [{ Subnet: '10.99.7.0/24', Gateway: '10.99.7.1' }] } });
+  const again = d.docker(['network', 'create', 'backend']);
+  expect(again.status).toBe(1);
+  expect(again.stderr).toMatch(/network with name backend already exists/);
+  const overlap = d.docker(['network', 'create', '--subnet', '10.99.7.128/25', 'other']);
+  expect(overlap.status).toBe(1);
+  expect(overlap.stderr).toMatch(/overlaps 10.99.7.0\/24 of network "backend"/);
+  const predefined = d.docker(['network', 'rm', 'bridge']);
+  expect(predefined.status).toBe(1);
+  expect(predefined.stderr).toMatch(/bridge is a pre-defined network and cannot be removed/);
+  const filtered = d.docker(['network', 'ls', '--filter', 'label=project=p1', '--format', '{{.Name}}']);
+  expect(filtered.stdout.trim()).toBe('backend');
+  const unknownOption = await request('POST', '/networks/create', JSON.stringify({ Name: 'x', Options: { 'com.docker.network.bridge.enable_icc': 'false' } }));
+  expect(unknownOption.status).toBe(400);
+  expect(fs.existsSync(`${ws.path('d', 'cni')}/x.conflist`)).toBe(false);
+  const rm = d.docker(['network', 'rm', 'backend']);
+  expect(rm.status, explain(rm)).toBe(0);
+  expect(fs.existsSync(`${ws.path('d', 'cni')}/backend.conflist`)).toBe(false);
+  const missing = d.docker(['network', 'inspect', 'backend']);
+  expect(missing.status).toBe(1);
+  expect(missing.stderr).toMatch(/network backend not found/);
+});
