@@ -37,8 +37,9 @@ function usageError(str: string, g: Partial<GlobalOptions>) {
 }
 
 /** The verbs whose options live in their own file, `./<name>.ts` exporting `command(g, action)`,
- * loaded only when called; `terms` are their arguments for `husk --help`. */
-const VERBS: [name: string, terms: string, description: string][] = [
+ * loaded only when called; `terms` are their arguments for `husk --help`, which does not show
+ * the hidden ones (husk's own helpers, not for users). */
+const VERBS: [name: string, terms: string, description: string, hidden?: 'hidden'][] = [
   ['create', '[options] <id>', 'create a container; its process waits for start'],
   ['run', '[options] <id>', 'create and start a container, and wait for it (unless --detach)'],
   ['exec', '[options] <id> [command...]', 'run a new process in a running container'],
@@ -58,6 +59,7 @@ const VERBS: [name: string, terms: string, description: string][] = [
   ['events', '[options] <id>', 'print the container\'s stats and OOM events as JSON lines'],
   // the Docker Engine API (issue 13)
   ['daemon', '[options]', 'serve the Docker Engine API on a unix socket (docker, docker-compose, Testcontainers)'],
+  ['daemon-monitor', '<config>', 'run one container of the daemon to its end (the daemon starts it)', 'hidden'],
 ];
 
 /** Runs one husk command line (the words after the program name) and returns its exit code. */
@@ -119,9 +121,9 @@ export async function main(argv: string[]): Promise<number> {
   program.configureHelp({
     subcommandTerm: (cmd) => (verbTerms.has(cmd.name()) ? `${cmd.name()} ${verbTerms.get(cmd.name())}`.trim() : new Help().subcommandTerm(cmd)),
   });
-  for (const [name, terms, description] of VERBS) {
+  for (const [name, terms, description, hidden] of VERBS) {
     verbTerms.set(name, terms);
-    program.command(name).description(description)
+    program.command(name, { hidden: hidden === 'hidden' }).description(description)
       .helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[args...]')
       .action(async (args: string[]) => {
         const cmd: Command = require(`./${name}`).command(globals(), action);

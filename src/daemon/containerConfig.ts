@@ -317,28 +317,29 @@ function restartPolicy(v: unknown): RestartPolicy {
   return { Name: name as RestartPolicy['Name'], MaximumRetryCount: max };
 }
 
-function resources(h: Record<string, unknown>): Resources | undefined {
+/** HostConfig's resource fields (create's and update's) as linux.resources. */
+export function resourcesOf(h: Record<string, unknown>, where = 'HostConfig'): Resources | undefined {
   const r: Resources = {};
-  const memory = num(h.Memory, 'HostConfig.Memory');
+  const memory = num(h.Memory, `${where}.Memory`);
   if (memory) {
     if (memory < 6 * 1024 * 1024) throw badRequest('Minimum memory limit allowed is 6MB');
     r.memory = { limit: memory };
   }
-  const swap = num(h.MemorySwap, 'HostConfig.MemorySwap');
+  const swap = num(h.MemorySwap, `${where}.MemorySwap`);
   if (swap) {
     if (!r.memory) throw badRequest('You should always set the Memory limit when using Memoryswap limit');
     if (swap !== -1 && swap < r.memory.limit!) throw badRequest('Minimum memoryswap limit should be larger than memory limit, see usage');
     r.memory.swap = swap;
   }
-  const nano = num(h.NanoCpus, 'HostConfig.NanoCpus');
-  const quota = num(h.CpuQuota, 'HostConfig.CpuQuota');
-  const period = num(h.CpuPeriod, 'HostConfig.CpuPeriod');
+  const nano = num(h.NanoCpus, `${where}.NanoCpus`);
+  const quota = num(h.CpuQuota, `${where}.CpuQuota`);
+  const period = num(h.CpuPeriod, `${where}.CpuPeriod`);
   if (nano && (quota || period)) throw badRequest('Conflicting options: Nano CPUs and CPU Period cannot both be set');
   if (nano) r.cpu = { quota: Math.round((nano / 1e9) * 100_000), period: 100_000 };
   if (quota || period) r.cpu = { ...(quota ? { quota } : {}), ...(period ? { period } : {}) };
-  const shares = num(h.CpuShares, 'HostConfig.CpuShares');
+  const shares = num(h.CpuShares, `${where}.CpuShares`);
   if (shares) r.cpu = { ...(r.cpu ?? {}), shares };
-  const pids = num(h.PidsLimit, 'HostConfig.PidsLimit');
+  const pids = num(h.PidsLimit, `${where}.PidsLimit`);
   if (pids && pids > 0) r.pids = { limit: pids };
   return Object.keys(r).length ? r : undefined;
 }
@@ -445,7 +446,7 @@ export function planCreate(body: unknown, id: string): CreatePlan {
       terminal: Boolean(c.Tty),
       hostname,
       readonlyRootfs: Boolean(h.ReadonlyRootfs),
-      resources: resources(h),
+      resources: resourcesOf(h),
       mounts,
     },
     network: { network: mode, hostname, publish, dns, addHost },
@@ -483,4 +484,18 @@ export function patchSpec(spec: Spec, p: CreatePlan['spec'], initBinary: string 
     proc.args = ['/sbin/docker-init', '--', ...(proc.args ?? [])];
   }
   return spec;
+}
+
+/** Whether the restart policy starts a container again after it exited with `exitCode`. */
+export function shouldRestart(p: RestartPolicy, exitCode: number, restartCount: number, stoppedByUser: boolean): boolean {
+  if (stoppedByUser) return false;
+  switch (p.Name) {
+    case 'always':
+    case 'unless-stopped':
+      return true;
+    case 'on-failure':
+      return exitCode !== 0 && (p.MaximumRetryCount === 0 || restartCount < p.MaximumRetryCount);
+    default:
+      return false;
+  }
 }

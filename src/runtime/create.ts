@@ -49,6 +49,9 @@ export interface CreateOptions {
   relayStdio?: boolean;
   /** `run` in the foreground keeps the terminal to relay it; create needs a console socket. */
   detach: boolean;
+  /** With a terminal: the caller keeps the pty master (Created.consoleFd) and relays it
+   * itself, without a terminal of its own (the daemon's monitor); no --console-socket. */
+  keepConsole?: boolean;
   /** The caller's global flags (--root, --log...), for the calls the front door makes later
    * on its behalf (default: just --root). */
   globalArgs?: string[];
@@ -111,7 +114,7 @@ export async function create(o: CreateOptions): Promise<Created> {
     throw new HuskError(`--systemd-cgroup: cgroupsPath ${JSON.stringify(spec.linux.cgroupsPath)} needs systemd to manage the cgroup, which husk does not support yet`);
   }
   const processSpec = spec.process!;
-  checkTerminal('container', Boolean(processSpec.terminal), o.detach, o.consoleSocket);
+  if (!(o.keepConsole && processSpec.terminal && !o.consoleSocket)) checkTerminal('container', Boolean(processSpec.terminal), o.detach, o.consoleSocket);
   const listen = listenFds();
   if (listen) processSpec.env = [...(processSpec.env ?? []), `LISTEN_FDS=${listen}`, 'LISTEN_PID=1'];
 

@@ -16,11 +16,12 @@ export function verbOf(argv: string[]): string | undefined {
   return undefined;
 }
 
-/** `image` (pulls with progress on a terminal, reads stdin as a stream), `demo` and `daemon`
- * are long calls that gain nothing from a warm process: they run in one of their own. */
+/** `image` (pulls with progress on a terminal, reads stdin as a stream), `demo`, `daemon` and
+ * `daemon-monitor` (a container's parent for its whole life) are long calls that gain nothing
+ * from a warm process: they run in one of their own. */
 export function callNeedsOwnProcess(argv: string[]): boolean {
   const verb = verbOf(argv);
-  return verb === 'image' || verb === 'demo' || verb === 'daemon';
+  return verb === 'image' || verb === 'demo' || verb === 'daemon' || verb === 'daemon-monitor';
 }
 
 const NAMESPACES = ['pid', 'mnt', 'user', 'cgroup', 'net', 'uts', 'ipc', 'time'];
