@@ -363,7 +363,7 @@ export function planCreate(body: unknown, id: string): CreatePlan {
   for (const [k, v] of Object.entries(h)) {
     if (DEFAULT_MODES[k]) {
       if (v !== null && v !== undefined && !DEFAULT_MODES[k].includes(v as string)) throw badRequest(`husk does not support HostConfig.${k} ${JSON.stringify(v)} yet`);
-    } else if (!HOST_CONFIG_SUPPORTED.has(k) && !isDefault(v)) {
+    } else if (!HOST_CONFIG_SUPPORTED.has(k) && !isDefault(v) && !(k === 'MemorySwappiness' && v === -1)) {
       throw badRequest(`husk does not support HostConfig.${k} yet`);
     }
   }

@@ -16,7 +16,7 @@ import type { DaemonContext } from './context';
 import { INIT_BINARIES, checkName, patchSpec, planCreate, resourcesOf } from './containerConfig';
 import {
   emit, isRunning, killContainer, live, monitor, networkSettings, pauseContainer, recover as recoverContainers, removeContainer,
-  runDirOf, signalNumber, startContainer, stopContainer, unpauseContainer,
+  runDirOf, signalNumber, startContainer, stopContainer, unpauseContainer, waitForExit,
 } from './lifecycle';
 import { ZERO_TIME, containerDir, findRecord, inspectView, listRecords, readRecord, writeRecord, type ContainerRecord } from './records';
 import { archiveRoutes } from './archive';
@@ -220,7 +220,6 @@ async function attachHandler(ctx: DaemonContext, req: ApiRequest, res: ApiRespon
   const logs = boolParam(req.query, 'logs');
   const tty = Boolean(r.Config.Tty);
   if (!stream && !logs) throw badRequest('Bad parameters: you must choose at least one stream');
-  if (r.State.Status !== 'created' && !isRunning(r) && stream && !logs) throw conflict('You cannot attach to a stopped container, start it first');
   const { socket, head } = res.hijack(tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream');
   socket.on('error', () => socket.destroy());
   emit(ctx, r, 'attach');
@@ -229,22 +228,22 @@ async function attachHandler(ctx: DaemonContext, req: ApiRequest, res: ApiRespon
     pipeUntilEnd(monitor().readLogs(r.LogPath, show), socket);
     return;
   }
-  if (r.State.Status === 'created') {
+  if (!isRunning(r)) {
     // Attached before start (docker run, start -a): everything the container writes is in its
     // log, so its output comes from there (nothing is lost before the attach reaches the
     // monitor); stdin goes to the monitor.
-    const started = await new Promise<boolean>((resolve) => {
-      const onStart = () => resolve(true);
+    const started = await new Promise<number | undefined>((resolve) => {
+      const onStart = (since: number) => resolve(since);
       live(ctx).bus.once(`start:${r.Id}`, onStart);
       socket.once('close', () => {
         live(ctx).bus.off(`start:${r.Id}`, onStart);
-        resolve(false);
+        resolve(undefined);
       });
     });
-    if (!started) return;
+    if (started === undefined) return;
     r = readRecord(ctx, r.Id) ?? r;
     const done = exited(ctx, r);
-    if (o.stdout || o.stderr) pipeUntilEnd(monitor().readLogs(r.LogPath, { ...show, follow: true, done }), socket);
+    if (o.stdout || o.stderr) pipeUntilEnd(monitor().readLogs(r.LogPath, { ...show, follow: true, done, since: started }), socket);
     else void done.then(() => socket.end());
     if (o.stdin) {
       const input = await monitor().attach(r.husk.runDir, { stdin: true, stdout: false, stderr: false }).catch(() => undefined);
@@ -491,33 +490,24 @@ function topHandler(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): void
   res.json({ Titles: titles, Processes: processes });
 }
 
-function cgroupDir(pid: number): string | undefined {
+/** A cgroup file of a process's: the v1 controller's hierarchy when it is mounted, else the unified one. */
+function cgroupRead(pid: number, controller: string, v1File: string, v2File: string): string | undefined {
   try {
-    const line = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
-    return line ? path.join('/sys/fs/cgroup', line.slice(3)) : undefined;
+    const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+    for (const line of lines) {
+      const [, controllers, cgroupPath] = line.split(':');
+      if (controllers.split(',').includes(controller)) return fs.readFileSync(path.join('/sys/fs/cgroup', controllers, cgroupPath, v1File), 'utf8').trim();
+    }
+    const unified = lines.find((l) => l.startsWith('0::'));
+    if (!unified) return undefined;
+    const base = fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified';
+    return fs.readFileSync(path.join(base, unified.slice(3), v2File), 'utf8').trim();
   } catch {
     return undefined;
   }
 }
 
-function readNumber(file: string): number {
-  try {
-    const t = fs.readFileSync(file, 'utf8').trim();
-    return t === 'max' ? 0 : Number(t) || 0;
-  } catch {
-    return 0;
-  }
-}
-
-function cpuUsage(dir: string | undefined): number {
-  if (!dir) return 0;
-  try {
-    const m = /usage_usec (\d+)/.exec(fs.readFileSync(path.join(dir, 'cpu.stat'), 'utf8'));
-    return m ? Number(m[1]) * 1000 : 0;
-  } catch {
-    return 0;
-  }
-}
+const asNumber = (t: string | undefined) => (t === undefined || t === 'max' ? 0 : Number(t) || 0);
 
 function systemCpu(): number {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
@@ -525,19 +515,24 @@ function systemCpu(): number {
   return ticks * (1e9 / 100);
 }
 
+/** One `docker stats` sample, from the cgroup of the container's init. */
 function statsOf(r: ContainerRecord) {
-  const dir = r.State.Pid ? cgroupDir(r.State.Pid) : undefined;
+  const pid = isRunning(r) ? r.State.Pid : 0;
   const ncpu = require('os').cpus().length;
-  const cpu = { cpu_usage: { total_usage: cpuUsage(dir), usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: systemCpu(), online_cpus: ncpu, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
-  const limit = dir ? readNumber(path.join(dir, 'memory.max')) || require('os').totalmem() : 0;
+  const v2cpu = pid ? /usage_usec (\d+)/.exec(cgroupRead(pid, 'none', '', 'cpu.stat') ?? '') : null;
+  const total = pid ? (v2cpu ? Number(v2cpu[1]) * 1000 : asNumber(cgroupRead(pid, 'cpuacct', 'cpuacct.usage', 'cpu.stat'))) : 0;
+  const throttling = { periods: 0, throttled_periods: 0, throttled_time: 0 };
+  const cpu = { cpu_usage: { total_usage: total, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: systemCpu(), online_cpus: ncpu, throttling_data: throttling };
+  let limit = pid ? asNumber(cgroupRead(pid, 'memory', 'memory.limit_in_bytes', 'memory.max')) : 0;
+  if (!limit || limit > require('os').totalmem()) limit = require('os').totalmem();
   return {
     read: new Date().toISOString(), preread: ZERO_TIME, id: r.Id, name: r.Name,
-    pids_stats: { current: dir ? readNumber(path.join(dir, 'pids.current')) : 0, limit: dir ? readNumber(path.join(dir, 'pids.max')) : 0 },
+    pids_stats: pid ? { current: asNumber(cgroupRead(pid, 'pids', 'pids.current', 'pids.current')), limit: asNumber(cgroupRead(pid, 'pids', 'pids.max', 'pids.max')) } : {},
     blkio_stats: { io_service_bytes_recursive: null },
     num_procs: 0, storage_stats: {},
     cpu_stats: cpu,
-    precpu_stats: { cpu_usage: { total_usage: 0 }, system_cpu_usage: 0, online_cpus: ncpu, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } },
-    memory_stats: dir ? { usage: readNumber(path.join(dir, 'memory.current')), limit, stats: {} } : {},
+    precpu_stats: { cpu_usage: { total_usage: 0 }, system_cpu_usage: 0, online_cpus: ncpu, throttling_data: throttling },
+    memory_stats: pid ? { usage: asNumber(cgroupRead(pid, 'memory', 'memory.usage_in_bytes', 'memory.current')), limit, stats: {} } : {},
   };
 }
 
@@ -607,9 +602,12 @@ export function routes(ctx: DaemonContext): Route[] {
     on('GET', '/containers/{id}/logs', logsHandler),
     on('POST', '/containers/{id}/stop', stopHandler),
     on('POST', '/containers/{id}/restart', restartHandler),
-    on('POST', '/containers/{id}/kill', (c, req, res) => {
+    on('POST', '/containers/{id}/kill', async (c, req, res) => {
       const r = findRecord(c, req.params.id);
-      killContainer(c, r, signalNumber(req.query.get('signal')));
+      const signal = signalNumber(req.query.get('signal'));
+      killContainer(c, r, signal);
+      // As dockerd: a SIGKILL returns once the container is gone.
+      if (signal === 9) await waitForExit(c, r.Id, 10_000);
       res.empty(204);
     }),
     on('POST', '/containers/{id}/pause', (c, req, res) => {

@@ -6,8 +6,6 @@ import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Socket } from 'net';
-import type { Readable } from 'stream';
 import { reason } from '../errors';
 import { log } from '../host/log';
 import { remountBundle, removeBundle } from '../image/bundle';
@@ -18,33 +16,12 @@ import { containerDir, readRecord, stateFor, writeRecord, listRecords, type Cont
 
 // ---------------------------------------------------------------------------------- monitor
 
-/** The monitor's interface (src/daemon/monitor.ts, /work/shared-notes/daemon-contract.md). */
-export interface MonitorConfig {
-  id: string;
-  runtimeRoot: string;
-  bundle: string;
-  runDir: string;
-  exitFile: string;
-  tty: boolean;
-  openStdin: boolean;
-  stdinOnce: boolean;
-  logPath: string;
-  logMaxSize?: number;
-  logMaxFiles?: number;
-}
-export interface ExitStatus { exitCode: number; signal?: number; oomKilled: boolean; finishedAt: string; error?: string }
-interface Monitor {
-  startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPid: number }>;
-  attach(runDir: string, o: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<Socket>;
-  resize(runDir: string, rows: number, cols: number): Promise<void>;
-  waitExit(runDir: string, exitFile: string): Promise<ExitStatus>;
-  monitorAlive(runDir: string): boolean;
-  readLogs(logPath: string, o: { follow: boolean; tail?: number; since?: number; until?: number; timestamps: boolean; stdout: boolean; stderr: boolean; tty: boolean; done?: Promise<unknown> }): Readable;
-}
+export type { ExitStatus, MonitorConfig } from './monitor';
+import type { ExitStatus } from './monitor';
 
-/** Loaded when first needed: the monitor is its own part of the daemon. */
-export function monitor(): Monitor {
-  return require('./monitor') as Monitor;
+/** The monitor (monitor.ts) and its log reader (logs.ts), loaded when first needed. */
+export function monitor(): typeof import('./monitor') & Pick<typeof import('./logs'), 'readLogs'> {
+  return { ...(require('./monitor') as typeof import('./monitor')), readLogs: (require('./logs') as typeof import('./logs')).readLogs };
 }
 
 const runtime = () => require('../runtime/container') as typeof import('../runtime/container');
@@ -52,7 +29,7 @@ const runtime = () => require('../runtime/container') as typeof import('../runti
 // ---------------------------------------------------------------------------------- the daemon's view
 
 interface Live {
-  /** `start:<id>`, `exit:<id>` (exit code), `destroy:<id>` (exit code). */
+  /** `start:<id>` (when the run began, Unix seconds), `exit:<id>` (exit code), `destroy:<id>` (exit code). */
   bus: EventEmitter;
   watching: Set<string>;
   removing: Set<string>;
@@ -152,6 +129,8 @@ export async function startContainer(ctx: DaemonContext, r: ContainerRecord, why
   // The runtime's record of an earlier run whose monitor was killed before it deleted it.
   if (runtime().exists(ctx.runtimeRoot, r.Id)) await runtime().remove(ctx.runtimeRoot, r.Id, true).catch(() => undefined);
   let started: { pid: number; monitorPid: number };
+  // The log's entries of this run are the ones from here on (attach before start shows only them).
+  const since = Date.now() / 1000;
   try {
     started = await monitor().startMonitor({
       id: r.Id,
@@ -180,7 +159,7 @@ export async function startContainer(ctx: DaemonContext, r: ContainerRecord, why
   now.NetworkSettings = networkSettings(ctx, now);
   writeRecord(ctx, now);
   emit(ctx, now, 'start');
-  l.bus.emit(`start:${now.Id}`);
+  l.bus.emit(`start:${now.Id}`, since);
   watchExit(ctx, now);
   return now;
 }
