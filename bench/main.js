@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // npm run bench: the runtime figures (run.js), the engines (engines.js), the image side
-// (image.js) and the cost of a CNI bridge network against Podman's (network.js), each in a
+// (image.js), the cost of a CNI bridge network against Podman's (network.js) and the docker
+// client against husk daemon and against dockerd (daemon.js), each in a
 // process of its own, then one summary table of every figure with a target: husk's path,
 // husk, runc, crun, the ratio to runc, the target and whether it is met.
 // A part that fails is named and the others still run; the exit status says whether all ran.
@@ -9,7 +10,7 @@
 // BENCH_ENGINE_ROUNDS (default min(BENCH_ROUNDS, 10)), BENCH_PARALLEL (50) and
 // BENCH_PARALLEL_ROUNDS (3), BENCH_IMAGE_ROUNDS (3), BENCH_IMAGE_BIG=0 (skip the 1 GiB pull),
 // BENCH_NETWORK_ROUNDS (default min(BENCH_ROUNDS, 10)), BENCH_PARTS (default
-// "run,engines,image,network").
+// "run,engines,image,network,daemon").
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
@@ -17,7 +18,7 @@ const os = require('os');
 const path = require('path');
 const lib = require('./lib');
 
-const PARTS = (process.env.BENCH_PARTS || 'run,engines,image,network').split(',').map((p) => p.trim()).filter(Boolean);
+const PARTS = (process.env.BENCH_PARTS || 'run,engines,image,network,daemon').split(',').map((p) => p.trim()).filter(Boolean);
 
 /** The Debian packages the parts use, by the program they provide. */
 const PROGRAMS = {

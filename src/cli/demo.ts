@@ -188,6 +188,9 @@ export async function lessonDemo(g: GlobalOptions, lesson: Lesson, json: boolean
     if (problem) throw new HuskError(`the difference did not show: ${problem}`);
     return 0;
   } finally {
+    for (const side of ['isolated', 'shared']) {
+      if (fs.existsSync(path.join(dir, side))) lesson.release?.(path.join(dir, side));
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

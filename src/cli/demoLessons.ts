@@ -3,8 +3,10 @@
 // data: how it changes the spec for each side, what the probe does, how to read what it printed,
 // and the check that the difference it claims is really there (so the demo cannot show a lesson
 // that did not happen).
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { HuskError } from '../errors';
 import type { Spec } from '../spec/types';
 
 /** What one side's container printed and how it ended. */
@@ -37,6 +39,8 @@ export interface Lesson {
   configure(spec: Spec, isolated: boolean, dir: string): void;
   /** Prepares files the side's bundle needs beside its rootfs (before the run). */
   prepare?(dir: string): void;
+  /** Undoes what prepare made outside the side's directory (called for each side, even after a failure). */
+  release?(dir: string): void;
   /** The probe's command line. */
   probe: string[];
   /** Which exit statuses of `husk run` are part of the lesson (default: only 0). */
@@ -183,6 +187,19 @@ const uts: Lesson = {
     + 'set "husk-demo" (config.json\'s hostname) in that copy only.',
 };
 
+/**
+ * The file that keeps the id of the System V shared memory segment the ipc lesson makes on the
+ * host: one segment for both sides, in the lesson's directory (the parent of each side's bundle).
+ */
+function hostSegmentFile(sideDir: string): string {
+  return path.join(path.dirname(sideDir), 'host-shm-id');
+}
+
+/** The shmids listed in /proc/sysvipc/shm (the ipc namespace of the process that reads it). */
+function segmentIds(table: string[]): number[] {
+  return table.slice(1).map((l) => Number(l.trim().split(/\s+/)[1])).filter((n) => Number.isInteger(n));
+}
+
 const ipc: Lesson = {
   name: 'ipc',
   summary: 'an IPC namespace: System V IPC objects and POSIX message queues of its own',
@@ -190,21 +207,48 @@ const ipc: Lesson = {
   configure(spec, isolated) {
     if (!isolated) withoutNamespace(spec, 'ipc');
   },
-  probe: ['readlink', '/proc/self/ns/ipc'],
+  prepare(dir) {
+    if (fs.existsSync(hostSegmentFile(dir))) return;
+    // ipcmk (util-linux) makes a 4 KiB segment in the host's ipc namespace; Node has no shmget.
+    const made = spawnSync('ipcmk', ['-M', '4096'], { encoding: 'utf8' });
+    const id = /Shared memory id: (\d+)/.exec(made.stdout ?? '')?.[1];
+    if (made.status !== 0 || id === undefined) {
+      throw new HuskError(`ipcmk -M 4096 could not make a shared memory segment on the host: ${(made.stderr || made.error?.message || '').trim()}`);
+    }
+    fs.writeFileSync(hostSegmentFile(dir), id);
+  },
+  release(dir) {
+    const file = hostSegmentFile(dir);
+    if (!fs.existsSync(file)) return;
+    spawnSync('ipcrm', ['-m', fs.readFileSync(file, 'utf8').trim()], { stdio: 'ignore' });
+    fs.rmSync(file, { force: true });
+  },
+  probe: ['readlink', '/proc/self/ns/ipc', 'then', 'cat', '/proc/sysvipc/shm'],
   observe(run, _isolated, host) {
-    const [namespace] = words(run.stdout);
+    const [namespace, ...table] = words(run.stdout);
+    const hostSegment = Number(fs.readFileSync(hostSegmentFile(run.dir), 'utf8'));
+    const ids = segmentIds(table);
+    const seesHostSegment = ids.includes(hostSegment);
     return {
-      lines: [`ipc namespace: ${namespace}`, `${namespace === host.namespaces.ipc ? 'the host\'s' : 'a new one'} (the host's is ${host.namespaces.ipc})`],
-      facts: { namespace, sameAsHost: namespace === host.namespaces.ipc },
+      lines: [
+        `ipc namespace: ${namespace}`,
+        `${namespace === host.namespaces.ipc ? 'the host\'s' : 'a new one'} (the host's is ${host.namespaces.ipc})`,
+        `shared memory segments: ${ids.length}`,
+        `the host's segment ${hostSegment}: ${seesHostSegment ? 'seen' : 'not there'}`,
+      ],
+      facts: { namespace, sameAsHost: namespace === host.namespaces.ipc, segments: ids.length, seesHostSegment },
     };
   },
   check(isolated, shared) {
     if (isolated.sameAsHost) return 'the isolated side is in the host\'s ipc namespace';
     if (!shared.sameAsHost) return 'the side without an ipc namespace is not in the host\'s';
+    if (isolated.seesHostSegment || isolated.segments !== 0) return 'the isolated side sees shared memory segments of the host';
+    if (!shared.seesHostSegment) return 'the side without an ipc namespace does not see the host\'s segment';
     return null;
   },
   kernel: 'clone(CLONE_NEWIPC) gave the container empty tables of System V shared memory, semaphores and message '
-    + 'queues, and its own POSIX message queue file system, so it cannot reach the host\'s objects by key.',
+    + 'queues, and its own POSIX message queue file system: the segment made on the host (ipcmk -M, a shmget(2)) '
+    + 'is listed in /proc/sysvipc/shm only without the namespace, so with one the container cannot reach it by key.',
 };
 
 const user: Lesson = {

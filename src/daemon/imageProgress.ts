@@ -54,7 +54,7 @@ export function errorMessage(message: string): JsonMessage {
  * Downloading and Extracting lines are sent at most every `intervalMs` per layer.
  */
 export class PullProgress implements Progress {
-  private readonly items = new Map<string, { id: string; total: number; phase: Phase; lastSent: number }>();
+  private readonly items = new Map<string, { id: string; total: number; phase: Phase; lastSent: number; announced?: boolean }>();
   started = false;
 
   constructor(private readonly send: (m: JsonMessage) => void, private readonly header: JsonMessage, private readonly intervalMs = 100, private readonly now = () => Date.now()) {}
@@ -70,12 +70,30 @@ export class PullProgress implements Progress {
     this.start();
     const id = layerId(digest);
     this.items.set(digest, { id, total, phase: 'waiting', lastSent: 0 });
-    this.send({ status: 'Pulling fs layer', id, progressDetail: {} });
+    // Announced once the pull has said which layers it has already (in the same turn of the
+    // event loop): those get "Already exists" only, as from dockerd.
+    if (!this.announcing) {
+      this.announcing = true;
+      queueMicrotask(() => this.announce());
+    }
+  }
+
+  private announcing = false;
+
+  /** "Pulling fs layer" for every layer not yet announced that is still to be fetched. */
+  private announce(): void {
+    this.announcing = false;
+    for (const item of this.items.values()) {
+      if (item.announced) continue;
+      item.announced = true;
+      if (item.phase === 'waiting') this.send({ status: 'Pulling fs layer', id: item.id, progressDetail: {} });
+    }
   }
 
   update(digest: string, done: number, phase?: Phase): void {
     const item = this.items.get(digest);
     if (!item) return;
+    if (!item.announced && phase !== 'exists') this.announce();
     const changed = phase !== undefined && phase !== item.phase;
     if (phase) item.phase = phase;
     const now = this.now();
@@ -110,6 +128,37 @@ export class PullProgress implements Progress {
   line(text: string): void {
     if (this.started) this.send({ status: text });
   }
+
+  end(): void {}
+}
+
+/**
+ * `docker load` without quiet: dockerd's "Loading layer" lines, one per layer as the archive's
+ * blobs are read into the store (the CLI draws them as bars in a terminal), at most every
+ * `intervalMs` per layer.
+ */
+export class LoadProgress implements Progress {
+  private readonly items = new Map<string, { id: string; total: number; lastSent: number; done: boolean }>();
+
+  constructor(private readonly send: (m: JsonMessage) => void, private readonly intervalMs = 100, private readonly now = () => Date.now()) {}
+
+  item(digest: string, _label: string, total: number): void {
+    this.items.set(digest, { id: layerId(digest), total, lastSent: 0, done: false });
+  }
+
+  update(digest: string, done: number, phase?: Phase): void {
+    const item = this.items.get(digest);
+    if (!item || item.done || phase === 'failed') return;
+    const finished = phase === 'downloaded' || phase === 'exists' || phase === 'done';
+    const now = this.now();
+    if (!finished && now - item.lastSent < this.intervalMs) return;
+    item.lastSent = now;
+    item.done = finished;
+    const current = finished ? item.total : Math.min(done, item.total);
+    this.send({ status: 'Loading layer', progressDetail: { current, total: item.total }, progress: progressText(current, item.total), id: item.id });
+  }
+
+  line(): void {}
 
   end(): void {}
 }

@@ -17,17 +17,19 @@ import { native } from '../native';
 import type { Credentials } from '../image/auth';
 import { liveRegistrations } from '../image/bundle';
 import { hexOf, isDigest } from '../image/digest';
-import { collectGarbage, findImage } from '../image/images';
+import { collectGarbage } from '../image/images';
 import { MEDIA, parseImageConfig, parsePlatform, type ImageConfig, type Platform } from '../image/manifest';
 import { pull } from '../image/pull';
 import { familiarName, formatReference, parseReference, type Reference } from '../image/reference';
-import type { SourceSpec } from '../image/source';
+import { sourceName, type SourceSpec } from '../image/source';
 import type { ImageRef, ImageStore, RefsFile } from '../image/store';
-import { ApiError, badRequest, boolParam, conflict, filtersParam, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
+import { ApiError, badRequest, boolParam, compareVersions, conflict, filtersParam, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
 import type { DaemonContext } from './context';
-import { PullProgress, errorMessage, type JsonMessage } from './imageProgress';
+import { LoadProgress, PullProgress, errorMessage, type JsonMessage } from './imageProgress';
 
 const DANGLING = '<none>@';
+
+const shortId = (id: string) => hexOf(id).slice(0, 12);
 
 export function danglingName(config: string): string {
   return `${DANGLING}${config}`;
@@ -128,17 +130,38 @@ function created(v: ImageView): number {
   return Number.isFinite(t) ? Math.floor(t / 1000) : 0;
 }
 
-/** The image a user names (a reference, an ID or its prefix), or a 404 in dockerd's words. */
+/**
+ * The image a user names, as dockerd finds it: a stored reference (`busybox` is
+ * `docker.io/library/busybox:latest`), `repo@digest` by the digests the image was pulled
+ * with, or the ID (the config's digest) or a prefix of it; else a 404 in dockerd's words.
+ * One config reached through several manifests (pulled, then loaded) is one image.
+ */
 export function lookup(store: ImageStore, query: string): ImageView {
-  let found;
+  const refs = store.readRefs();
+  const views = imageViews(store, refs);
+  let parsed: Reference | undefined;
   try {
-    found = findImage(store, query);
-  } catch (err) {
-    throw badRequest(reason(err));
+    parsed = parseReference(query);
+  } catch {
+    // not a reference: an ID perhaps
   }
-  const view = found && imageViews(store).find((v) => v.id === found.ref.config);
-  if (!view) throw notFound(`No such image: ${query}`);
-  return view;
+  if (parsed) {
+    const stored = refs.images[formatReference(parsed)];
+    const byName = stored && views.find((v) => v.id === stored.config);
+    if (byName) return byName;
+    if (parsed.digest) {
+      const wanted = `${familiarName(parsed)}@${parsed.digest}`;
+      const byDigest = views.find((v) => v.repoDigests.includes(wanted));
+      if (byDigest) return byDigest;
+    }
+  }
+  const m = /^(?:sha256:)?([a-f0-9]{4,64})$/.exec(query);
+  if (m) {
+    const hits = views.filter((v) => hexOf(v.id).startsWith(m[1]));
+    if (hits.length > 1) throw badRequest(`${query} is ambiguous: it matches ${hits.map((v) => shortId(v.id)).join(', ')}`);
+    if (hits.length) return hits[0];
+  }
+  throw notFound(`No such image: ${query}`);
 }
 
 /** Whether the user named the image by its ID (or a prefix) rather than by a reference. */
@@ -149,6 +172,21 @@ function byId(store: ImageStore, query: string): boolean {
   } catch {
     return true;
   }
+}
+
+/** The stored names a reference removes: itself (a tag or a digest reference). */
+function namesOf(store: ImageStore, query: string, v: ImageView): string[] {
+  const parsed = parseReference(query);
+  const name = formatReference(parsed);
+  if (store.readRefs().images[name]) return [name];
+  // repo@digest of a pulled image: the tags of that repository carry the digest.
+  return v.names.filter((n) => {
+    try {
+      return familiarName(parseReference(n)) === familiarName(parsed);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
@@ -166,10 +204,9 @@ function tidyDangling(refs: RefsFile, displaced: ImageRef[]): void {
 
 /** Containers (bundles registered with the store, mounted) that use an image. */
 function usersOf(store: ImageStore, config: string): string[] {
-  return liveRegistrations(store).filter(({ reg }) => reg.image.config === config).map(({ reg }) => reg.container?.id ?? reg.bundle);
+  return liveRegistrations(store).filter(({ reg }) => reg.image.config === config).map(({ reg }) => (reg.container ? `container ${reg.container.id.slice(0, 12)}` : `bundle ${reg.bundle}`));
 }
 
-const shortId = (id: string) => hexOf(id).slice(0, 12);
 
 // ------------------------------------------------------------------------------ filters
 
@@ -239,7 +276,7 @@ function summary(v: ImageView, version: string) {
     Created: created(v),
     Size: v.size,
     SharedSize: -1,
-    ...(version < '1.44' ? { VirtualSize: v.size } : {}),
+    ...(compareVersions(version, '1.44') < 0 ? { VirtualSize: v.size } : {}),
     Labels: v.config.config?.Labels ?? {},
     Containers: -1,
   };
@@ -340,10 +377,19 @@ function parseRef(text: string, what = 'invalid reference format'): Reference {
   }
 }
 
-function pullFailure(err: unknown, shown: string): ApiError {
+/** A registry client's message as a docker client reads it: without the reference it starts
+ * with (the caller names it), and with docker's login verb rather than husk's. */
+function clientMessage(err: unknown, name: string): string {
+  const message = reason(err).replace(/husk image login/g, 'docker login');
+  return message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message;
+}
+
+function pullFailure(err: unknown, name: string, shown: string): ApiError {
   if (err instanceof ApiError) return err;
-  const message = reason(err);
-  if (/: not found|MANIFEST_UNKNOWN|NAME_UNKNOWN/.test(message)) return notFound(`manifest for ${shown} not found: ${message}`);
+  const message = clientMessage(err, name);
+  // "REF: not found: manifest unknown (MANIFEST_UNKNOWN)": the registry's own words, as dockerd gives them.
+  const missing = /(?:^|: )not found(?:: (.*?))?(?: \([A-Z_]+\))?$/.exec(message);
+  if (missing) return notFound(`manifest for ${shown} not found: ${missing[1] ?? 'manifest unknown'}`);
   if (/no image for|is for .*, not /.test(message)) return notFound(`no matching manifest for ${shown}: ${message}`);
   return new ApiError(500, message);
 }
@@ -377,7 +423,6 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
       throw badRequest(`invalid tag format: ${JSON.stringify(tag)}`);
     }
   }
-  if (ref.digest && ref.tag === 'latest' && !tag && !/:latest(@|$)/.test(fromImage)) ref.tag = undefined;
   let platform: Platform | undefined;
   const platformText = req.query.get('platform');
   if (platformText) {
@@ -407,8 +452,8 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
     res.raw.end();
     ctx.events.emit('image', 'pull', shown, { name: familiarName(ref) });
   } catch (err) {
-    if (!progress.started) throw pullFailure(err, shown);
-    send(errorMessage(reason(err)));
+    if (!progress.started) throw pullFailure(err, name, shown);
+    send(errorMessage(clientMessage(err, name)));
     res.raw.end();
   } finally {
     held.release();
@@ -451,8 +496,7 @@ async function removeImage(ctx: DaemonContext, req: ApiRequest, res: ApiResponse
       }
       remove = v.names;
     } else {
-      const found = findImage(store, query)!;
-      remove = found.names;
+      remove = namesOf(store, query, v);
       // The digest references of the same repository go with its last tag.
       const rest = v.names.filter((n) => !remove.includes(n));
       if (rest.every((n) => n.startsWith(DANGLING) || /@sha256:/.test(n))) remove = v.names;
@@ -462,7 +506,7 @@ async function removeImage(ctx: DaemonContext, req: ApiRequest, res: ApiResponse
       const users = usersOf(store, v.id);
       if (users.length && !force) {
         const what = byId(store, query) ? `unable to delete ${shortId(v.id)} (cannot be forced)` : `unable to remove repository reference "${query}" (must force)`;
-        throw conflict(`conflict: ${what} - container ${users[0].slice(0, 12)} is using its referenced image ${shortId(v.id)}`);
+        throw conflict(`conflict: ${what} - ${users[0]} is using its referenced image ${shortId(v.id)}`);
       }
       // Forced away from a running container: the names go, the image stays (dangling).
       if (users.length) remove = remove.filter((n) => !n.startsWith(DANGLING));
@@ -500,6 +544,7 @@ async function prune(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pro
   const deleted: DeleteItem[] = [];
   let reclaimed = 0;
   const gone: string[] = [];
+  const untagged: [string, string][] = [];
   try {
     const used = new Set(liveRegistrations(store).map(({ reg }) => reg.image.config));
     const victims = imageViews(store).filter((v) => {
@@ -516,7 +561,10 @@ async function prune(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pro
           if (!refs.images[n]) continue;
           delete refs.images[n];
           const shown = familiarString(n);
-          if (shown) deleted.push({ Untagged: shown });
+          if (shown) {
+            deleted.push({ Untagged: shown });
+            untagged.push([v.id, shown]);
+          }
         }
         deleted.push({ Deleted: v.id });
         gone.push(v.id);
@@ -526,6 +574,7 @@ async function prune(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pro
   } finally {
     held.release();
   }
+  for (const [id, name] of untagged) ctx.events.emit('image', 'untag', id, { name });
   for (const id of gone) ctx.events.emit('image', 'delete', id, { name: id });
   res.json({ ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
 }
@@ -604,10 +653,9 @@ export async function scanArchive(file: string): Promise<ArchiveScan> {
       if (name.startsWith('/') || parts.includes('..')) {
         throw badRequest(`image archive: entry ${JSON.stringify(name)} points outside the archive`);
       }
-      for (const link of [entry.header.linkname]) {
-        if (link && entry.header.type === 'link' && (link.startsWith('/') || link.split('/').includes('..'))) {
-          throw badRequest(`image archive: entry ${JSON.stringify(name)} links outside the archive (${JSON.stringify(link)})`);
-        }
+      const link = entry.header.linkname;
+      if (link && entry.header.type === 'link' && (link.startsWith('/') || link.split('/').includes('..'))) {
+        throw badRequest(`image archive: entry ${JSON.stringify(name)} links outside the archive (${JSON.stringify(link)})`);
       }
       const clean = parts.filter((p) => p && p !== '.').join('/');
       if (['manifest.json', 'index.json'].includes(clean) && (entry.header.size ?? 0) <= 16 * 1024 * 1024) {
@@ -629,7 +677,9 @@ export async function scanArchive(file: string): Promise<ArchiveScan> {
   return out;
 }
 
-function archiveSpecs(file: string, scan: ArchiveScan): SourceSpec[] {
+/** What an archive holds: the images to load, each with the name an OCI layout gives it (a
+ * full reference in org.opencontainers.image.ref.name, as Docker 25+ reads it). */
+function archiveSpecs(file: string, scan: ArchiveScan): { spec: SourceSpec; name?: string }[] {
   if (scan.manifestJson) {
     let entries: unknown;
     try {
@@ -638,7 +688,7 @@ function archiveSpecs(file: string, scan: ArchiveScan): SourceSpec[] {
       throw badRequest(`image archive: manifest.json: ${reason(err)}`);
     }
     if (!Array.isArray(entries) || !entries.length) throw badRequest('image archive: manifest.json lists no image');
-    return entries.map((_, index) => ({ kind: 'docker-archive', path: file, index }));
+    return entries.map((_, index) => ({ spec: { kind: 'docker-archive', path: file, index } }));
   }
   if (scan.ociLayout && scan.indexJson) {
     let index: { manifests?: { annotations?: Record<string, string> }[] };
@@ -649,11 +699,19 @@ function archiveSpecs(file: string, scan: ArchiveScan): SourceSpec[] {
     }
     const manifests = Array.isArray(index.manifests) ? index.manifests : [];
     if (!manifests.length) throw badRequest('image archive: index.json lists no image');
-    if (manifests.length === 1) return [{ kind: 'oci-archive', path: file }];
+    const fullName = (tag: string | undefined) => {
+      if (!tag || !/[/:]/.test(tag)) return undefined;
+      try {
+        return formatReference(parseReference(tag));
+      } catch {
+        return undefined;
+      }
+    };
+    if (manifests.length === 1) return [{ spec: { kind: 'oci-archive', path: file }, name: fullName(manifests[0].annotations?.['org.opencontainers.image.ref.name']) }];
     return manifests.map((m) => {
       const tag = m.annotations?.['org.opencontainers.image.ref.name'];
       if (!tag) throw badRequest('image archive: index.json lists several images, not all of them named (org.opencontainers.image.ref.name)');
-      return { kind: 'oci-archive', path: file, tag };
+      return { spec: { kind: 'oci-archive', path: file, tag }, name: fullName(tag) };
     });
   }
   throw badRequest('image archive: neither a docker archive (manifest.json) nor an OCI layout (oci-layout, index.json)');
@@ -673,35 +731,45 @@ async function load(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Prom
   const fd = fs.openSync(file, 'wx', 0o600);
   // Held while the archive is here: a pull's cleanup of tmp/ leaves a locked entry alone.
   native.flock(fd, 'ex', true);
-  const loaded: { id: string; names: string[] }[] = [];
-  let failed = false;
+  // The response starts with the first message: until then a failure is an HTTP status.
+  let started = false;
+  const write = streamHead(res);
+  const send = (m: JsonMessage) => {
+    started = true;
+    write(m);
+  };
+  let loaded = 0;
+  // Which image of the archive is being loaded, to name it in a failure rather than the temporary file.
+  let current: { describe: string; index: number } | undefined;
   try {
     await receive(req.raw, fd, limit);
     const specs = archiveSpecs(file, await scanArchive(file));
     const held = await store.lockStore('sh');
     try {
-      for (const spec of specs) {
+      for (const [index, { spec, name }] of specs.entries()) {
+        current = { describe: sourceName(spec), index };
         const before = store.readRefs().images;
-        const pulled = await pull(store, spec, {});
+        const pulled = await pull(store, spec, quiet ? {} : { progress: new LoadProgress(send) });
         const transport = pulled.names.filter((n) => /^(docker-archive|oci-archive):/.test(n));
-        const names = pulled.names.filter((n) => !transport.includes(n));
+        const names = [...new Set([...pulled.names.filter((n) => !transport.includes(n)), ...(name ? [name] : [])])];
         await store.updateRefs((refs) => {
           for (const n of transport) delete refs.images[n];
+          // A name that already led to this image keeps its record (and the registry digest it was pulled with).
+          for (const n of names) refs.images[n] = before[n]?.config === pulled.ref.config ? before[n] : pulled.ref;
           if (!names.length) refs.images[danglingName(pulled.ref.config)] = pulled.ref;
           tidyDangling(refs, names.map((n) => before[n]).filter((r): r is ImageRef => Boolean(r) && r.config !== pulled.ref.config));
         });
-        loaded.push({ id: pulled.ref.config, names });
+        loaded++;
+        const shown = names.map((n) => familiarString(n)).filter((n): n is string => Boolean(n));
+        if (shown.length) for (const s of shown) send({ stream: `Loaded image: ${s}\n` });
+        else send({ stream: `Loaded image ID: ${pulled.ref.config}\n` });
+        ctx.events.emit('image', 'load', pulled.ref.config, { name: shown[0] ?? pulled.ref.config });
       }
     } finally {
       held.release();
     }
   } catch (err) {
-    failed = true;
-    throw err instanceof ApiError ? err : badRequest(`image archive: ${reason(err)}`);
-  } finally {
-    fs.rmSync(file, { force: true });
-    fs.closeSync(fd);
-    if (failed && !loaded.length) {
+    if (!loaded) {
       // Blobs and layers a failed load verified and stored, which no name holds.
       const held = await store.lockStore('ex');
       try {
@@ -710,17 +778,14 @@ async function load(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Prom
         held.release();
       }
     }
+    const where = current ? `image archive: image ${current.index + 1}: ` : 'image archive: ';
+    const failure = err instanceof ApiError ? err : badRequest(`${where}${reason(err).split(`${current?.describe}: `).join('')}`);
+    if (!started) throw failure;
+    send(errorMessage(failure.message));
+  } finally {
+    fs.rmSync(file, { force: true });
+    fs.closeSync(fd);
   }
-  const send = streamHead(res);
-  for (const image of loaded) {
-    const shown = image.names.map((n) => familiarString(n)).filter((n): n is string => Boolean(n));
-    if (shown.length) for (const s of shown) send({ stream: `Loaded image: ${s}\n` });
-    else send({ stream: `Loaded image ID: ${image.id}\n` });
-    ctx.events.emit('image', 'load', image.id, { name: shown[0] ?? image.id });
-  }
-  // dockerd sends layer progress unless quiet; the images loaded are what the CLI prints.
-  void quiet;
-  if (!loaded.length) send({ stream: '' });
   res.raw.end();
 }
 
@@ -757,7 +822,6 @@ async function save(ctx: DaemonContext, queries: string[], res: ApiResponse): Pr
   const files: { name: string; digest: string }[] = [];
   const manifestJson: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
   const indexManifests: unknown[] = [];
-  const repositories: Record<string, Record<string, string>> = {};
   for (const { view, tags } of items) {
     const manifestData = store.readBlob(view.ref.digest);
     const manifest = JSON.parse(manifestData.toString('utf8')) as { mediaType?: string; layers: { digest: string }[] };
@@ -776,44 +840,67 @@ async function save(ctx: DaemonContext, queries: string[], res: ApiResponse): Pr
       for (const t of tags) {
         const ref = parseReference(t);
         indexManifests.push({ ...desc, annotations: { 'io.containerd.image.name': formatReference(ref), 'org.opencontainers.image.ref.name': ref.tag } });
-        const repo = familiarName(ref);
-        repositories[repo] = { ...repositories[repo], [ref.tag!]: hexOf(view.config.rootfs.diff_ids.at(-1) ?? view.id) };
       }
     } else {
       indexManifests.push(desc);
     }
   }
+  // Shared: a remove or prune waits, so no blob goes while it is being sent.
+  const held = await store.lockStore('sh');
   const pack = tar.pack();
   res.raw.writeHead(200, { 'Content-Type': 'application/x-tar', 'Api-Version': require('./api').API_VERSION });
+  // Errors come out of the entries' promises; the streams' own 'error' events must not go unheard.
+  pack.on('error', () => undefined);
   pack.pipe(res.raw);
+  // A client that goes away (docker save piped into a command that ended) ends the save.
+  let input: fs.ReadStream | undefined;
+  const gone = new Promise<never>((_, reject) => res.raw.on('close', () => {
+    if (res.raw.writableFinished) return;
+    input?.destroy();
+    reject(new Error('the client closed the connection'));
+  }));
+  gone.catch(() => undefined);
   const mtime = new Date(0);
-  const small = (name: string, data: string) => new Promise<void>((resolve, reject) => pack.entry({ name, mtime, mode: 0o644 }, data, (err) => (err ? reject(err) : resolve())));
-  try {
-    await new Promise<void>((resolve, reject) => pack.entry({ name: 'blobs/', type: 'directory', mtime, mode: 0o755 }, (err) => (err ? reject(err) : resolve())));
-    await new Promise<void>((resolve, reject) => pack.entry({ name: 'blobs/sha256/', type: 'directory', mtime, mode: 0o755 }, (err) => (err ? reject(err) : resolve())));
-    for (const f of files) {
-      const src = store.blobPath(f.digest);
-      const size = fs.statSync(src).size;
-      await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ name: f.name, size, mtime, mode: 0o644 }, (err) => (err ? reject(err) : resolve()));
-        const input = fs.createReadStream(src);
-        input.on('error', (err) => {
-          entry.destroy(err);
-          reject(err);
-        });
-        input.pipe(entry);
-      });
+  /** One entry: a directory, a small text, or a file streamed from the store. */
+  const entry = (header: Partial<tar.Header> & { name: string }, content: { data?: string; file?: string } = {}) => Promise.race([gone, new Promise<void>((resolve, reject) => {
+    const done = (err?: Error | null) => (err ? reject(err) : resolve());
+    if (content.file === undefined) {
+      if (content.data === undefined) pack.entry(header, done);
+      else pack.entry(header, content.data, done);
+      return;
     }
-    await small('index.json', JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: indexManifests }));
-    await small('manifest.json', JSON.stringify(manifestJson));
-    await small('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    if (Object.keys(repositories).length) await small('repositories', JSON.stringify(repositories));
+    const sink = pack.entry(header, done);
+    const source = fs.createReadStream(content.file);
+    input = source;
+    source.on('error', (err) => {
+      sink.destroy(err);
+      reject(err);
+    });
+    sink.on('error', (err: Error) => {
+      source.destroy();
+      reject(err);
+    });
+    source.pipe(sink);
+  })]);
+  try {
+    await entry({ name: 'blobs/', type: 'directory', mtime, mode: 0o755 });
+    await entry({ name: 'blobs/sha256/', type: 'directory', mtime, mode: 0o755 });
+    for (const f of files) {
+      const file = store.blobPath(f.digest);
+      await entry({ name: f.name, size: fs.statSync(file).size, mtime, mode: 0o644 }, { file });
+    }
+    await entry({ name: 'index.json', mtime, mode: 0o644 }, { data: JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: indexManifests }) });
+    await entry({ name: 'manifest.json', mtime, mode: 0o644 }, { data: JSON.stringify(manifestJson) });
+    await entry({ name: 'oci-layout', mtime, mode: 0o644 }, { data: JSON.stringify({ imageLayoutVersion: '1.0.0' }) });
     pack.finalize();
   } catch (err) {
-    // The archive is cut short: the client sees a broken tar, not a whole one.
+    // The archive is cut short: the client sees a broken tar, never a whole one.
+    input?.destroy();
     pack.destroy();
     res.raw.destroy();
     throw err;
+  } finally {
+    held.release();
   }
   for (const { view, tags } of items) ctx.events.emit('image', 'save', view.id, { name: tags[0] ?? view.id });
 }

@@ -21,11 +21,15 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { spawn } from 'child_process';
+import { spawn, type ChildProcess } from 'child_process';
 import { HuskError, reason } from '../errors';
 import { writeFileAtomic } from '../host/atomicWrite';
 import { parseProcStat, readProcStat, runsAs } from '../host/procfs';
 import { frame, JsonFileWriter, nowRFC3339Nano, type StreamName } from './logs';
+
+// The contract lists readLogs with the monitor's functions: it lives with the log's writer
+// (logs.ts) and is exported from here too.
+export { readLogs, type ReadLogsOptions } from './logs';
 
 export interface MonitorConfig {
   id: string;              // the container id
@@ -39,6 +43,11 @@ export interface MonitorConfig {
   logPath: string;         // json-file log; '' for none
   logMaxSize?: number;     // bytes; rotate to logPath.1 ... when bigger
   logMaxFiles?: number;    // how many rotated files are kept (default 1: no rotation kept)
+  /** Added to the contract: a client attached before start (`docker run` without -d, `docker
+   *  start -a`) and will attach() once startMonitor resolves. The output from the start until
+   *  that first attachment is kept (1 MiB, 10 s at most) and sent to it first, and the monitor
+   *  waits for it (10 s at most) before it ends, so a quick `echo hi` is not lost to it. */
+  holdForAttach?: boolean;
 }
 export interface ExitStatus { exitCode: number; signal?: number; oomKilled: boolean; finishedAt: string; error?: string }
 
@@ -55,6 +64,11 @@ const files = (runDir: string) => ({
   log: path.join(runDir, 'monitor.log'),
 });
 
+/** How much output, and for how long, the monitor keeps for a client that attached before
+ * start (holdForAttach). */
+const HOLD_BYTES = 1 << 20;
+const HOLD_MS = 10_000;
+
 /** The fd on which the monitor reports, once, {"pid":N} or {"error":"..."}. */
 const READY_FD = 3;
 
@@ -66,24 +80,53 @@ const READY_FD = 3;
  *  nothing is left (no runtime state, no monitor, no sockets). */
 export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPid: number }> {
   const f = files(c.runDir);
+  if (monitorAlive(c.runDir)) return Promise.reject(new HuskError(`${c.runDir}: a monitor runs there already`));
   fs.mkdirSync(c.runDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(f.config, JSON.stringify(c), 0o600);
-  const logFd = fs.openSync(f.log, 'a', 0o600);
-  let child: ReturnType<typeof spawn>;
+  const execRoot = path.dirname(c.runDir);
+  const taken = takeSpare(c.runtimeRoot, execRoot);
+  let child: ChildProcess;
+  let channel: net.Socket;
+  if (taken) {
+    // The spare's log becomes this container's monitor.log (same file system: a rename).
+    fs.renameSync(taken.logFile, f.log);
+    ({ child, channel } = taken);
+    channel.write(`${f.config}\n`);
+  } else {
+    ({ child, channel } = spawnMonitor(c.runtimeRoot, f.log, [f.config]));
+  }
+  // The next container's monitor starts now, while this one creates its container.
+  if (sparesWanted) setImmediate(() => prepareSpare(c.runtimeRoot, execRoot));
+  return awaitReport(c, child, channel);
+}
+
+/** `node main.js --root ROOT daemon-monitor ARGS`, in its own session, its output in `logFile`,
+ *  with a socket on its fd 3 (the report; for a spare, also the config's path). */
+function spawnMonitor(runtimeRoot: string, logFile: string, args: string[]): { child: ChildProcess; channel: net.Socket } {
+  const logFd = fs.openSync(logFile, 'a', 0o600);
   try {
-    child = spawn(process.execPath, [HUSK_MAIN, '--root', c.runtimeRoot, 'daemon-monitor', f.config], {
+    const child = spawn(process.execPath, [HUSK_MAIN, '--root', runtimeRoot, 'daemon-monitor', ...args], {
       detached: true, // setsid: the daemon's signals and its terminal's hangup do not reach it
       stdio: ['ignore', logFd, logFd, 'pipe'],
       cwd: '/',
+      env: monitorEnvironment(),
     });
+    return { child, channel: child.stdio[READY_FD] as net.Socket };
   } finally {
     fs.closeSync(logFd);
   }
+}
+
+/** Waits for the monitor's one report: the init's pid, or what failed (then removes what a
+ *  monitor that crashed left). */
+function awaitReport(c: MonitorConfig, child: ChildProcess, ready: net.Socket): Promise<{ pid: number; monitorPid: number }> {
+  const f = files(c.runDir);
   return new Promise((resolve, reject) => {
-    const ready = child.stdio[READY_FD] as net.Socket;
     let text = '';
     let settled = false;
-    const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+    const exited = child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve(child.exitCode)
+      : new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
     const fail = async (message: string) => {
       settled = true;
       ready.destroy();
@@ -114,12 +157,89 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
     });
     ready.on('error', () => undefined);
     child.on('error', (err) => !settled && void fail(`cannot run the monitor ${HUSK_MAIN}: ${reason(err)}`));
-    child.on('exit', (code, signal) => {
+    const ended = (code: number | null, signal: NodeJS.Signals | null) => {
       if (settled) return;
       const last = lastLine(f.log);
       void fail(`the container's monitor ended (${signal ?? `exit code ${code}`}) before the container ran${last ? `: ${last}` : ''}`);
-    });
+    };
+    if (child.exitCode !== null || child.signalCode !== null) ended(child.exitCode, child.signalCode);
+    else child.on('exit', ended);
   });
+}
+
+// A spare monitor: started before it is needed, with Node up and husk's runtime loaded, it
+// waits on its fd 3 for the path of a container's config. Starting a monitor costs a Node
+// process's start (a few hundred milliseconds on a busy machine); with a spare, `docker run`
+// pays only for the container's own create and start. One spare per daemon, replaced as soon
+// as it is taken; it ends when the daemon closes its end of fd 3 (the daemon's exit, even a
+// SIGKILL) or is told to stop (stopSpare).
+
+interface Spare {
+  child: ChildProcess;
+  channel: net.Socket;
+  runtimeRoot: string;
+  execRoot: string;
+  logFile: string;
+}
+
+let spare: Spare | undefined;
+/** Set by the daemon's first prepareSpare: from then on a taken spare is replaced at once. */
+let sparesWanted = false;
+
+export function prepareSpare(runtimeRoot: string, execRoot: string): void {
+  sparesWanted = true;
+  if (spare && spare.child.exitCode === null && spare.child.signalCode === null) return;
+  const logFile = path.join(execRoot, `spare-monitor-${process.pid}.log`);
+  try {
+    const { child, channel } = spawnMonitor(runtimeRoot, logFile, ['-']);
+    channel.on('error', () => undefined);
+    child.on('error', () => undefined);
+    const mine: Spare = { child, channel, runtimeRoot, execRoot, logFile };
+    child.once('exit', () => {
+      if (spare === mine) {
+        spare = undefined;
+        fs.rmSync(logFile, { force: true });
+      }
+    });
+    // The daemon does not wait for its spare to end.
+    child.unref();
+    (channel as net.Socket & { unref(): void }).unref();
+    spare = mine;
+  } catch {
+    spare = undefined;
+  }
+}
+
+function takeSpare(runtimeRoot: string, execRoot: string): Spare | undefined {
+  const s = spare;
+  if (!s || s.runtimeRoot !== runtimeRoot || s.execRoot !== execRoot || s.child.exitCode !== null || s.child.signalCode !== null || !fs.existsSync(s.logFile)) return undefined;
+  spare = undefined;
+  s.child.removeAllListeners('exit');
+  (s.channel as net.Socket & { ref(): void }).ref();
+  return s;
+}
+
+/** Ends the spare (the daemon stops). */
+export function stopSpare(): void {
+  sparesWanted = false;
+  const s = spare;
+  spare = undefined;
+  if (!s) return;
+  s.channel.destroy();
+  try {
+    s.child.kill('SIGKILL');
+  } catch {
+    // gone already
+  }
+  fs.rmSync(s.logFile, { force: true });
+}
+
+/** The daemon's environment, less what was meant for the daemon alone: sockets passed by
+ * systemd (LISTEN_*, which create would hand on to the container) and a front door's socket. */
+function monitorEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'HUSK_FRONT_DOOR_FD']) delete env[name];
+  return env;
 }
 
 /** Connects to the monitor's attach socket. What the socket yields is already Docker's stream:
@@ -128,7 +248,8 @@ export function startMonitor(c: MonitorConfig): Promise<{ pid: number; monitorPi
  *  writable side closes stdin when stdinOnce. The socket closes when the container's output ends. */
 export function attach(runDir: string, o: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ path: files(runDir).attach, allowHalfOpen: true });
+    // Not half-open: when the monitor ends the output, the socket closes on this side too.
+    const sock = net.connect({ path: files(runDir).attach });
     sock.once('error', (err) => reject(new HuskError(`attach ${files(runDir).attach}: ${reason(err)}`)));
     sock.once('connect', () => {
       sock.removeAllListeners('error');
@@ -232,6 +353,36 @@ function lastLine(file: string): string {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** A spare monitor's fd 3, once it has its config: the report goes there. */
+let spareChannel: net.Socket | undefined;
+
+/** A spare monitor (`daemon-monitor -`): loads what the monitor will need, then waits for the
+ *  config's path on fd 3; exits when the daemon closes fd 3 first. */
+async function waitAsSpare(): Promise<string> {
+  require('../runtime/create');
+  require('../runtime/container');
+  require('../native');
+  const channel = new net.Socket({ fd: READY_FD, readable: true, writable: true });
+  return new Promise((resolve) => {
+    let text = '';
+    channel.setEncoding('utf8');
+    channel.on('data', (chunk: string) => {
+      text += chunk;
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      channel.removeAllListeners();
+      channel.pause();
+      channel.on('error', () => undefined);
+      // The report goes back on this socket (report() in runMonitor).
+      spareChannel = channel;
+      resolve(text.slice(0, nl));
+    });
+    // The daemon went away before it needed this spare.
+    channel.on('end', () => process.exit(0));
+    channel.on('error', () => process.exit(0));
+  });
+}
+
 // ====================================================================== the monitor itself
 
 interface Client {
@@ -242,7 +393,13 @@ interface Client {
 
 /** `husk daemon-monitor CONFIG`: runs the container to its end; returns the monitor's exit code. */
 export async function runMonitor(configFile: string): Promise<number> {
-  const c = JSON.parse(fs.readFileSync(configFile, 'utf8')) as MonitorConfig;
+  if (configFile === '-') configFile = await waitAsSpare();
+  let c: MonitorConfig;
+  try {
+    c = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  } catch (err) {
+    throw new HuskError(`read the monitor's config ${configFile}: ${reason(err)}`);
+  }
   const f = files(c.runDir);
   // The daemon ends containers through the runtime's kill; a hangup or a stray signal to the
   // monitor must not leave its container without a parent.
@@ -253,8 +410,12 @@ export async function runMonitor(configFile: string): Promise<number> {
     if (reported) return;
     reported = true;
     try {
-      fs.writeSync(READY_FD, JSON.stringify(msg) + '\n');
-      fs.closeSync(READY_FD);
+      if (spareChannel) {
+        spareChannel.end(JSON.stringify(msg) + '\n');
+      } else {
+        fs.writeSync(READY_FD, JSON.stringify(msg) + '\n');
+        fs.closeSync(READY_FD);
+      }
     } catch {
       // the daemon is gone: nobody waits for the report
     }
@@ -272,16 +433,17 @@ export async function runMonitor(configFile: string): Promise<number> {
     return 1;
   }
   const initPid = created.record.pid;
-  const io = containerIO(c, created, native);
-  const ctl = ctlServer(f.ctl, io, native);
+  let io: ContainerIO | undefined;
+  const ctl = ctlServer(() => io, native);
   let servers: net.Server[] = [];
   try {
-    servers = [await listen(attachServer(c, io), f.attach), await listen(ctl.server, f.ctl)];
+    io = containerIO(c, created, native);
+    servers = [await listen(attachServer(c, io!), f.attach), await listen(ctl.server, f.ctl)];
     const self = parseProcStat(readProcStat(process.pid)!);
     writeFileAtomic(f.pid, `${process.pid} ${self.startTime}`, 0o600);
     await start(c.runtimeRoot, c.id);
   } catch (err) {
-    io.destroy();
+    io?.destroy();
     for (const s of servers) s.close();
     await remove(c.runtimeRoot, c.id, true).catch(() => undefined);
     fs.rmSync(c.runDir, { recursive: true, force: true });
@@ -290,11 +452,22 @@ export async function runMonitor(configFile: string): Promise<number> {
   }
   report({ pid: initPid });
 
-  const wait = await native.waitpidAsync(initPid);
-  await io.drained(1000, 10_000);
-  io.end();
+  let wait: { code: number | null; signal: number | null };
+  let waitError: string | undefined;
+  try {
+    wait = await native.waitpidAsync(initPid);
+  } catch (err) {
+    // Not our child after all (it cannot be, as its subreaper; but should it happen, the
+    // container is still seen to its end, without its status).
+    waitError = `waitpid ${initPid}: ${reason(err)}`;
+    while (runsAs(initPid, created.record.initStartTime)) await sleep(100);
+    wait = { code: 255, signal: null };
+  }
+  await io!.drained(1000, 10_000);
+  await io!.firstAttach;
+  io!.end();
   const oomKilled = oomKills(created.record.cgroupPaths) > 0;
-  let error: string | undefined;
+  let error = waitError;
   try {
     await remove(c.runtimeRoot, c.id, true);
   } catch (err) {
@@ -311,7 +484,7 @@ export async function runMonitor(configFile: string): Promise<number> {
   fs.mkdirSync(path.dirname(c.exitFile), { recursive: true });
   writeFileAtomic(c.exitFile, JSON.stringify(status), 0o600);
   ctl.exited(status);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(servers.map(closeServer));
   fs.rmSync(c.runDir, { recursive: true, force: true });
   return 0;
 }
@@ -332,7 +505,24 @@ function oomKills(cgroupPaths: Record<string, string> | undefined): number {
   return 0;
 }
 
+/** Stops listening; connections still open after a moment (a client that never ended its
+ * side, or never sent its request) are cut. */
+async function closeServer(server: net.Server): Promise<void> {
+  const closed = new Promise((resolve) => server.close(resolve));
+  await Promise.race([closed, sleep(1000)]);
+  for (const socket of connections.get(server) ?? []) socket.destroy();
+  await closed;
+}
+
+const connections = new WeakMap<net.Server, Set<net.Socket>>();
+
 function listen(server: net.Server, file: string): Promise<net.Server> {
+  const open = new Set<net.Socket>();
+  connections.set(server, open);
+  server.on('connection', (socket: net.Socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+  });
   return new Promise((resolve, reject) => {
     fs.rmSync(file, { force: true });
     server.once('error', reject);
@@ -347,6 +537,10 @@ function listen(server: net.Server, file: string): Promise<net.Server> {
 // ---------------------------------------------------------------- the container's I/O
 
 interface ContainerIO {
+  /** With holdForAttach: settles at the first attachment (or after HOLD_MS). */
+  firstAttach?: Promise<void>;
+  /** A client wants the output from now on (and what was held for it, if it is the first). */
+  addClient(client: Client): void;
   clients: Set<Client>;
   /** Whether the output has ended (every attached client is then ended too). */
   ended: boolean;
@@ -363,6 +557,17 @@ interface ContainerIO {
 function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes?: [number, number, number] }, native: typeof import('../native').native): ContainerIO {
   const log = c.logPath ? new JsonFileWriter(c.logPath, { maxSize: c.logMaxSize, maxFiles: c.logMaxFiles }) : undefined;
   const clients = new Set<Client>();
+  // Output held for the client that attached before start (holdForAttach), until it comes.
+  let held: { stream: StreamName; chunk: Buffer }[] | undefined = c.holdForAttach ? [] : undefined;
+  let heldBytes = 0;
+  let attached = () => undefined as void;
+  const firstAttach = held && new Promise<void>((resolve) => {
+    attached = resolve;
+    setTimeout(() => {
+      held = undefined;
+      resolve();
+    }, HOLD_MS);
+  });
   let quiet: NodeJS.Timeout | undefined;
   const emit = (stream: StreamName, chunk: Buffer) => {
     quiet?.refresh();
@@ -370,6 +575,10 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
       log?.write(stream, chunk);
     } catch (err) {
       process.stderr.write(`husk daemon-monitor ${c.id}: log ${c.logPath}: ${reason(err)}\n`);
+    }
+    if (held && heldBytes + chunk.length <= HOLD_BYTES) {
+      held.push({ stream, chunk });
+      heldBytes += chunk.length;
     }
     const bytes = c.tty ? chunk : frame(stream, chunk);
     for (const client of clients) if (client[stream] && !client.socket.destroyed) client.socket.write(bytes);
@@ -393,8 +602,10 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
     const tty = require('tty') as typeof import('tty');
     read(new tty.ReadStream(master) as unknown as net.Socket, 'stdout');
     writeStdin = (data) => {
+      // The master is non-blocking: a full input queue is retried a while, then the rest is
+      // dropped (as a terminal drops what nobody reads) rather than spin for ever.
       let off = 0;
-      while (off < data.length) {
+      for (let tries = 0; off < data.length && tries < 1000; tries++) {
         try {
           off += fs.writeSync(master, data, off);
         } catch (err) {
@@ -403,8 +614,8 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
       }
     };
     // A terminal has no end of input of its own: the line discipline's EOF (^D) is what a
-    // shell reads as one.
-    closeStdin = () => writeStdin(Buffer.from([4]));
+    // shell reads as one. Only while the container runs: after, nobody reads it.
+    closeStdin = () => !io.ended && writeStdin(Buffer.from([4]));
   } else {
     const [stdinW, stdoutR, stderrR] = created.stdioPipes!;
     read(new net.Socket({ fd: stdoutR, readable: true, writable: false }), 'stdout');
@@ -425,6 +636,17 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
   const io: ContainerIO = {
     clients,
     ended: false,
+    firstAttach,
+    addClient(client) {
+      const early = held;
+      held = undefined;
+      attached();
+      for (const { stream, chunk } of early ?? []) {
+        if (client[stream]) client.socket.write(c.tty ? chunk : frame(stream, chunk));
+      }
+      if (io.ended) client.socket.end(() => client.socket.destroy());
+      else clients.add(client);
+    },
     writeStdin,
     closeStdin,
     master: created.consoleFd,
@@ -448,7 +670,8 @@ function containerIO(c: MonitorConfig, created: { consoleFd?: number; stdioPipes
         // the log's directory is gone
       }
       closeStdin();
-      for (const client of clients) client.socket.end();
+      // The socket closes when the output ends (its peer need not end its side first).
+      for (const client of clients) client.socket.end(() => client.socket.destroy());
       clients.clear();
     },
     destroy() {
@@ -482,11 +705,8 @@ function attachServer(c: MonitorConfig, io: ContainerIO): net.Server {
       }
       client = { socket, stdout: Boolean(want.stdout), stderr: Boolean(want.stderr) };
       stdin = Boolean(want.stdin) && c.openStdin;
-      if (io.ended) {
-        socket.end();
-        return;
-      }
-      io.clients.add(client);
+      io.addClient(client);
+      if (io.ended) return;
       const rest = head.subarray(nl + 1);
       if (stdin && rest.length) io.writeStdin(rest);
     });
@@ -500,7 +720,7 @@ function attachServer(c: MonitorConfig, io: ContainerIO): net.Server {
 }
 
 /** ctl.sock: resize the terminal; wait for the exit status. */
-function ctlServer(file: string, io: ContainerIO, native: typeof import('../native').native) {
+function ctlServer(io: () => ContainerIO | undefined, native: typeof import('../native').native) {
   let status: ExitStatus | undefined;
   const waiters = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -525,7 +745,7 @@ function ctlServer(file: string, io: ContainerIO, native: typeof import('../nati
           if (status) socket.end(JSON.stringify(status) + '\n');
           else waiters.add(socket);
         } else if (req.op === 'resize') {
-          socket.write(JSON.stringify(resizeMaster(io, native, req.rows, req.cols)) + '\n');
+          socket.write(JSON.stringify(resizeMaster(io(), native, req.rows, req.cols)) + '\n');
         } else {
           socket.write(JSON.stringify({ error: `unknown op ${JSON.stringify(req.op)}` }) + '\n');
         }
@@ -542,8 +762,8 @@ function ctlServer(file: string, io: ContainerIO, native: typeof import('../nati
   };
 }
 
-function resizeMaster(io: ContainerIO, native: typeof import('../native').native, rows: unknown, cols: unknown): { error?: string } {
-  if (io.master === undefined) return { error: 'the container has no terminal' };
+function resizeMaster(io: ContainerIO | undefined, native: typeof import('../native').native, rows: unknown, cols: unknown): { error?: string } {
+  if (io?.master === undefined) return { error: 'the container has no terminal' };
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || (rows as number) < 0 || (cols as number) < 0) {
     return { error: `bad size ${JSON.stringify(rows)}x${JSON.stringify(cols)}` };
   }

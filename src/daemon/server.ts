@@ -9,7 +9,10 @@ import { log } from '../host/log';
 import { Router, dispatch, type Route } from './api';
 import { DaemonContext, type DaemonOptions } from './context';
 import { eventRoutes } from './events';
+import { imageViews, routes as imageRoutes } from './images';
+import { routes as networkRoutes } from './networks';
 import { systemRoutes } from './system';
+import { routes as volumeRoutes } from './volumes';
 
 export interface Listener {
   /** `unix:///run/husk/docker.sock` or `tcp://127.0.0.1:2375`. */
@@ -54,40 +57,16 @@ export function parseHost(text: string): { unix: string } | { host: string; port
   throw new HuskError(`-H ${JSON.stringify(text)}: expected unix:///PATH or tcp://HOST:PORT`);
 }
 
-/** Every part of the API; each file returns its routes. Loaded when the daemon starts. */
+/** Every part of the API; each file returns its routes. */
 function routes(ctx: DaemonContext): Route[] {
-  const parts: Route[][] = [systemRoutes(ctx, infoCounts(ctx)), eventRoutes(ctx.events)];
-  for (const name of ['./images', './containers', './exec', './volumes', './networks']) {
-    let mod: { routes?: (ctx: DaemonContext) => Route[] };
-    try {
-      mod = require(name);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && (err as Error).message.includes(`'${name}'`)) continue;
-      throw err;
-    }
-    if (mod.routes) parts.push(mod.routes(ctx));
-  }
-  return parts.flat();
-}
-
-function infoCounts(ctx: DaemonContext) {
-  return {
-    info() {
-      let counts = { Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0 };
-      try {
-        counts = require('./containers').counts(ctx);
-      } catch {
-        // no containers part yet
-      }
-      let images = 0;
-      try {
-        images = require('../image/images').listImages(ctx.images).length;
-      } catch {
-        images = 0;
-      }
-      return { ...counts, Images: images };
-    },
-  };
+  const info = () => ({ Images: imageViews(ctx.images).length, Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0 });
+  return [
+    ...systemRoutes(ctx, { info }),
+    ...eventRoutes(ctx.events),
+    ...imageRoutes(ctx),
+    ...volumeRoutes(ctx),
+    ...networkRoutes(ctx),
+  ];
 }
 
 export async function serve(o: ServeOptions): Promise<Daemon> {
@@ -98,7 +77,8 @@ export async function serve(o: ServeOptions): Promise<Daemon> {
   const servers: http.Server[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void dispatch(router, req, res);
   for (const { address, where } of listeners) {
-    const server = http.createServer({ keepAliveTimeout: 0 }, handler);
+    // No request timeout: a `docker load` upload or a followed log may last for hours, as with dockerd.
+    const server = http.createServer({ keepAliveTimeout: 0, requestTimeout: 0 }, handler);
     server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
       const res = new http.ServerResponse(req);
       res.assignSocket(socket as import('net').Socket);

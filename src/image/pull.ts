@@ -140,6 +140,8 @@ export async function pull(store: ImageStore, spec: SourceSpec, opts: PullOption
     manifest.layers.forEach((desc, i) => unique.set(diffIDs[i], { desc, diffID: diffIDs[i] }));
     const layers = [...unique.values()];
     for (const { desc } of layers) progress.item(desc.digest, shortDigest(desc.digest), desc.size);
+    // Layers already unpacked are told at once, before any download starts (as Docker does).
+    for (const { desc, diffID } of layers) if (store.layerMeta(diffID)) progress.update(desc.digest, desc.size, 'exists');
     await eachLimited(layers, opts.concurrency ?? 3, async ({ desc, diffID }) => {
       const what = `${describe}: layer ${desc.digest}`;
       if (store.layerMeta(diffID)) {

@@ -157,7 +157,7 @@ const PROCESS_FD = ['standard input', 'standard output', 'standard error'];
 export const STEP_EXPLANATIONS: { [O in StepOp]: Explanation<StepOf<O>> } = {
   cloneInit: {
     phase: 'namespaces',
-    why: 'The container\'s first process is cloned with new namespaces, so from its first instruction it sees its own process tree (it is PID 1), hostname, IPC and mounts; without them it would see and touch everything on the host.',
+    why: 'The container\'s first process is cloned with new namespaces, so from its first instruction it sees its own process tree (with a pid namespace, it is PID 1 there), hostname, IPC and mounts; without them it would see and touch everything on the host.',
     man: 'clone(2), namespaces(7)',
     say: (s) => {
       const names = namespaceWords(n(s.flags));
@@ -452,7 +452,7 @@ export const STEP_EXPLANATIONS: { [O in StepOp]: Explanation<StepOf<O>> } = {
   },
   exec: {
     phase: 'exec',
-    why: 'execve replaces the init with the container\'s program, which keeps the pid (PID 1 in its namespace), the namespaces, the cgroup and the restrictions set above.',
+    why: 'execve replaces the init with the container\'s program, which keeps the pid (PID 1 when the container has its own pid namespace), the namespaces, the cgroup and the restrictions set above.',
     man: 'execve(2)',
     say: (s) => `execute ${quote(s.argv?.[0])}`,
   },
@@ -574,7 +574,7 @@ export const HOST_EXPLANATIONS: Record<string, Explanation<Fields>> = {
   },
   start: {
     phase: 'exec',
-    why: '`husk start` opens the exec fifo: the init, blocked on it, wakes and calls execve, which replaces it with the container\'s program (keeping PID 1, its namespaces, cgroup and restrictions).',
+    why: '`husk start` opens the exec fifo: the init, blocked on it, wakes and calls execve, which replaces it with the container\'s program (keeping its pid, PID 1 in its own pid namespace, its namespaces, cgroup and restrictions).',
     man: 'fifo(7), execve(2)',
     say: (e) => `open the exec fifo ${quote(str(e.path))}: the init executes the container's program`,
   },

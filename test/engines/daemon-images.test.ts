@@ -125,6 +125,31 @@ it('answers 404 before the stream for an image the registry does not have, and 4
   expect(storeTmp()).toEqual([]);
 });
 
+it('pulls from a registry that wants a password with the credentials the CLI sends (X-Registry-Auth)', async () => {
+  const locked = await startRegistry({ htpasswd: { user: 'alice', password: 'secret' } });
+  try {
+    pushLayout(ws.path('layout'), 'one', locked, 'private/probe:1', 'alice:secret');
+    const ref = `${locked.host}/private/probe:1`;
+    const anonymous = docker(['pull', ref]);
+    expect(anonymous.status, explain(anonymous)).toBe(1);
+    expect(anonymous.stderr).toMatch(/user name and password \(log in with `docker login/);
+    // What `docker login` leaves in the CLI's config: the CLI sends it along with the pull.
+    const config = ws.mkdir('d', 'docker-config-alice');
+    fs.writeFileSync(path.join(config, 'config.json'), JSON.stringify({ auths: { [locked.host]: { auth: Buffer.from('alice:secret').toString('base64') } } }));
+    for (const cli of DOCKER_CLIS) {
+      const res = run([cli, 'pull', ref], { env: { ...d.env, DOCKER_CONFIG: config } });
+      expect(res.status, explain(res)).toBe(0);
+      expect(res.stdout).toContain(ref);
+    }
+    const wrong = await request('POST', `/images/create?fromImage=${encodeURIComponent(`${locked.host}/private/probe`)}&tag=2`, { headers: { 'X-Registry-Auth': Buffer.from(JSON.stringify({ username: 'alice', password: 'wrong' })).toString('base64url') } });
+    expect(wrong.status).toBe(500);
+    expect(JSON.parse(wrong.body).message).toMatch(/unauthorized/);
+    ok(['rmi', ref]);
+  } finally {
+    await locked.stop();
+  }
+});
+
 it('lists images with their tags, digests, sizes and labels, filtered', async () => {
   for (const cli of DOCKER_CLIS) {
     const ls = ok(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'], cli);
@@ -174,6 +199,21 @@ it('tags (names with slashes and ports too) and removes tags, then the image', a
   const missing = docker(['rmi', 'nosuch']);
   expect(missing.status).toBe(1);
   expect(missing.stderr).toMatch(/No such image: nosuch/);
+  // A bundle husk made from the image (a container's rootfs): the last name stays, forced or not.
+  const husk = path.join(REPO, 'bin', 'husk');
+  const bundle = ws.path('bundle');
+  const made = run([husk, 'image', 'bundle', '--store', d.store, `${repo}:1`, bundle]);
+  expect(made.status, explain(made)).toBe(0);
+  try {
+    const inUse = docker(['rmi', `${repo}:1`]);
+    expect(inUse.status, explain(inUse)).toBe(1);
+    expect(inUse.stderr).toContain(`conflict: unable to remove repository reference "${repo}:1" (must force) - bundle ${bundle} is using its referenced image ${one.configDigest.slice(7, 19)}`);
+    expect(docker(['rmi', one.configDigest.slice(7, 19)]).stderr).toMatch(/\(cannot be forced\) - bundle/);
+    expect(ok(['image', 'prune', '-a', '-f', '--filter', 'label=org.husk.test=one'])).not.toContain(one.configDigest);
+  } finally {
+    const gone = run([husk, 'image', 'unbundle', '--store', d.store, bundle]);
+    expect(gone.status, explain(gone)).toBe(0);
+  }
   const badTag = await request('POST', `/images/${repo}:1/tag?repo=UPPER&tag=x`);
   expect(badTag.status).toBe(400);
 });
@@ -196,6 +236,11 @@ it('saves and loads back (docker save | docker load), with husk reading the arch
   const piped = run(['sh', '-c', `${DOCKER_CLIS[0]} save ${repo}:1 | ${DOCKER_CLIS[0]} load`], { env: d.env });
   expect(piped.status, explain(piped)).toBe(0);
   expect(piped.stdout).toContain(`Loaded image: ${repo}:1`);
+  // A reader that stops early: the daemon lives on, and lets go of the store.
+  const cut = run(['sh', '-c', `${DOCKER_CLIS[0]} save ${repo}:1 | head -c 1000 | wc -c`], { env: d.env });
+  expect(cut.stdout.trim(), explain(cut)).toBe('1000');
+  ok(['tag', `${repo}:1`, 'cut:1']);
+  expect(ok(['rmi', 'cut:1']).trim()).toBe('Untagged: cut:1');
   // By ID: no tags in the archive; it loads as the same image.
   const byId = ws.path('by-id.tar');
   ok(['save', '-o', byId, two.configDigest]);
@@ -208,6 +253,18 @@ it('saves and loads back (docker save | docker load), with husk reading the arch
   const inspect = run([path.join(REPO, 'bin', 'husk'), 'image', 'inspect', '--store', store, `${repo}:2`]);
   expect(inspect.status, explain(inspect)).toBe(0);
   expect(JSON.parse(inspect.stdout).id).toBe(two.configDigest);
+  expect(storeTmp()).toEqual([]);
+});
+
+it('loads an OCI archive, named by a full reference in its index', () => {
+  const layout = ws.path('oci-layout');
+  writeLayout(layout, [{ tag: 'localhost/husk/oci:1', image: two }]);
+  const archive = ws.path('oci.tar');
+  const tarred = run(['tar', '-C', layout, '-cf', archive, '.']);
+  expect(tarred.status, explain(tarred)).toBe(0);
+  expect(ok(['load', '-i', archive]).trim()).toBe('Loaded image: localhost/husk/oci:1');
+  expect(ok(['image', 'inspect', '--format', '{{.Id}}', 'localhost/husk/oci:1']).trim()).toBe(two.configDigest);
+  ok(['rmi', 'localhost/husk/oci:1']);
   expect(storeTmp()).toEqual([]);
 });
 
@@ -237,8 +294,15 @@ it('refuses archives that escape, are not archives, or are too big, and leaves n
     { path: 'l.tar', content: await makeTar([{ path: 'x', content: 'y' }]) },
   ]);
   const blobsBefore = fs.readdirSync(path.join(d.store, 'blobs', 'sha256')).length;
-  const brokenRes = await request('POST', '/images/load', { body: broken });
+  const brokenRes = await request('POST', '/images/load?quiet=1', { body: broken });
   expect(brokenRes.status).toBe(400);
+  expect(JSON.parse(brokenRes.body).message).toMatch(/^image archive: image 1: layer sha256:[0-9a-f]{64}: the uncompressed layer's digest is sha256:[0-9a-f]{64}, but the image config says sha256:0{64}$/);
+  // Without quiet the layer's progress has started the stream: the error comes in it.
+  const brokenStream = await request('POST', '/images/load?quiet=0', { body: broken });
+  expect(brokenStream.status).toBe(200);
+  const last = JSON.parse(brokenStream.body.trim().split(/\r?\n/).at(-1)!);
+  expect(last.errorDetail.message).toMatch(/^image archive: image 1: .*but the image config says/);
+  expect(brokenStream.body).toContain('"status":"Loading layer"');
   expect(docker(['image', 'inspect', 'broken:1']).status).toBe(1);
   expect(fs.readdirSync(path.join(d.store, 'blobs', 'sha256')).length).toBe(blobsBefore);
   expect(storeTmp()).toEqual([]);
@@ -255,8 +319,40 @@ it('keeps an image that lost its tag as dangling, and prunes it; prune -a remove
   expect(pruned).toMatch(/Total reclaimed space: [0-9.]+k?B/);
   expect(ok(['images', '-q', '--filter', 'dangling=true']).trim()).toBe('');
   const all = ok(['image', 'prune', '-a', '-f']);
-  expect(all).toContain(`Untagged: ${repo}:1`);
+  expect(all).toContain(`untagged: ${repo}:1`);
   expect(ok(['images', '-q']).trim()).toBe('');
+});
+
+/** python3-docker (Debian's, or one on python3's path), when there is one. */
+const pythonDocker = run(['python3', '-c', 'import docker']).status === 0;
+
+it.skipIf(!pythonDocker)('serves python3-docker: pull with a decoded stream, list, tag, save, load, remove', () => {
+  const script = `
+import docker, json, sys
+c = docker.DockerClient(base_url='unix://${d.socket}', timeout=60)
+statuses = [m.get('status', '') for m in c.api.pull('${repo}', tag='1', stream=True, decode=True)]
+img = c.images.get('${repo}:1')
+img.tag('py/probe', 'x')
+data = b''.join(img.save(named=True))
+c.images.remove('py/probe:x')
+loaded = c.images.load(data)
+try:
+    c.images.get('nosuch:1')
+    missing = None
+except docker.errors.ImageNotFound as e:
+    missing = e.explanation
+print(json.dumps({'statuses': statuses, 'id': img.id, 'tags': sorted(t for i in c.images.list() for t in i.tags), 'loaded': [i.id for i in loaded], 'missing': missing}))
+`;
+  const res = run(['python3', '-c', script]);
+  expect(res.status, explain(res)).toBe(0);
+  const out = JSON.parse(res.stdout);
+  expect(out.statuses[0]).toBe('Pulling from husk/probe');
+  expect(out.statuses.at(-1)).toMatch(/^Status: (Image is up to date|Downloaded newer image) for /);
+  expect(out.id).toBe(one.configDigest);
+  expect(out.tags).toContain(`${repo}:1`);
+  expect(out.tags).not.toContain('py/probe:x');
+  expect(out.loaded).toEqual([one.configDigest]);
+  expect(out.missing).toBe('No such image: nosuch:1');
 });
 
 it('reports pull, tag, untag, delete, load and save as image events', () => {

@@ -4,10 +4,11 @@
  * data root, exec root, image store, CNI configuration and socket there, and stopped by the
  * workspace's teardown.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { REPO, run, type Daemon, type Result, type Workspace } from './setup';
+import { REPO, explain, need, run, type Daemon, type Result, type Workspace } from './setup';
 
 export interface HuskDaemon {
   daemon: Daemon;
@@ -35,7 +36,11 @@ function connects(socket: string): Promise<boolean> {
   });
 }
 
-export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], name = 'husk-daemon'): Promise<HuskDaemon> {
+/**
+ * Starts the daemon; `inNetns` (e.g. a TestNetns's argv) wraps its command line, so that its
+ * networks, bridges and published ports live in a network namespace the test made.
+ */
+export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], name = 'husk-daemon', inNetns?: (argv: string[]) => string[]): Promise<HuskDaemon> {
   // Short paths: a unix socket path has at most 107 bytes, and the monitors' sockets live under
   // the exec root, one directory per container id.
   const dataRoot = ws.mkdir('d', 'data');
@@ -47,7 +52,7 @@ export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], n
     path.join(REPO, 'bin', 'husk'), 'daemon', '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot,
     '--store', store, '--cni-config-dir', cniConfigDir, ...extraArgs,
   ];
-  const daemon = ws.startDaemon(name, argv);
+  const daemon = ws.startDaemon(name, inNetns ? inNetns(argv) : argv);
   let up = false;
   await daemon.waitReady(() => {
     void connects(socket).then((ok) => (up = ok));
@@ -60,4 +65,53 @@ export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], n
       return run([opts.binary ?? DOCKER_CLIS[0], ...args], { env, timeoutMs: opts.timeoutMs, input: opts.input });
     },
   };
+}
+
+/**
+ * A docker-archive of one layer: busybox-static with every applet (sh, httpd, wget, nc, awk...)
+ * in /bin, /etc/passwd and /etc/group, and `files` (path -> content) beside them. `cmd` is the
+ * image's default command.
+ */
+export function busyboxImage(ws: Workspace, tag: string, files: Record<string, string> = {}, cmd: string[] = ['sh']): string {
+  const busybox = need('busybox');
+  if (fs.readFileSync(busybox).subarray(0, 4096).includes('ld-linux')) throw new Error(`${busybox} is dynamically linked; install busybox-static`);
+  const work = ws.mkdir(`image-${crypto.createHash('sha256').update(tag).digest('hex').slice(0, 8)}`);
+  const rootfs = path.join(work, 'rootfs');
+  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'var/tmp']) fs.mkdirSync(path.join(rootfs, d), { recursive: true, mode: 0o755 });
+  fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+  fs.copyFileSync(busybox, path.join(rootfs, 'bin', 'busybox'));
+  fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
+  const applets = run([busybox, '--list']).stdout.split('\n').filter((a) => a && a !== 'busybox');
+  for (const applet of applets) fs.symlinkSync('busybox', path.join(rootfs, 'bin', applet));
+  fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+  fs.writeFileSync(path.join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
+  for (const [file, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(rootfs, file)), { recursive: true });
+    fs.writeFileSync(path.join(rootfs, file), content);
+  }
+  const tar = (args: string[]) => {
+    const res = run(['tar', '--numeric-owner', '--owner=0', '--group=0', '--sort=name', ...args]);
+    if (res.status !== 0) throw new Error(`tar failed:\n${explain(res)}`);
+  };
+  const layerTar = path.join(work, 'layer.tar');
+  tar(['-C', rootfs, '-cf', layerTar, '.']);
+  const diffId = crypto.createHash('sha256').update(fs.readFileSync(layerTar)).digest('hex');
+  const archive = path.join(work, 'archive');
+  fs.mkdirSync(path.join(archive, diffId), { recursive: true });
+  fs.renameSync(layerTar, path.join(archive, diffId, 'layer.tar'));
+  const created = '2024-01-01T00:00:00Z';
+  const config = JSON.stringify({
+    architecture: 'amd64', os: 'linux', created,
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: cmd, WorkingDir: '/' },
+    rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
+    history: [{ created, created_by: 'test/engines/husk-daemon.ts' }],
+  });
+  const configId = crypto.createHash('sha256').update(config).digest('hex');
+  fs.writeFileSync(path.join(archive, `${configId}.json`), config);
+  fs.writeFileSync(path.join(archive, 'manifest.json'), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [tag], Layers: [`${diffId}/layer.tar`] }]));
+  const tarball = path.join(work, 'image.tar');
+  tar(['-C', archive, '-cf', tarball, '.']);
+  fs.rmSync(archive, { recursive: true, force: true });
+  fs.rmSync(rootfs, { recursive: true, force: true });
+  return tarball;
 }

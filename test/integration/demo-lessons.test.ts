@@ -92,12 +92,18 @@ describe.skipIf(isRunc)('husk demo LESSON', () => {
     expect(changes(s).sort()).toEqual(['+hostname "husk-demo"', '+linux.namespaces[] {"type":"uts"}']);
   });
 
-  it('ipc: a new ipc namespace with one, the host\'s without', () => {
+  it('ipc: a shared memory segment made on the host is not there with an ipc namespace, and seen without', () => {
+    const before = fs.readFileSync('/proc/sysvipc/shm', 'utf8');
     const s = lesson('ipc');
     expect(s.isolated.namespace).toMatch(/^ipc:\[\d+\]$/);
     expect(s.isolated.namespace).not.toBe(hostNamespace('ipc'));
+    expect(s.isolated).toMatchObject({ segments: 0, seesHostSegment: false });
     expect(s.shared.namespace).toBe(hostNamespace('ipc'));
+    expect(s.shared.seesHostSegment).toBe(true);
+    expect(s.shared.segments).toBeGreaterThanOrEqual(1);
     expect(changes(s)).toEqual(['+linux.namespaces[] {"type":"ipc"}']);
+    // The segment was removed again.
+    expect(fs.readFileSync('/proc/sysvipc/shm', 'utf8')).toBe(before);
   });
 
   it('user: root inside is 100000 outside and the host\'s root is nobody, with a user namespace', () => {

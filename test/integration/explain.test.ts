@@ -39,7 +39,7 @@ const TRANSCRIPT = `
 == Namespaces: the container's own view of processes, network, hostname and mounts ==
   A first child (stage 1) prepares what must happen before the container's namespaces exist (joining namespaces by path, a new user namespace) and clones the init; it makes itself non-dumpable first, so no process of the container can read its memory. [man clone(2), prctl(2) PR_SET_DUMPABLE]
     husk    clone the first child (stage 1) from husk's front door
-  The container's first process is cloned with new namespaces, so from its first instruction it sees its own process tree (it is PID 1), hostname, IPC and mounts; without them it would see and touch everything on the host. [man clone(2), namespaces(7)]
+  The container's first process is cloned with new namespaces, so from its first instruction it sees its own process tree (with a pid namespace, it is PID 1 there), hostname, IPC and mounts; without them it would see and touch everything on the host. [man clone(2), namespaces(7)]
     stage 1 start the container's init in new pid, network, ipc, uts and mount namespaces, straight into its cgroup (pid N on the host)
   Some namespaces are made after the clone, when the process is already in place (the cgroup namespace after it joined its cgroup, so that its own cgroup looks like the root); made earlier it would show the host's cgroup paths. [man unshare(2)]
     init    create a new cgroup namespace
@@ -139,7 +139,7 @@ const TRANSCRIPT = `
     init    change to the working directory "/"
   The program is looked up in the container's PATH, inside its own root filesystem, as a shell would; without it a bare name like "sh" could not be run. [man execvp(3)]
     init    check that "/probe" can be executed: found "/probe"
-  \`husk start\` opens the exec fifo: the init, blocked on it, wakes and calls execve, which replaces it with the container's program (keeping PID 1, its namespaces, cgroup and restrictions). [man fifo(7), execve(2)]
+  \`husk start\` opens the exec fifo: the init, blocked on it, wakes and calls execve, which replaces it with the container's program (keeping its pid, PID 1 in its own pid namespace, its namespaces, cgroup and restrictions). [man fifo(7), execve(2)]
     husk    open the exec fifo "ROOT/ID/exec.fifo": the init executes the container's program
 
 == Cleanup: remove what the container left behind ==

@@ -2,7 +2,7 @@
 // `export ... from`, `import type`, and the `require('...')` and `import('...')` calls used
 // for lazy loading) goes to a package of a lower layer, or stays inside its own package.
 //
-//   server -> cli -> image -> runtime -> linux | cgroups | network -> spec -> host -> native -> errors
+//   server -> cli -> daemon -> image -> runtime -> linux | cgroups | network -> spec -> host -> native -> errors
 //
 // linux and cgroups are siblings: neither imports the other (the plan mounts what the host
 // package reports about cgroups, the managers never see a plan). errors.ts is the leaf every
@@ -15,8 +15,9 @@ const SRC = path.resolve(__dirname, '../../src');
 
 /** Each package's layer: a package may import only packages of a lower layer. */
 const LAYER: Record<string, number> = {
-  server: 8,
-  cli: 7,
+  server: 9,
+  cli: 8,
+  daemon: 7,
   image: 6,
   runtime: 5,
   linux: 4,
