@@ -31,7 +31,7 @@ interface ExecRecord {
   consoleFd?: number;
 }
 
-const CREATE_FIELDS = ['AttachStdin', 'AttachStdout', 'AttachStderr', 'DetachKeys', 'Tty', 'ConsoleSize', 'Env', 'Cmd', 'Privileged', 'User', 'WorkingDir'];
+const CREATE_FIELDS = ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Detach', 'DetachKeys', 'Tty', 'ConsoleSize', 'Env', 'Cmd', 'Privileged', 'User', 'WorkingDir'];
 const START_FIELDS = ['Detach', 'Tty', 'ConsoleSize'];
 
 /** One frame of Docker's multiplexed stream: stream (1 stdout, 2 stderr), 3 zero bytes, the
