@@ -29,6 +29,11 @@ export function command(_g: GlobalOptions, action: Action): Command {
       const hosts = o.host.length ? o.host : [DEFAULT_SOCKET];
       const tcp = hosts.find((h) => h.startsWith('tcp://'));
       if (tcp && !o.tcpIKnow) throw new HuskError(`-H ${tcp}: a TCP socket gives anyone who reaches it root on this host; add --tcp-i-know to listen on it anyway`);
+      // Started by the front door, the daemon is its one call; but what the daemon starts
+      // itself (an exec's process) it clones and waits for itself: the door would be the
+      // process's parent, out of the daemon's reach.
+      const { call } = require('../host/call') as typeof import('../host/call');
+      call.door = undefined;
       const { serve } = require('../daemon/server') as typeof import('../daemon/server');
       const { storeDir } = require('../image/store') as typeof import('../image/store');
       const path = require('path') as typeof import('path');

@@ -8,9 +8,12 @@ import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
 import { Router, dispatch, type Route } from './api';
 import { DaemonContext, type DaemonOptions } from './context';
+import { counts, recover, routes as containerRoutes } from './containers';
 import { eventRoutes } from './events';
+import { routes as execRoutes } from './exec';
 import { imageViews, routes as imageRoutes } from './images';
 import { routes as networkRoutes } from './networks';
+import { prepareSpare, stopSpare } from './monitor';
 import { systemRoutes } from './system';
 import { routes as volumeRoutes } from './volumes';
 
@@ -59,11 +62,13 @@ export function parseHost(text: string): { unix: string } | { host: string; port
 
 /** Every part of the API; each file returns its routes. */
 function routes(ctx: DaemonContext): Route[] {
-  const info = () => ({ Images: imageViews(ctx.images).length, Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0 });
+  const info = () => ({ Images: imageViews(ctx.images).length, ...counts(ctx) });
   return [
     ...systemRoutes(ctx, { info }),
     ...eventRoutes(ctx.events),
     ...imageRoutes(ctx),
+    ...containerRoutes(ctx),
+    ...execRoutes(ctx),
     ...volumeRoutes(ctx),
     ...networkRoutes(ctx),
   ];
@@ -104,9 +109,14 @@ export async function serve(o: ServeOptions): Promise<Daemon> {
     });
     servers.push(server);
   }
+  // Containers that ran when the last daemon ended: watched again, restarted by their policy.
+  recover(ctx);
+  // The first container's monitor is ready before it is asked for.
+  prepareSpare(ctx.runtimeRoot, ctx.o.execRoot);
   return {
     ctx,
     async close() {
+      stopSpare();
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => {
         s.close(() => resolve());
         s.closeAllConnections();

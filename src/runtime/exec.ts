@@ -42,6 +42,20 @@ export interface ExecOptions {
   consoleSocket?: string;
   preserveFds?: number;
   ignorePaused?: boolean;
+  /** The whole process as an object (the daemon's exec), instead of --process or the flags. */
+  process?: Process;
+  /** The caller relays the terminal itself (the daemon): the pty master is returned, and
+   * husk's own terminal is not asked for. */
+  keepTerminal?: boolean;
+}
+
+/** An exec'd process that runs, with husk's ends of its terminal or stdio pipes. */
+export interface StartedExec {
+  pid: number;
+  /** The pty master, when the process has a terminal and no console socket took it. */
+  consoleFd?: number;
+  /** husk's ends of the stdio pipes: stdin's write end, stdout's and stderr's read ends. */
+  stdio?: [number, number, number];
 }
 
 function readProcess(file: string): Process {
@@ -94,17 +108,30 @@ function fromFlags(base: Process, o: ExecOptions): Process {
 }
 
 export async function exec(o: ExecOptions): Promise<number> {
+  const started = await startExec(o);
+  if (o.detach) return 0;
+  const io = { consoleFd: started.consoleFd, stdio: started.stdio };
+  if (throughDoor()) {
+    // The door, the process's parent, waits for it and exits with its status.
+    return waitInDoor(started.pid, io);
+  }
+  const { forwardSignals } = await import('./foreground');
+  return waitInForeground(started.pid, forwardSignals(started.pid, started.consoleFd), io);
+}
+
+/** Starts the process in the container and returns it, without waiting for it. */
+export async function startExec(o: ExecOptions): Promise<StartedExec> {
   validateId(o.id);
   const store = new Store(o.root);
   const record = store.read(o.id);
   const status = store.refresh(record);
   checkTransition(o.ignorePaused ? 'exec-ignore-paused' : 'exec', status, o.id);
   const spec = record.config;
-  const process = o.processFile ? readProcess(o.processFile) : fromFlags(spec.process!, o);
-  checkTerminal('process', Boolean(process.terminal), o.detach, o.consoleSocket);
+  const process = o.process ?? (o.processFile ? readProcess(o.processFile) : fromFlags(spec.process!, o));
+  if (!o.keepTerminal) checkTerminal('process', Boolean(process.terminal), o.detach, o.consoleSocket);
 
   native.setSubreaper();
-  const pipes = !o.detach && !process.terminal ? openStdioPipes() : undefined;
+  const pipes = (!o.detach || o.keepTerminal) && !process.terminal ? openStdioPipes() : undefined;
   const nsOf = (pid: number | 'self', type: string) => {
     try {
       return fs.readlinkSync(`/proc/${pid}/ns/${type}`);
@@ -148,11 +175,5 @@ export async function exec(o: ExecOptions): Promise<number> {
   }
   fs.closeSync(launched.sock);
   if (o.pidFile) writePidFile(o.pidFile, launched.pid);
-  if (o.detach) return 0;
-  if (throughDoor()) {
-    // The door, the process's parent, waits for it and exits with its status.
-    return waitInDoor(launched.pid, { consoleFd, stdio: pipes && pipeEnds(pipes, 1) });
-  }
-  const { forwardSignals } = await import('./foreground');
-  return waitInForeground(launched.pid, forwardSignals(launched.pid, consoleFd), { consoleFd, stdio: pipes && pipeEnds(pipes, 1) });
+  return { pid: launched.pid, consoleFd, stdio: pipes && pipeEnds(pipes, 1) };
 }
