@@ -324,7 +324,7 @@ export function publishOf(bindings: Record<string, unknown>): string[] {
     const m = /^([0-9]+)(?:\/(tcp|udp|sctp))?$/.exec(port);
     if (!m) throw badRequest(`HostConfig.PortBindings: invalid port ${JSON.stringify(port)}`);
     for (const b of (list as { HostIp?: string; HostPort?: string }[] | null) ?? []) {
-      if (!b.HostPort) throw badRequest(`HostConfig.PortBindings: ${port}: husk needs a host port (-p HOST:CONTAINER); it picks none itself yet`);
+      if (!b.HostPort) throw badRequest(`HostConfig.PortBindings: ${port}: no host port (the daemon picks one before this)`);
       const ip = b.HostIp ? (b.HostIp.includes(':') ? `[${b.HostIp}]:` : `${b.HostIp}:`) : '';
       out.push(`${ip}${b.HostPort}:${m[1]}/${m[2] ?? 'tcp'}`);
     }

@@ -20,6 +20,7 @@ import {
 } from './lifecycle';
 import { ZERO_TIME, containerDir, findRecord, inspectView, listRecords, readRecord, writeRecord, type ContainerRecord } from './records';
 import { archiveRoutes } from './archive';
+import { ensureVolume, readVolume } from './volumes';
 
 export { recoverContainers as recover };
 
@@ -62,9 +63,49 @@ function asBadRequest(err: unknown): unknown {
   return err instanceof HuskError ? badRequest(err.message) : err;
 }
 
+/** A port the kernel gives for `HostIp:0` in the daemon's network namespace, now free. */
+function freePort(ip: string, proto: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    if (proto === 'udp') {
+      const sock = require('dgram').createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+      sock.once('error', reject);
+      sock.bind(0, ip || '0.0.0.0', () => {
+        const { port } = sock.address();
+        sock.close(() => resolve(port));
+      });
+      return;
+    }
+    const server = require('net').createServer();
+    server.once('error', reject);
+    server.listen(0, ip || '0.0.0.0', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** `-p 80` and Testcontainers' `{"HostPort": ""}`: the daemon picks a free host port, as dockerd
+ * does, and the binding keeps the one it picked (restarts reuse it). */
+async function pickHostPorts(body: unknown): Promise<void> {
+  const bindings = (body as { HostConfig?: { PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[] | null> } } | undefined)?.HostConfig?.PortBindings;
+  if (!bindings || typeof bindings !== 'object') return;
+  for (const [port, list] of Object.entries(bindings)) {
+    if (!Array.isArray(list)) continue;
+    for (const b of list) {
+      if (!b || typeof b !== 'object' || (b.HostPort !== undefined && b.HostPort !== '' && b.HostPort !== '0')) continue;
+      try {
+        b.HostPort = String(await freePort(b.HostIp ?? '', port.split('/')[1] ?? 'tcp'));
+      } catch (err) {
+        throw badRequest(`HostConfig.PortBindings: ${port}: no free host port on ${b.HostIp || '0.0.0.0'}: ${reason(err)}`);
+      }
+    }
+  }
+}
+
 async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Promise<void> {
   const asked = req.query.get('name');
   const body = await req.json<unknown>({});
+  await pickHostPorts(body);
   const id = randomBytes(32).toString('hex');
   const plan = planCreate(body, id, require('os').hostname(), ctx.volumesDir);
   const name = asked ? checkName(asked) : generateName(new Set([...listRecords(ctx).map((r) => r.Name), ...[...reserved.keys()].map((n) => `/${n}`)]));
@@ -89,8 +130,8 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     // Named volumes are made on first use, as dockerd makes them (empty: the image's content is not copied in).
     for (const v of plan.volumes) {
-      if (fs.existsSync(path.join(ctx.volumesDir, v))) continue;
-      fs.mkdirSync(path.join(ctx.volumesDir, v, '_data'), { recursive: true, mode: 0o755 });
+      if (readVolume(ctx, v)) continue;
+      ensureVolume(ctx, v);
       newVolumes.push(v);
     }
     const bundle = await createBundle(ctx.images, image, bundleDir, {
@@ -151,11 +192,11 @@ async function create(ctx: DaemonContext, req: ApiRequest, res: ApiResponse): Pr
         log: plan.log,
         stoppedByUser: false,
         network: typeof net.network === 'object' ? net.network.attach.network : undefined,
+        aliases: endpointAliases(body),
       },
     };
     record.NetworkSettings = networkSettings(ctx, record);
     writeRecord(ctx, record);
-    for (const v of newVolumes) ctx.events.emit('volume', 'create', v, { driver: 'local' });
     emit(ctx, record, 'create');
   } catch (err) {
     // Nothing is left of a create that failed.
@@ -642,6 +683,17 @@ async function updateHandler(ctx: DaemonContext, req: ApiRequest, res: ApiRespon
 }
 
 // ---------------------------------------------------------------------------------- routes
+
+/** The aliases the create body gives the container on its network (Compose: the service name). */
+function endpointAliases(body: unknown): string[] | undefined {
+  const endpoints = (body as { NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: unknown } | null> } } | undefined)?.NetworkingConfig?.EndpointsConfig;
+  const aliases = Object.values(endpoints ?? {})[0]?.Aliases;
+  if (aliases === undefined || aliases === null) return undefined;
+  if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a))) {
+    throw badRequest('NetworkingConfig.EndpointsConfig: Aliases must be a list of host names');
+  }
+  return aliases as string[];
+}
 
 export function routes(ctx: DaemonContext): Route[] {
   const on = (method: Route['method'], p: string, fn: (ctx: DaemonContext, req: ApiRequest, res: ApiResponse) => Promise<void> | void): Route => ({ method, path: p, handle: (req, res) => fn(ctx, req, res) });

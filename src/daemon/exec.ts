@@ -31,8 +31,10 @@ interface ExecRecord {
   consoleFd?: number;
 }
 
-const CREATE_FIELDS = ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Detach', 'DetachKeys', 'Tty', 'ConsoleSize', 'Env', 'Cmd', 'Privileged', 'User', 'WorkingDir'];
-const START_FIELDS = ['Detach', 'Tty', 'ConsoleSize'];
+// Docker's fields, and those real clients send besides, which dockerd ignores: docker-py puts
+// the container's id in the body ("Container"), dockerode its own options ("hijack", "stdin").
+const CREATE_FIELDS = ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Detach', 'DetachKeys', 'Tty', 'ConsoleSize', 'Env', 'Cmd', 'Privileged', 'User', 'WorkingDir', 'Container'];
+const START_FIELDS = ['Detach', 'Tty', 'ConsoleSize', 'hijack', 'stdin'];
 
 /** One frame of Docker's multiplexed stream: stream (1 stdout, 2 stderr), 3 zero bytes, the
  * payload's length (big-endian), the payload. */

@@ -13,6 +13,7 @@ import { ApiError, badRequest, conflict } from './api';
 import type { DaemonContext } from './context';
 import { shouldRestart } from './containerConfig';
 import { containerDir, readRecord, stateFor, writeRecord, listRecords, type ContainerRecord } from './records';
+import { networkId, syncHosts } from './networks';
 
 // ---------------------------------------------------------------------------------- monitor
 
@@ -85,7 +86,9 @@ export function networkSettings(ctx: DaemonContext, r: ContainerRecord): Record<
   for (const [p, list] of Object.entries((r.HostConfig.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[]>)) {
     ports[p] = (list ?? []).map((b) => ({ HostIp: b.HostIp || '0.0.0.0', HostPort: b.HostPort ?? '' }));
   }
-  const endpoint = { IPAMConfig: null, Links: null, Aliases: null, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null };
+  // On a user network Docker lists the container's short id among its aliases.
+  const aliases = mode === 'bridge' || mode === 'host' || mode === 'none' ? null : [...(r.husk.aliases ?? []), r.Id.slice(0, 12)];
+  const endpoint = { IPAMConfig: null, Links: null, Aliases: aliases as string[] | null, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null };
   if (mode !== 'host' && mode !== 'none') {
     try {
       const { listRecords: attachments } = require('../network/attach') as typeof import('../network/attach');
@@ -94,7 +97,7 @@ export function networkSettings(ctx: DaemonContext, r: ContainerRecord): Record<
       const ip = result.ips?.find((i) => i.address && !i.address.includes(':'));
       if (ip?.address) {
         const [address, prefix] = ip.address.split('/');
-        Object.assign(endpoint, { IPAddress: address, IPPrefixLen: Number(prefix), Gateway: ip.gateway ?? '', NetworkID: a!.network.name, EndpointID: a!.attachId });
+        Object.assign(endpoint, { IPAddress: address, IPPrefixLen: Number(prefix), Gateway: ip.gateway ?? '', NetworkID: networkId(mode), EndpointID: a!.attachId });
       }
       const mac = result.interfaces?.find((i) => i.sandbox && i.mac)?.mac;
       if (mac) endpoint.MacAddress = mac;
@@ -165,6 +168,8 @@ export async function startContainer(ctx: DaemonContext, r: ContainerRecord, why
   now.husk.monitorPid = started.monitorPid;
   now.NetworkSettings = networkSettings(ctx, now);
   writeRecord(ctx, now);
+  // The others on its network learn its name, and it theirs.
+  if (now.husk.network) syncHosts(ctx, now.husk.network);
   emit(ctx, now, 'start');
   l.bus.emit(`start:${now.Id}`, since);
   watchExit(ctx, now);
@@ -189,6 +194,7 @@ async function onExit(ctx: DaemonContext, id: string, st: ExitStatus): Promise<v
   if (!r) return;
   r.State = stateFor(r.State, 'exited', { Pid: 0, ExitCode: st.exitCode, OOMKilled: st.oomKilled, FinishedAt: st.finishedAt, Error: st.error ?? '' });
   writeRecord(ctx, r);
+  if (r.husk.network) syncHosts(ctx, r.husk.network);
   if (st.oomKilled) emit(ctx, r, 'oom');
   emit(ctx, r, 'die', { exitCode: String(st.exitCode) });
   l.bus.emit(`exit:${id}`, st.exitCode);

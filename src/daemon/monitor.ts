@@ -401,6 +401,8 @@ export async function runMonitor(configFile: string): Promise<number> {
     throw new HuskError(`read the monitor's config ${configFile}: ${reason(err)}`);
   }
   const f = files(c.runDir);
+  // In ps, which container this monitor holds (a spare's command line does not say).
+  process.title = `husk daemon-monitor ${c.id}`;
   // The daemon ends containers through the runtime's kill; a hangup or a stray signal to the
   // monitor must not leave its container without a parent.
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => undefined);

@@ -106,6 +106,7 @@ function endpointOf(r: AttachRecord): { mac: string; ipv4: string; ipv6: string 
   const addresses = resultAddresses(result);
   const interfaces = (Array.isArray(result.interfaces) ? result.interfaces : []) as { name?: string; mac?: string; sandbox?: string }[];
   const inside = interfaces.find((i) => i.sandbox) ?? interfaces[0];
+  // Docker's network inspect shows ADDRESS/PREFIX; the hosts files want the address alone.
   return {
     mac: inside?.mac ?? '',
     ipv4: addresses.find((a) => !a.includes(':')) ?? '',
@@ -322,7 +323,7 @@ function namesOf(ctx: DaemonContext, r: AttachRecord): string[] {
  */
 export function syncHosts(ctx: DaemonContext, cni: string): void {
   const records = listRecords().filter((r) => r.network.name === cni && r.result && path.resolve(r.configDir) === configDir(ctx));
-  const entries = records.map((r) => ({ r, ip: endpointOf(r).ipv4, names: namesOf(ctx, r) })).filter((e) => e.ip && e.names.length);
+  const entries = records.map((r) => ({ r, ip: endpointOf(r).ipv4.split('/')[0], names: namesOf(ctx, r) })).filter((e) => e.ip && e.names.length);
   for (const { r } of entries) {
     if (!r.hostsFile) continue;
     const others = entries.filter((e) => e.r.containerId !== r.containerId).map((e) => `${e.ip}\t${e.names.join(' ')}`);

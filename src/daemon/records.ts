@@ -37,6 +37,8 @@ export interface HuskBookkeeping {
   stoppedByUser: boolean;
   /** The network husk attached it to, if any. */
   network?: string;
+  /** The names other containers on its network know it by (Compose's service name). */
+  aliases?: string[];
 }
 
 export interface ContainerRecord {

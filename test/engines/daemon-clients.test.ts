@@ -48,10 +48,13 @@ it('docker-compose up -d, ps, logs, exec and down -v: the client reaches the ser
     '  web:',
     `    image: ${IMAGE}`,
     '    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]',
+    // docker-init (tini) as PID 1: httpd alone would ignore the SIGTERM of `down`.
+    '    init: true',
     '  client:',
     `    image: ${IMAGE}`,
     '    command: ["sh", "-c", "until wget -qO- http://web:8080/; do sleep 0.2; done; exec sleep 600"]',
     '    depends_on: [web]',
+    '    stop_grace_period: 1s',
     '    volumes: ["cache:/cache"]',
     'volumes:',
     '  cache: {}',
