@@ -78,7 +78,36 @@ export function signalNumber(text: string | undefined | null, fallback = 'SIGKIL
 
 // ---------------------------------------------------------------------------------- start and exit
 
-/** What `docker inspect` says of the network once the container runs. */
+/** The CNI networks a container is on: its own and those connected later. */
+export function networksOf(r: ContainerRecord): string[] {
+  return [...(r.husk.network ? [r.husk.network] : []), ...(r.husk.connected ?? []).map((c) => c.cni)];
+}
+
+/** One network's endpoint as `docker inspect` shows it, from the container's CNI attachment. */
+function endpointOn(r: ContainerRecord, mode: string, cni: string | undefined, aliases: string[] | undefined): Record<string, any> {
+  // On a user network Docker lists the container's short id among its aliases.
+  const shown = mode === 'bridge' || mode === 'host' || mode === 'none' ? null : [...(aliases ?? []), r.Id.slice(0, 12)];
+  const endpoint: Record<string, any> = { IPAMConfig: null, Links: null, Aliases: shown, NetworkID: networkId(mode), EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null };
+  if (!cni) return endpoint;
+  try {
+    const { listRecords: attachments } = require('../network/attach') as typeof import('../network/attach');
+    const a = attachments().find((x) => x.containerId === r.Id && x.network.name === cni);
+    const result = (a?.result ?? {}) as { ips?: { address?: string; gateway?: string }[]; interfaces?: { name?: string; mac?: string; sandbox?: string }[] };
+    const ip = result.ips?.find((i) => i.address && !i.address.includes(':'));
+    if (ip?.address) {
+      const [address, prefix] = ip.address.split('/');
+      Object.assign(endpoint, { IPAddress: address, IPPrefixLen: Number(prefix), Gateway: ip.gateway ?? '', EndpointID: a!.attachId });
+    }
+    const mac = result.interfaces?.find((i) => i.sandbox && i.mac)?.mac;
+    if (mac) endpoint.MacAddress = mac;
+  } catch (err) {
+    log.warn(`container ${r.Id}: reading its network attachment: ${reason(err)}`);
+  }
+  return endpoint;
+}
+
+/** What `docker inspect` says of the network once the container runs: its network, and those
+ * `docker network connect` added. */
 export function networkSettings(ctx: DaemonContext, r: ContainerRecord): Record<string, any> {
   const mode = String(r.HostConfig.NetworkMode ?? 'bridge');
   const ports: Record<string, unknown> = {};
@@ -86,31 +115,15 @@ export function networkSettings(ctx: DaemonContext, r: ContainerRecord): Record<
   for (const [p, list] of Object.entries((r.HostConfig.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[]>)) {
     ports[p] = (list ?? []).map((b) => ({ HostIp: b.HostIp || '0.0.0.0', HostPort: b.HostPort ?? '' }));
   }
-  // On a user network Docker lists the container's short id among its aliases.
-  const aliases = mode === 'bridge' || mode === 'host' || mode === 'none' ? null : [...(r.husk.aliases ?? []), r.Id.slice(0, 12)];
-  const endpoint = { IPAMConfig: null, Links: null, Aliases: aliases as string[] | null, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null };
-  if (mode !== 'host' && mode !== 'none') {
-    try {
-      const { listRecords: attachments } = require('../network/attach') as typeof import('../network/attach');
-      const a = attachments().find((x) => x.containerId === r.Id);
-      const result = (a?.result ?? {}) as { ips?: { address?: string; gateway?: string }[]; interfaces?: { name?: string; mac?: string; sandbox?: string }[] };
-      const ip = result.ips?.find((i) => i.address && !i.address.includes(':'));
-      if (ip?.address) {
-        const [address, prefix] = ip.address.split('/');
-        Object.assign(endpoint, { IPAddress: address, IPPrefixLen: Number(prefix), Gateway: ip.gateway ?? '', NetworkID: networkId(mode), EndpointID: a!.attachId });
-      }
-      const mac = result.interfaces?.find((i) => i.sandbox && i.mac)?.mac;
-      if (mac) endpoint.MacAddress = mac;
-    } catch (err) {
-      log.warn(`container ${r.Id}: reading its network attachment: ${reason(err)}`);
-    }
-  }
+  const endpoint = endpointOn(r, mode, r.husk.network, r.husk.aliases);
+  const networks: Record<string, unknown> = { [mode]: endpoint };
+  for (const extra of r.husk.connected ?? []) networks[extra.name] = endpointOn(r, extra.name, extra.cni, extra.aliases);
   return {
     Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0, Ports: ports,
     SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: endpoint.EndpointID,
     Gateway: endpoint.Gateway, GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: endpoint.IPAddress,
     IPPrefixLen: endpoint.IPPrefixLen, IPv6Gateway: '', MacAddress: endpoint.MacAddress,
-    Networks: { [mode]: endpoint },
+    Networks: networks,
   };
 }
 
@@ -169,7 +182,7 @@ export async function startContainer(ctx: DaemonContext, r: ContainerRecord, why
   now.NetworkSettings = networkSettings(ctx, now);
   writeRecord(ctx, now);
   // The others on its network learn its name, and it theirs.
-  if (now.husk.network) syncHosts(ctx, now.husk.network);
+  for (const cni of networksOf(now)) syncHosts(ctx, cni);
   emit(ctx, now, 'start');
   l.bus.emit(`start:${now.Id}`, since);
   watchExit(ctx, now);
@@ -194,7 +207,7 @@ async function onExit(ctx: DaemonContext, id: string, st: ExitStatus): Promise<v
   if (!r) return;
   r.State = stateFor(r.State, 'exited', { Pid: 0, ExitCode: st.exitCode, OOMKilled: st.oomKilled, FinishedAt: st.finishedAt, Error: st.error ?? '' });
   writeRecord(ctx, r);
-  if (r.husk.network) syncHosts(ctx, r.husk.network);
+  for (const cni of networksOf(r)) syncHosts(ctx, cni);
   if (st.oomKilled) emit(ctx, r, 'oom');
   emit(ctx, r, 'die', { exitCode: String(st.exitCode) });
   l.bus.emit(`exit:${id}`, st.exitCode);

@@ -200,6 +200,8 @@ function create(ctx: DaemonContext, body: Record<string, unknown>): { Id: string
       driver: driver as 'bridge' | 'macvlan' | 'ipvlan',
       parent: driver === 'bridge' ? undefined : options.parent,
       internal: Boolean(body.Internal),
+      // Docker's networks do not reach each other.
+      isolated: true,
     });
   } catch (err) {
     asApiError(err);
@@ -315,6 +317,17 @@ function namesOf(ctx: DaemonContext, r: AttachRecord): string[] {
   }
   if (r.hostname) names.add(r.hostname);
   return [...names];
+}
+
+/** Removes the network's block from a hosts file (its container left the network). */
+export function clearHosts(hostsFile: string, cni: string): void {
+  try {
+    const text = fs.readFileSync(hostsFile, 'utf8');
+    const kept = text.replace(new RegExp(`${escape(begin(cni))}\\n[\\s\\S]*?${escape(end(cni))}\\n`), '');
+    if (kept !== text) fs.writeFileSync(hostsFile, kept);
+  } catch {
+    // the container is gone
+  }
 }
 
 /**

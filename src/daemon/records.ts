@@ -39,6 +39,9 @@ export interface HuskBookkeeping {
   network?: string;
   /** The names other containers on its network know it by (Compose's service name). */
   aliases?: string[];
+  /** Networks added by `docker network connect`: the name clients use, the CNI network, the
+   *  aliases, the interface inside (eth1...). */
+  connected?: { name: string; cni: string; aliases?: string[]; ifName: string }[];
 }
 
 export interface ContainerRecord {

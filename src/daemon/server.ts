@@ -8,6 +8,7 @@ import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
 import { Router, dispatch, type Route } from './api';
 import { DaemonContext, type DaemonOptions } from './context';
+import { routes as connectRoutes } from './connect';
 import { counts, recover, routes as containerRoutes } from './containers';
 import { eventRoutes } from './events';
 import { routes as execRoutes } from './exec';
@@ -71,6 +72,7 @@ function routes(ctx: DaemonContext): Route[] {
     ...execRoutes(ctx),
     ...volumeRoutes(ctx),
     ...networkRoutes(ctx),
+    ...connectRoutes(ctx),
   ];
 }
 

@@ -80,6 +80,8 @@ export interface AttachRecord {
   ports: PortMapping[];
   hostname?: string;
   hostsFile?: string;
+  /** The interface inside the container (records from before it was kept: eth0). */
+  ifName?: string;
   /** The ADD result: present once ADD succeeded. */
   result?: CniResult;
   /** While ADD runs: the result of the last plugin that succeeded (what DEL gets if husk is
@@ -331,7 +333,7 @@ async function negotiate(list: NetworkList, pluginDirs: string[]) {
 // attach, detach, sweep
 
 function runtimeConf(r: AttachRecord, netns: string): RuntimeConf {
-  return { containerId: r.attachId, netns, ifName: IFNAME, capabilityArgs: { portMappings: r.ports } };
+  return { containerId: r.attachId, netns, ifName: r.ifName ?? IFNAME, capabilityArgs: { portMappings: r.ports } };
 }
 
 function networkOf(r: AttachRecord): NetworkList {
@@ -369,6 +371,7 @@ export async function attach(o: AttachOptions, state: HookState): Promise<void> 
     ports: o.ports,
     hostname: o.hostname,
     hostsFile: o.hostsFile,
+    ...(o.ifName ? { ifName: o.ifName } : {}),
     created: new Date().toISOString(),
   };
 
@@ -386,14 +389,14 @@ export async function attach(o: AttachOptions, state: HookState): Promise<void> 
     try {
       await negotiate(list, o.pluginDirs);
       pin(record);
-      say(`CNI ADD: network "${list.name}" (${list.file}), interface ${IFNAME}, netns ${record.pin}`);
+      say(`CNI ADD: network "${list.name}" (${list.file}), interface ${record.ifName ?? IFNAME}, netns ${record.pin}`);
       record.result = await addNetworkList(list, runtimeConf(record, record.pin), o.pluginDirs, (partial) => {
         record.partial = partial;
         saveRecord(record);
       });
       delete record.partial;
       saveRecord(record);
-      const address = firstAddress(record.result);
+      const address = firstAddress(record.result, record.ifName);
       if (o.hostsFile && address) addToHosts(o.hostsFile, address, o.hostname);
       say(`attached: ${address ?? 'no address'}`);
     } catch (err) {
@@ -405,9 +408,9 @@ export async function attach(o: AttachOptions, state: HookState): Promise<void> 
   }
 }
 
-/** The container's address (IPv4 first) on eth0, without its prefix length. */
-function firstAddress(result: CniResult): string | undefined {
-  const addresses = resultAddresses(result, IFNAME).map((a) => a.split('/')[0]);
+/** The container's address (IPv4 first) on its interface, without its prefix length. */
+function firstAddress(result: CniResult, ifName = IFNAME): string | undefined {
+  const addresses = resultAddresses(result, ifName).map((a) => a.split('/')[0]);
   return addresses.find((a) => !a.includes(':')) ?? addresses[0];
 }
 
@@ -471,6 +474,17 @@ export async function detach(state: HookState): Promise<void> {
   for (const r of listRecords().filter(mine)) await release(r.attachId, mine, `network detach of ${state.id}`);
 }
 
+/** Detaches the container from one network (`docker network disconnect`); false when it was
+ * not attached to it from this network namespace. */
+export async function detachFrom(state: HookState, network: string): Promise<boolean> {
+  const here = ownNetns();
+  const bundle = path.resolve(state.bundle);
+  const mine = (r: AttachRecord) => r.containerId === state.id && r.bundle === bundle && r.network.name === network && sameNetns(r.hostNetns, here);
+  const records = listRecords().filter(mine);
+  for (const r of records) await release(r.attachId, mine, `network detach of ${state.id}`);
+  return records.length > 0;
+}
+
 /**
  * CNI CHECK of a container's attachments made from this network namespace: each plugin says
  * whether what it set up is still there. One line a network; an error when one is not.
@@ -488,7 +502,7 @@ export async function check(containerId: string): Promise<string[]> {
       continue;
     }
     await checkNetworkList(list, runtimeConf(r, r.pin), r.result, r.pluginDirs);
-    lines.push(`${list.name}: ok (${firstAddress(r.result) ?? 'no address'})`);
+    lines.push(`${list.name}: ok (${firstAddress(r.result, r.ifName) ?? 'no address'})`);
   }
   return lines;
 }

@@ -61,6 +61,9 @@ export interface NetworkOptions {
   parent?: string;
   /** No way out of the subnet: no masquerading and no default route in the containers. */
   internal?: boolean;
+  /** Bridge: no traffic from other bridges' containers (the firewall plugin's ingressPolicy
+   *  same-bridge), as Docker isolates its networks from each other. */
+  isolated?: boolean;
 }
 
 export interface NetworkSummary {
@@ -89,11 +92,11 @@ function defaultNetwork(): Record<string, unknown> {
 
 /** A bridge with the host as gateway and NAT out, published ports, the firewall plugin's
  * rules for the containers' addresses, and sysctls/interface settings if a caller asks. */
-function bridgePlugins(bridge: string, subnet: string, gateway: string, internal: boolean): PluginConf[] {
+function bridgePlugins(bridge: string, subnet: string, gateway: string, internal: boolean, isolated = false): PluginConf[] {
   return [
     { type: 'bridge', bridge, isGateway: true, ipMasq: !internal, hairpinMode: true, ipam: hostLocal(subnet, gateway, internal) },
     { type: 'portmap', capabilities: { portMappings: true } },
-    { type: 'firewall' },
+    isolated ? { type: 'firewall', ingressPolicy: 'same-bridge' } : { type: 'firewall' },
     { type: 'tuning' },
   ];
 }
@@ -156,7 +159,7 @@ export function createNetwork(configDir: string, o: NetworkOptions): NetworkList
     const bridge = bridgeName(name, networks);
     // portmap's CHECK fails without IPv6 on Debian's plugins (see cni.ts).
     list.disableCheck = true;
-    list.plugins = bridgePlugins(bridge, ranges, gw, o.internal ?? false);
+    list.plugins = bridgePlugins(bridge, ranges, gw, o.internal ?? false, o.isolated ?? false);
   } else {
     const mode = driver === 'macvlan' ? 'bridge' : 'l2';
     list.plugins = [{ type: driver, master: o.parent, mode, ipam: hostLocal(ranges, gw, o.internal ?? false) }];

@@ -22,6 +22,8 @@ export interface AttachOptions {
   hostsFile?: string;
   configDir: string;
   pluginDirs: string[];
+  /** The interface inside the container (default eth0; a second network's is eth1...). */
+  ifName?: string;
 }
 
 /** --cni-config-dir, else $HUSK_CNI_CONFIG_DIR, else /etc/cni/net.d. */
@@ -44,6 +46,7 @@ export function attachArgs(o: AttachOptions): string[] {
   for (const p of o.ports) args.push('-p', formatPublish(p));
   if (o.hostname !== undefined) args.push('--hostname', o.hostname);
   if (o.hostsFile !== undefined) args.push('--hosts', o.hostsFile);
+  if (o.ifName !== undefined) args.push('--ifname', o.ifName);
   return args;
 }
 
@@ -61,6 +64,10 @@ export function parseAttachArgs(args: string[]): AttachOptions {
       case '-p': o.ports.push(parsePublish(value)); break;
       case '--hostname': o.hostname = value; break;
       case '--hosts': o.hostsFile = value; break;
+      case '--ifname':
+        if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(value)) throw new HuskError(`--ifname ${JSON.stringify(value)}: an interface name of 1 to 15 letters, digits, _ . -`);
+        o.ifName = value;
+        break;
       default: throw new HuskError(`unknown flag ${JSON.stringify(flag)}`);
     }
   }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DOCKER_CLIS, startHuskDaemon, type HuskDaemon } from './husk-daemon';
+import { DOCKER_CLIS, busyboxImage, startHuskDaemon, type HuskDaemon } from './husk-daemon';
 import { REPO, Workspace, explain, requireRoot, run } from './setup';
 
 requireRoot();
@@ -19,7 +19,11 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  const problems = await ws?.teardown();
+  const problems = await ws?.teardown(() => {
+    // A test that failed half-way leaves its containers: removed through the daemon first.
+    const all = d?.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean) ?? [];
+    if (all.length) d.docker(['rm', '-f', ...all]);
+  });
   expect(problems ?? []).toEqual([]);
 }, 120_000);
 
@@ -169,4 +173,56 @@ it('creates, lists, inspects and removes networks as CNI networks, and keeps the
   const missing = d.docker(['network', 'inspect', 'backend']);
   expect(missing.status).toBe(1);
   expect(missing.stderr).toMatch(/network backend not found/);
+});
+
+it('connects a running container to a second network and disconnects it; a created one joins at start', async () => {
+  const image = 'localhost/husk-web:1';
+  const load = d.docker(['load', '-i', busyboxImage(ws, image, { 'www/index.html': 'page of a\n' })]);
+  expect(load.status, explain(load)).toBe(0);
+  for (const [name, subnet] of [['front', '10.99.8.0/24'], ['back', '10.99.9.0/24']]) {
+    const res = d.docker(['network', 'create', '--subnet', subnet, name]);
+    expect(res.status, explain(res)).toBe(0);
+  }
+  const ok = (args: string[]) => {
+    const res = d.docker(args);
+    expect(res.status, explain(res)).toBe(0);
+    return res.stdout;
+  };
+  ok(['run', '-d', '--name', 'web-a', '--network', 'front', image, 'httpd', '-f', '-p', '8080', '-h', '/www']);
+  ok(['run', '-d', '--name', 'box-b', '--network', 'back', image, 'sleep', '600']);
+  // busybox's own timeout: its wget crashes with -T (Debian's busybox-static 1.35).
+  const fetch = (from: string) => d.docker(['exec', from, 'timeout', '3', 'wget', '-qO-', 'http://web-a:8080/']);
+  expect(fetch('box-b').status).not.toBe(0);
+  // Not by its address either: Docker's networks do not reach each other.
+  const addressOfA = ok(['inspect', '--format', '{{.NetworkSettings.Networks.front.IPAddress}}', 'web-a']).trim();
+  expect(addressOfA).toMatch(/^10\.99\.8\.\d+$/);
+  expect(d.docker(['exec', 'box-b', 'timeout', '3', 'wget', '-qO-', `http://${addressOfA}:8080/`]).status).not.toBe(0);
+  ok(['network', 'connect', '--alias', 'bee', 'front', 'box-b']);
+  const networks = JSON.parse(ok(['inspect', '--format', '{{json .NetworkSettings.Networks}}', 'box-b']));
+  expect(Object.keys(networks).sort()).toEqual(['back', 'front']);
+  expect(networks.front.IPAddress).toMatch(/^10\.99\.8\.\d+$/);
+  expect(networks.front.Aliases).toContain('bee');
+  expect(ok(['exec', 'box-b', 'ip', '-o', '-4', 'addr', 'show', 'eth1'])).toContain(networks.front.IPAddress);
+  const fetched = fetch('box-b');
+  expect(fetched.stdout, explain(fetched)).toBe('page of a\n');
+  expect(ok(['exec', 'web-a', 'cat', '/etc/hosts'])).toMatch(new RegExp(`${networks.front.IPAddress.replace(/\./g, '\\.')}\\s.*\\bbee\\b`));
+  const again = d.docker(['network', 'connect', 'front', 'box-b']);
+  expect(again.status).toBe(1);
+  expect(again.stderr).toMatch(/already exists in network front/);
+  const busy = d.docker(['network', 'rm', 'front']);
+  expect(busy.status).toBe(1);
+  expect(busy.stderr).toMatch(/has active endpoints/);
+  ok(['network', 'disconnect', 'front', 'box-b']);
+  expect(Object.keys(JSON.parse(ok(['inspect', '--format', '{{json .NetworkSettings.Networks}}', 'box-b'])))).toEqual(['back']);
+  expect(d.docker(['exec', 'box-b', 'ip', 'link', 'show', 'eth1']).status).not.toBe(0);
+  expect(fetch('box-b').status).not.toBe(0);
+  expect(d.docker(['exec', 'box-b', 'timeout', '3', 'wget', '-qO-', `http://${addressOfA}:8080/`]).status).not.toBe(0);
+  // Created, then connected: attached to both when it starts.
+  ok(['create', '--name', 'box-c', '--network', 'back', image, 'sleep', '600']);
+  ok(['network', 'connect', 'front', 'box-c']);
+  ok(['start', 'box-c']);
+  expect(fetch('box-c').stdout).toBe('page of a\n');
+  ok(['rm', '-f', 'web-a', 'box-b', 'box-c']);
+  ok(['network', 'rm', 'front', 'back']);
+  expect(d.netns!.links().filter((l) => l.startsWith('veth'))).toEqual([]);
 });
