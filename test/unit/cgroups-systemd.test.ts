@@ -264,3 +264,9 @@ describe('SystemdManager', () => {
     expect(calls).toEqual(['files: destroy', 'stop docker-abc.scope']);
   });
 });
+
+describe('MemorySwapMax when swap equals the limit', () => {
+  it('is 0, as the file memory.swap.max', () => {
+    expect(byName(resourceProperties({ memory: { limit: 1 << 27, swap: 1 << 27 } }, { cgroup: 'v2', systemdVersion: 252, update: true }))).toEqual({ MemoryMax: BigInt(1 << 27), MemorySwapMax: 0n });
+  });
+});

@@ -263,6 +263,12 @@ share() { # TAG PATH [OPTIONS]: a virtio-9p share of a host directory
   echo "-fsdev local,id=$1,path=${2//,/,,},security_model=none,multidevs=remap${3:+,$3}"
   echo "-device virtio-9p-pci,fsdev=$1,mount_tag=$1"
 }
+# --systemd: the cached root as one more share, and the initramfs hands over to its systemd.
+init_append='' sysroot_share=''
+if [ $systemd = 1 ]; then
+  init_append='husk_vm.init=systemd systemd.show_status=0 '
+  sysroot_share=$(share sysroot "$cache/systemd-root" readonly=on)
+fi
 # cryptomgr.notests: the kernel's crypto self-tests are of no use here, and one of them is where a
 # guest was seen to hang while booting under load.
 # The repository's path has no spaces (checked above), so $(share ...) splits into words safely.
@@ -270,9 +276,9 @@ share() { # TAG PATH [OPTIONS]: a virtio-9p share of a host directory
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot
   -accel "$accel" -cpu max -smp "$cpus" -m "$memory"
   -kernel "$cache/kernel/vmlinux" -initrd "$run/initramfs.cpio"
-  -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 cryptomgr.notests husk_vm.repo=$repo ${HUSK_VM_APPEND:-}"
+  -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 cryptomgr.notests husk_vm.repo=$repo $init_append${HUSK_VM_APPEND:-}"
   -serial "file:$run/console" -serial "file:$run/output"
-  $(share hostroot / readonly=on) $(share repo "$repo") $(share run "$run"))
+  $(share hostroot / readonly=on) $(share repo "$repo") $(share run "$run") $sysroot_share)
 
 # Boots the guest and waits for it to end. A guest whose command has not started after
 # $boot_timeout s hung while booting (seen under load: a soft lockup in the kernel's own start-up

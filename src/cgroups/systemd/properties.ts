@@ -62,6 +62,9 @@ export function resourceProperties(r: Resources, o: PropertyOptions): UnitProper
     if (m.reservation) out.push(limit('MemoryLow', m.reservation));
     const swap = m.swap !== undefined || m.limit !== undefined ? memorySwapToV2(m.swap ?? 0, m.limit ?? 0) : 0;
     if (swap) out.push(limit('MemorySwapMax', swap));
+    // swap equal to limit: no swap, which the file gets as "0" (runc's fs2 too). runc sends no
+    // property then, and systemd would put its old MemorySwapMax back on a daemon-reload.
+    else if (m.swap && m.swap > 0 && m.swap === m.limit) out.push(u64('MemorySwapMax', 0));
     if (c.shares) out.push(u64('CPUWeight', cpuSharesToWeight(c.shares)));
   } else {
     if (m.limit) out.push(limit('MemoryLimit', m.limit));
