@@ -51,6 +51,9 @@ node -e '
   c.process.terminal = false;
   c.process.args = ["/bin/sh", "-c", "sleep 100000"];
   c.linux.cgroupsPath = ":husk:rootless";
+  // `spec --rootless` maps the uid that ran it (root here) to 0: the user'"'"'s, as it would be.
+  c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
+  c.linux.gidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
   c.linux.resources = { memory: { limit: 67108864 }, pids: { limit: 20 }, cpu: { shares: 512 } };
   fs.writeFileSync(f, JSON.stringify(c, null, 2));
 ' "$b/config.json"
