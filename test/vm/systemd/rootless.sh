@@ -43,7 +43,9 @@ trap cleanup EXIT
 b=$scratch/bundle
 mkdir -p "$b/rootfs/bin" "$b/rootfs/proc" "$b/rootfs/dev" "$b/rootfs/sys" "$b/rootfs/tmp"
 cp "$repo/build/Release/probe" "$b/rootfs/probe"
-cp /host/bin/busybox "$b/rootfs/bin/busybox"
+busybox=/host/bin/busybox
+[ -x "$busybox" ] || busybox=$(command -v busybox)
+cp "$busybox" "$b/rootfs/bin/busybox"
 for tool in sh sleep; do ln -sf busybox "$b/rootfs/bin/$tool"; done
 "$repo/bin/husk" spec --rootless --bundle "$b"
 node -e '

@@ -19,7 +19,9 @@
 set -u
 repo=${1:?usage: systemd-driver.sh REPO_DIR}
 probe=$repo/build/Release/probe
-BUSYBOX=/host/bin/busybox
+# The host's static busybox (the guest sees the host at /host); elsewhere (the Vagrant machine) its own.
+BUSYBOX=${BUSYBOX:-/host/bin/busybox}
+[ -x "$BUSYBOX" ] || BUSYBOX=$(command -v busybox)
 failed=0
 scratch=$(mktemp -d /tmp/systemd-driver.XXXXXX)
 chmod 0755 "$scratch"
