@@ -80,13 +80,24 @@ function plannedSystemdManager(spec: Spec, id: string, opts: CgroupOptions & { l
   const bus = busFor(user, opts);
   // PID 1's units are where their slice says; a user's manager has its own cgroup above them.
   const cgroup = unitCgroup(unit, user ? bus.managerCgroup() : '/');
-  const inner = managerFor(cgroupDirs(opts.layout, cgroup), opts);
+  const inner = managerFor(cgroupDirs(opts.layout, cgroup), innerOptions(unit, opts));
   return new SystemdManager(unit, inner, bus, { id, started: false, warn: opts.warn });
+}
+
+/**
+ * The v2/v1 manager's options inside a unit. A user's unit gets no device program: an
+ * unprivileged process cannot load one (bpf(2) says EPERM), and a rootless container has only
+ * the devices bound into it; runc skips it there too (fs2 devices, canSkipEBPFError).
+ */
+function innerOptions(unit: SystemdUnit, opts: CgroupOptions): CgroupOptions {
+  if (!unit.user) return opts;
+  const warn = opts.warn;
+  return { ...opts, bpf: null, warn: warn && ((msg: string) => (msg.startsWith('linux.resources.devices:') ? undefined : warn(msg))) };
 }
 
 /** The manager of a container whose cgroup is a systemd unit it started earlier. */
 export function systemdManagerFor(unit: SystemdUnit, paths: Record<string, string>, opts: CgroupOptions = {}): CgroupManager {
-  const inner = managerFor(paths, opts);
+  const inner = managerFor(paths, innerOptions(unit, opts));
   // Without systemd (gone since), the cgroup is still the cgroup: only the unit calls fail.
   const bus = opts.bus ?? new Busctl(unit.user);
   return new SystemdManager(unit, inner, bus, { id: '', started: true, warn: opts.warn });

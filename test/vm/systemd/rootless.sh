@@ -56,6 +56,8 @@ node -e '
   // `spec --rootless` maps the uid that ran it (root here) to 0: the user'"'"'s, as it would be.
   c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
   c.linux.gidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
+  // A cgroup namespace of its own, as rootless Podman gives: cgroup2 mounts inside it.
+  if (!c.linux.namespaces.some((n) => n.type === "cgroup")) c.linux.namespaces.push({ type: "cgroup" });
   c.linux.resources = { memory: { limit: 67108864 }, pids: { limit: 20 }, cpu: { shares: 512 } };
   fs.writeFileSync(f, JSON.stringify(c, null, 2));
 ' "$b/config.json"
