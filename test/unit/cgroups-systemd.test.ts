@@ -270,3 +270,12 @@ describe('MemorySwapMax when swap equals the limit', () => {
     expect(byName(resourceProperties({ memory: { limit: 1 << 27, swap: 1 << 27 } }, { cgroup: 'v2', systemdVersion: 252, update: true }))).toEqual({ MemoryMax: BigInt(1 << 27), MemorySwapMax: 0n });
   });
 });
+
+describe('SystemdManager.create', () => {
+  it('fails in one line, before the init exists, when the bus refuses', () => {
+    const { bus } = fakeBus();
+    bus.version = () => { throw new BusError('systemd (system bus): read the manager\'s Version: Failed to connect to bus: No such file or directory'); };
+    const m = new SystemdManager(unitFor(':husk:c1', 'c1', false), fakeInner([]), bus, { id: 'c1', started: false });
+    expect(() => m.create({})).toThrow('--systemd-cgroup: systemd (system bus): read the manager\'s Version: Failed to connect to bus: No such file or directory');
+  });
+});

@@ -94,7 +94,12 @@ export class SystemdManager implements CgroupManager {
   create(r: Resources): void {
     // Asks the bus now, so that a host without systemd, or a bus that refuses, fails before
     // the init exists, leaving nothing.
-    this.bus.version();
+    try {
+      this.bus.version();
+    } catch (err) {
+      if (err instanceof BusError) throw new HuskError(`--systemd-cgroup: ${reason(err)}`, { cause: err });
+      throw err;
+    }
     this.properties(r);
   }
 
