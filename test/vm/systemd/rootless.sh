@@ -83,15 +83,15 @@ expect cpu.weight "$(cat $dir/cpu.weight 2>&1)" 59
 if [ -z "$bad" ]; then ok "$name"; else not_ok "$name" "$bad"; fi
 
 name='rootless update: SetUnitProperties on the user manager and the files'
-out=$(hk update --pids-limit 30 rootless 2>&1) || bad=" update failed: $out"
 bad=''
+out=$(hk update --pids-limit 30 rootless 2>&1) || bad=" update failed: $out;"
 expect TasksMax "$(show TasksMax)" 30
 expect pids.max "$(cat $dir/pids.max 2>&1)" 30
 if [ -z "$bad" ]; then ok "$name"; else not_ok "$name" "$bad"; fi
 
 name='rootless delete leaves no unit and no cgroup'
-out=$(hk delete --force rootless 2>&1) || bad=" delete failed: $out"
 bad=''
+out=$(hk delete --force rootless 2>&1) || bad=" delete failed: $out;"
 expect LoadState "$(show LoadState)" not-found
 [ ! -d "$dir" ] || bad="$bad $dir is still there;"
 if [ -z "$bad" ]; then ok "$name"; else not_ok "$name" "$bad"; fi
