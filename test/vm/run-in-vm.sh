@@ -180,8 +180,10 @@ prepare_kernel() {
 
 # The Debian packages of the systemd guest's root, and what is done to it once it is unpacked.
 # Bump systemd_root_recipe when either changes: a cached root of another recipe is built again.
-systemd_root_recipe=1
+systemd_root_recipe=2
 systemd_root_packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,uidmap,procps,kmod
+# Installed after, with apt in the new root: debootstrap's own resolver fails on podman's.
+systemd_root_apt_packages=(podman)
 prepare_systemd_root() {
   mkdir -p "$cache"
   exec 9>"$cache/lock"
@@ -195,6 +197,14 @@ prepare_systemd_root() {
   local root=$work/root
   debootstrap --variant=minbase --include="$systemd_root_packages" bookworm "$root" http://deb.debian.org/debian \
     >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+  mount -t proc proc "$root/proc"
+  if ! chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${systemd_root_apt_packages[@]}" \
+    >>"$work/debootstrap.log" 2>&1; then
+    umount "$root/proc"
+    tail -n 20 "$work/debootstrap.log" >&2
+    die "apt-get install ${systemd_root_apt_packages[*]} in the systemd root failed"
+  fi
+  umount "$root/proc"
   rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
   echo husk-vm >"$root/etc/hostname"
   : >"$root/etc/machine-id"
