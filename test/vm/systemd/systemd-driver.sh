@@ -229,7 +229,7 @@ check_enforced() {
 }
 
 check_errors() {
-  name='a unit that exists already is refused in one line, and nothing is left'
+  name='a second container for a unit that holds processes is refused in one line; the first is untouched'
   b=$(bundle dup '["/bin/sh", "-c", "sleep 100000"]' '{}' 'system.slice:husk:dup')
   detached run dup "$b" || { not_ok "$name" "run -d failed: $(cat "$scratch/dup.out")"; return; }
   out=$(hk run -d --bundle "$b" dup2 2>&1)
