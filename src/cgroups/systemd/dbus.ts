@@ -97,7 +97,15 @@ export class Busctl implements SystemdBus {
 
   startTransientUnit(unit: string, properties: UnitProperty[]): void {
     trace('husk', `StartTransientUnit ${unit} ${describeProperties(properties)}`, { kind: 'systemdStart', unit });
-    this.callManager(`StartTransientUnit ${unit}`, 'StartTransientUnit', 'ssa(sv)a(sa(sv))', [unit, 'replace', ...busctlArguments(properties), '0']);
+    const start = () => this.callManager(`StartTransientUnit ${unit}`, 'StartTransientUnit', 'ssa(sv)a(sa(sv))', [unit, 'replace', ...busctlArguments(properties), '0']);
+    try {
+      start();
+    } catch (err) {
+      // A unit of that name may be a failed leftover: reset it and try once more, as runc does.
+      if (!/already exists/i.test((err as Error).message)) throw err;
+      this.resetFailed(unit);
+      start();
+    }
     // The job's end, seen as the unit's state (runc waits for the JobRemoved signal).
     // A scope whose processes all exited at once goes inactive (and away) instead.
     const started = Date.now();
