@@ -27,8 +27,9 @@
 # (read-only over 9p, under a tmpfs overlay). The host's root is at /host in it, and node is bound
 # from there; the repository is at the same path as on the host. The command runs as root from a
 # unit (husk-vm.service) once dbus, logind and the user manager of `husk` (uid 1000, lingering,
-# with cpu cpuset io memory pids delegated to user@.service) are up. The root is built once
-# (about 2 minutes); delete $HUSK_VM_CACHE/systemd-root to build it again.
+# with cpu cpuset io memory pids delegated to user@.service) are up. The root also has podman
+# and docker.io (their units masked) for the engines' checks. It is built once (about 2
+# minutes, 590 MB); delete $HUSK_VM_CACHE/systemd-root to build it again.
 #
 # Environment:
 #   HUSK_VM_CACHE    the cache directory (default /var/cache/husk-vm; delete it to fetch a newer kernel)
@@ -180,10 +181,10 @@ prepare_kernel() {
 
 # The Debian packages of the systemd guest's root, and what is done to it once it is unpacked.
 # Bump systemd_root_recipe when either changes: a cached root of another recipe is built again.
-systemd_root_recipe=2
+systemd_root_recipe=3
 systemd_root_packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,uidmap,procps,kmod
 # Installed after, with apt in the new root: debootstrap's own resolver fails on podman's.
-systemd_root_apt_packages=(podman)
+systemd_root_apt_packages=(podman docker.io)
 prepare_systemd_root() {
   mkdir -p "$cache"
   exec 9>"$cache/lock"
@@ -219,7 +220,8 @@ prepare_systemd_root() {
   # Nothing to log in on, nothing to wait for: only what the checks need starts.
   for unit in getty@.service serial-getty@.service console-getty.service systemd-timesyncd.service \
     apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer systemd-networkd-wait-online.service \
-    systemd-update-utmp.service systemd-update-utmp-runlevel.service; do
+    systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+    docker.service docker.socket containerd.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
   done
   echo "$systemd_root_recipe" >"$root/etc/husk-vm-recipe"

@@ -6,7 +6,8 @@
  *
  * One guest runs every test/vm/systemd/*.sh (systemd-driver.sh: units, properties, files, update,
  * delete, enforcement, errors; rootless.sh: a rootless container under the user's manager;
- * podman.sh: Podman's systemd cgroup manager running husk containers); each
+ * podman.sh and docker.sh: Podman's and Docker's systemd cgroup managers running husk
+ * containers); each
  * `ok NAME` / `not ok NAME: why` line is a test here, as in cgroups.test.ts.
  *
  *   npx vitest run --project vm test/vm/systemd.test.ts      # as root: ~45 s of boot, then the checks
