@@ -30,13 +30,17 @@ export default defineConfig({
       {
         test: {
           // test/vm/cgroups.test.ts boots one QEMU guest with a pure cgroup v2 hierarchy and runs
-          // the check scripts of test/vm/checks in it (see test/vm/run-in-vm.sh). The boot and
-          // the checks happen while the file is collected; its tests only report their lines.
+          // the check scripts of test/vm/checks in it (see test/vm/run-in-vm.sh);
+          // test/vm/systemd.test.ts boots one whose PID 1 is systemd for test/vm/systemd. The boot
+          // and the checks happen while a file is collected; its tests only report their lines.
+          // One guest at a time: two would share the two cores.
           name: 'vm',
           include: ['test/vm/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+          fileParallelism: false,
           // After the other projects: the guest's two emulated CPUs would take both cores from
           // the integration tests.
           sequence: { groupOrder: 1 },

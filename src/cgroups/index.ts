@@ -21,8 +21,11 @@ import { cgroupDirs, distinctDirs, innerPath } from './paths';
 import { V1Manager } from './v1/manager';
 import { V2Manager } from './v2/manager';
 import type { BpfPrimitives } from './v2/devices';
+import { Busctl, systemdBooted, type SystemdBus } from './systemd/dbus';
+import { SystemdManager } from './systemd/manager';
+import { unitCgroup, unitFor, type SystemdUnit } from './systemd/unit';
 
-export type { CgroupManager };
+export type { CgroupManager, SystemdUnit };
 
 export interface CgroupOptions {
   /** --systemd-cgroup */
@@ -33,6 +36,8 @@ export interface CgroupOptions {
   fs?: CgroupFs;
   signal?: (pid: number, signal: number) => void;
   bpf?: BpfPrimitives | null;
+  /** The systemd manager's bus (tests pass a double). */
+  bus?: SystemdBus;
 }
 
 /** The manager for a set of directories on this host's layout. */
@@ -47,8 +52,55 @@ export function managerFor(paths: Record<string, string>, opts: CgroupOptions = 
 /** The container's cgroup directories, from linux.cgroupsPath and the host's layout. */
 export function plannedManager(spec: Spec, id: string, opts: CgroupOptions = {}): CgroupManager | undefined {
   const layout = opts.layout ?? readLayout();
-  if (layout.mode === 'none') return undefined;
-  return managerFor(cgroupDirs(layout, innerPath(spec.linux?.cgroupsPath, id, { systemd: opts.systemd })), { ...opts, layout });
+  if (layout.mode === 'none') {
+    if (opts.systemd) throw new HuskError('--systemd-cgroup: this host has no cgroup filesystem mounted');
+    return undefined;
+  }
+  if (opts.systemd) return plannedSystemdManager(spec, id, { ...opts, layout });
+  return managerFor(cgroupDirs(layout, innerPath(spec.linux?.cgroupsPath, id)), { ...opts, layout });
+}
+
+/** The bus of the manager that owns a rootless (user) or root (system) container's unit. */
+function busFor(user: boolean, opts: CgroupOptions): SystemdBus {
+  if (opts.bus) return opts.bus;
+  if (!systemdBooted()) {
+    throw new HuskError('--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); run without --systemd-cgroup to let husk manage the cgroup');
+  }
+  return new Busctl(user);
+}
+
+/**
+ * --systemd-cgroup: the transient unit for linux.cgroupsPath ("slice:prefix:name") and its
+ * cgroup's directories, on PID 1's bus for root and the user's manager for rootless husk.
+ */
+function plannedSystemdManager(spec: Spec, id: string, opts: CgroupOptions & { layout: CgroupLayout }): SystemdManager {
+  const user = (process.geteuid?.() ?? 0) !== 0;
+  const unit = unitFor(spec.linux?.cgroupsPath, id, user);
+  if (user && opts.layout.mode !== 'unified') throw new HuskError('--systemd-cgroup: a rootless container\'s unit needs a cgroup v2 host (systemd delegates no cgroup v1 controller to a user)');
+  const bus = busFor(user, opts);
+  // PID 1's units are where their slice says; a user's manager has its own cgroup above them.
+  const cgroup = unitCgroup(unit, user ? bus.managerCgroup() : '/');
+  const inner = managerFor(cgroupDirs(opts.layout, cgroup), innerOptions(unit, opts));
+  return new SystemdManager(unit, inner, bus, { id, started: false, warn: opts.warn });
+}
+
+/**
+ * The v2/v1 manager's options inside a unit. A user's unit gets no device program: an
+ * unprivileged process cannot load one (bpf(2) says EPERM), and a rootless container has only
+ * the devices bound into it; runc skips it there too (fs2 devices, canSkipEBPFError).
+ */
+function innerOptions(unit: SystemdUnit, opts: CgroupOptions): CgroupOptions {
+  if (!unit.user) return opts;
+  const warn = opts.warn;
+  return { ...opts, bpf: null, warn: warn && ((msg: string) => (msg.startsWith('linux.resources.devices:') ? undefined : warn(msg))) };
+}
+
+/** The manager of a container whose cgroup is a systemd unit it started earlier. */
+export function systemdManagerFor(unit: SystemdUnit, paths: Record<string, string>, opts: CgroupOptions = {}): CgroupManager {
+  const inner = managerFor(paths, innerOptions(unit, opts));
+  // Without systemd (gone since), the cgroup is still the cgroup: only the unit calls fail.
+  const bus = opts.bus ?? new Busctl(unit.user);
+  return new SystemdManager(unit, inner, bus, { id: '', started: true, warn: opts.warn });
 }
 
 function resourcesOf(spec: Spec): Resources {
@@ -79,7 +131,7 @@ export function checkResourcesApplicable(spec: Spec, warn: (msg: string) => void
   } catch (err) {
     throw new HuskError(`config.json: ${reason(err)}`, { cause: err });
   }
-  if ((process.geteuid?.() ?? 0) !== 0 && limitsRequested(r)) {
+  if ((process.geteuid?.() ?? 0) !== 0 && limitsRequested(r) && !opts.systemd) {
     // Rootless: limits need a cgroup the user may create (a delegated cgroup v2 subtree).
     const blocked = distinctDirs(manager.paths).map(existingAncestor).find((d) => !writable(d));
     if (blocked) {
@@ -117,9 +169,6 @@ function isPermissionError(err: unknown): boolean {
 export function createCgroup(spec: Spec, id: string, opts: CgroupOptions = {}): CgroupManager | undefined {
   const manager = plannedManager(spec, id, opts);
   if (!manager) return undefined;
-  if (opts.systemd && !spec.linux?.cgroupsPath) {
-    opts.warn?.(`--systemd-cgroup: husk has no systemd driver; it manages the container's cgroup itself at ${Object.values(manager.paths)[0]}`);
-  }
   const r = resourcesOf(spec);
   if (manager.exists()) {
     // Like runc: an existing cgroup may be reused, but not one that still holds processes.

@@ -10,6 +10,7 @@ import { distinctDirs } from './paths';
 import type { Resources } from './resources';
 import type { Stats } from './stats';
 import type { BpfPrimitives } from './v2/devices';
+import type { SystemdUnit } from './systemd/unit';
 import { sleepSync } from '../host/sleep';
 
 export interface ManagerOptions {
@@ -32,6 +33,8 @@ export interface CgroupManager {
   readonly version: 'v1' | 'v2';
   /** Controller ("" for cgroup2) -> directory; what the container record keeps. */
   readonly paths: Record<string, string>;
+  /** --systemd-cgroup: the unit that owns the cgroup (the record keeps it too). */
+  readonly systemdUnit?: SystemdUnit;
   /** Throws, naming the field, for a resource this layout cannot apply (before anything is made). */
   check(r: Resources): void;
   /** Makes the directories (and enables what the parents must enable). */

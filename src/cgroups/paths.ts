@@ -7,8 +7,8 @@
 //   - relative, cgroup v1 (and hybrid's cgroup2): under husk's own cgroup in that hierarchy;
 //   - relative, unified cgroup v2: under the PARENT of husk's own cgroup, because a cgroup that
 //     holds processes (husk's own) cannot also enable controllers for its children;
-//   - with --systemd-cgroup, runc reads "slice:prefix:name" and asks systemd for a unit:
-//     husk has no systemd driver and refuses that form with a clear message.
+//   - with --systemd-cgroup, the path is "slice:prefix:name" and systemd makes the cgroup:
+//     see systemd/unit.ts.
 import * as path from 'path';
 import { HuskError } from '../errors';
 import type { CgroupLayout } from '../host/cgroupLayout';
@@ -31,14 +31,7 @@ function trimSlash(p: string): string {
 }
 
 /** The cgroup path inside each hierarchy, before it is placed (absolute, or relative to husk's). */
-export function innerPath(cgroupsPath: string | undefined, id: string, opts: { systemd?: boolean } = {}): string {
-  if (opts.systemd && cgroupsPath) {
-    const parts = cgroupsPath.split(':');
-    if (parts.length !== 3) {
-      throw new HuskError(`config.json: linux.cgroupsPath ${JSON.stringify(cgroupsPath)}: expected "slice:prefix:name" for systemd cgroups`);
-    }
-    throw new HuskError(`--systemd-cgroup: cgroupsPath ${JSON.stringify(cgroupsPath)} asks systemd to make the unit ${parts[1]}-${parts[2]}.scope in ${parts[0]}, which husk does not support yet (run without --systemd-cgroup to let husk manage the cgroup)`);
-  }
+export function innerPath(cgroupsPath: string | undefined, id: string): string {
   const cleaned = cleanPath(cgroupsPath ?? '');
   return cleaned === '' ? cleanPath(id) : cleaned;
 }

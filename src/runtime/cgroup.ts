@@ -8,13 +8,14 @@
 //   ps, kill --all, exec, pause, resume, update, events: cgroupOf(record)
 import { HuskError } from '../errors';
 import type { Spec } from '../spec/types';
-import { createCgroup, managerFor, type CgroupManager, type CgroupOptions } from '../cgroups';
+import { createCgroup, managerFor, systemdManagerFor, type CgroupManager, type CgroupOptions } from '../cgroups';
 import type { ContainerRecord } from './store';
 
 /** Makes the container's cgroup with its limits and records its directories in the record. */
 export function prepareCgroup(record: ContainerRecord, spec: Spec, opts: CgroupOptions = {}): CgroupManager | undefined {
   const manager = createCgroup(spec, record.id, opts);
   if (manager) record.cgroupPaths = { ...manager.paths };
+  if (manager?.systemdUnit) record.systemdUnit = { ...manager.systemdUnit };
   return manager;
 }
 
@@ -22,6 +23,7 @@ export function prepareCgroup(record: ContainerRecord, spec: Spec, opts: CgroupO
 export function cgroupOf(record: ContainerRecord, opts: CgroupOptions = {}): CgroupManager | undefined {
   const paths = record.cgroupPaths;
   if (!paths || Object.keys(paths).length === 0) return undefined;
+  if (record.systemdUnit) return systemdManagerFor(record.systemdUnit, paths, opts);
   return managerFor(paths, opts);
 }
 
@@ -35,6 +37,7 @@ export function removeCgroup(record: ContainerRecord, warn?: (msg: string) => vo
   if (!manager) return;
   manager.destroy();
   delete record.cgroupPaths;
+  delete record.systemdUnit;
 }
 
 /** Moves another process (exec) into every directory of the container's cgroup. */

@@ -109,10 +109,7 @@ export async function create(o: CreateOptions): Promise<Created> {
   if (!fs.statSync(rootfs, { throwIfNoEntry: false })?.isDirectory()) {
     throw new HuskError(`config.json: root.path ${JSON.stringify(spec.root!.path)}: rootfs ${rootfs} does not exist or is not a directory`);
   }
-  checkResourcesApplicable(spec, log.warn);
-  if (o.systemdCgroup && spec.linux?.cgroupsPath) {
-    throw new HuskError(`--systemd-cgroup: cgroupsPath ${JSON.stringify(spec.linux.cgroupsPath)} needs systemd to manage the cgroup, which husk does not support yet`);
-  }
+  checkResourcesApplicable(spec, log.warn, { systemd: o.systemdCgroup });
   const processSpec = spec.process!;
   if (!(o.keepConsole && processSpec.terminal && !o.consoleSocket)) checkTerminal('container', Boolean(processSpec.terminal), o.detach, o.consoleSocket);
   const listen = listenFds();
@@ -140,10 +137,11 @@ export async function create(o: CreateOptions): Promise<Created> {
     fifoFd = fs.openSync(execFifo, O_PATH | O_CLOEXEC);
     mountTrees = idmappedTrees(spec, bundle);
     // The cgroup exists, with its limits, before the init does: the init is cloned straight
-    // into the cgroup v2 directory where the kernel can.
+    // into the cgroup v2 directory where the kernel can. A systemd unit is started with the
+    // init's pid in it (join, below), as runc does.
     cgroup = prepareCgroup(record, spec, { systemd: o.systemdCgroup, warn: log.warn });
     if (cgroup) store.write(record);
-    const unified = cgroup?.paths[''];
+    const unified = cgroup?.systemdUnit ? undefined : cgroup?.paths[''];
     if (unified) cgroupFd = fs.openSync(unified, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     if (sharesHostMounts(spec)) {
       record.mountsBefore = hostMounts().mountIdsBefore(rootfs);

@@ -25,7 +25,7 @@ export function features(host: FeaturesHost) {
     linux: {
       namespaces: [...NAMESPACE_TYPES].sort(),
       capabilities: [...CAPABILITIES],
-      cgroup: { v1: host.cgroupV1, v2: host.cgroupV2, systemd: false, systemdUser: false, rdma: true },
+      cgroup: { v1: host.cgroupV1, v2: host.cgroupV2, systemd: true, systemdUser: true, rdma: true },
       seccomp: {
         enabled: true,
         actions: [...SECCOMP_ACTIONS].sort(),

@@ -29,6 +29,7 @@ import { isValidId, validateId } from './ids';
 import { writeFileAtomic } from '../host/atomicWrite';
 import { parsePasswd } from '../host/passwd';
 import type { MountsBefore } from '../linux/hostMounts';
+import type { SystemdUnit } from '../cgroups/systemd/unit';
 import { aliveAs, parseProcStat, readProcStat, type ProcStat } from '../host/procfs';
 export { parseProcStat, readProcStat, type ProcStat };
 
@@ -60,6 +61,8 @@ export interface ContainerRecord {
    * cgroup v1 hosts have one per hierarchy). Set by runtime/cgroup.ts, removed with the cgroup.
    */
   cgroupPaths?: Record<string, string>;
+  /** --systemd-cgroup: the transient unit that owns the cgroup, stopped on delete. */
+  systemdUnit?: SystemdUnit;
   /** Namespace files of the init (/proc/<pid>/ns/<type>), for verbs that join them. */
   namespacePaths?: Partial<Record<NamespaceType, string>>;
   /** The validated config.json, so later verbs never re-read the bundle. */

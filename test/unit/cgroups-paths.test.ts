@@ -31,12 +31,6 @@ describe('innerPath', () => {
   it('never lets a relative path climb out of its parent', () => {
     expect(innerPath('../../../etc', 'x')).toBe('etc');
   });
-  it('refuses systemd slice:prefix:name clearly', () => {
-    expect(() => innerPath('system.slice:docker:abc', 'x', { systemd: true })).toThrow(
-      '--systemd-cgroup: cgroupsPath "system.slice:docker:abc" asks systemd to make the unit docker-abc.scope in system.slice, which husk does not support yet (run without --systemd-cgroup to let husk manage the cgroup)',
-    );
-    expect(() => innerPath('/a/b', 'x', { systemd: true })).toThrow('config.json: linux.cgroupsPath "/a/b": expected "slice:prefix:name" for systemd cgroups');
-  });
   it('takes a colon path literally without --systemd-cgroup (as runc\'s cgroupfs driver)', () => {
     expect(innerPath('a:b:c', 'x')).toBe('a:b:c');
   });

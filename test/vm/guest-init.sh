@@ -36,10 +36,13 @@ for module in $(cat /modules.list); do
   insmod "/modules/$module.ko" || fail "insmod $module"
 done
 
-# The repository's path, from the kernel command line.
+# The repository's path and the init (husk_vm.init=systemd: see below), from the kernel
+# command line.
+INIT=shell
 for word in $(cat /proc/cmdline); do
   case "$word" in
     husk_vm.repo=*) REPO=${word#husk_vm.repo=} ;;
+    husk_vm.init=*) INIT=${word#husk_vm.init=} ;;
   esac
 done
 [ -n "$REPO" ] || fail "no husk_vm.repo= on the kernel command line"
@@ -48,6 +51,54 @@ done
 # node's 100 MB binary slow. The host's root never changes under the guest's feet while it runs,
 # so it may be cached freely; the repository and the run directory are written on both sides.
 share_options=trans=virtio,version=9p2000.L,msize=512000
+
+# husk_vm.init=systemd: the root is the cached Debian root (share "sysroot", read-only) under a
+# tmpfs overlay, with the host's root at /host (node is bound from there), the repository at its
+# host path and this run's directory at /run/husk-vm; systemd becomes PID 1 (switch_root) and
+# mounts the rest itself (cgroup2 alone: the kernel was booted with cgroup_no_v1=all). The
+# command runs from husk-vm.service once dbus, logind and the user manager of uid 1000 are up;
+# the service records its status and powers off.
+if [ "$INIT" = systemd ]; then
+  r=/newroot
+  mkdir -p /lower /rw $r
+  mount -t 9p -o "$share_options,ro,cache=loose" sysroot /lower || fail "mount the systemd root (9p)"
+  mount -t tmpfs -o mode=0755 rw /rw || fail "mount /rw"
+  mkdir -p /rw/upper /rw/work
+  mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay $r || fail "mount the overlay root"
+  mkdir -p $r/host "$r$REPO"
+  mount -t 9p -o "$share_options,ro,cache=loose" hostroot $r/host || fail "mount the host's root (9p)"
+  : >$r/usr/bin/node
+  mount --bind $r/host/usr/bin/node $r/usr/bin/node || fail "bind node from the host"
+  mount -t 9p -o "$share_options,cache=mmap" repo "$r$REPO" || fail "mount the repository (9p) at $REPO"
+  mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs $r/run || fail "mount $r/run"
+  mkdir -p $r/run/husk-vm
+  mount -t 9p -o "$share_options,cache=none" run $r/run/husk-vm || fail "mount the run directory (9p)"
+  cat >$r/usr/local/sbin/husk-vm-command <<'EOF'
+#!/bin/sh
+# The command, its output raw on the second serial port, its status for run-in-vm.sh; then off.
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+/bin/sh /run/husk-vm/command </dev/null >/dev/ttyS1 2>&1
+echo $? >/run/husk-vm/status.tmp && mv /run/husk-vm/status.tmp /run/husk-vm/status
+sync
+systemctl poweroff --force --force
+EOF
+  chmod 0755 $r/usr/local/sbin/husk-vm-command
+  cat >$r/etc/systemd/system/husk-vm.service <<'EOF'
+[Unit]
+Description=the husk VM command
+Wants=dbus.service systemd-logind.service user@1000.service
+After=dbus.service systemd-logind.service user@1000.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/husk-vm-command
+EOF
+  mkdir -p $r/etc/systemd/system/multi-user.target.wants
+  ln -sf ../husk-vm.service $r/etc/systemd/system/multi-user.target.wants/husk-vm.service
+  ip link set lo up
+  say "starting systemd"
+  exec switch_root $r /lib/systemd/systemd
+fi
 mkdir -p /lower /rw /newroot
 mount -t 9p -o "$share_options,ro,cache=loose" hostroot /lower || fail "mount the host's root (9p)"
 mount -t tmpfs -o mode=0755 rw /rw || fail "mount /rw"

@@ -4,6 +4,8 @@
 #
 #   test/vm/run-in-vm.sh [--timeout SECONDS] [--verbose] [--] COMMAND [ARG...]
 #   test/vm/run-in-vm.sh --prepare        only fetch and unpack the kernel into the cache
+#   test/vm/run-in-vm.sh --systemd [...]  the same, in a guest whose PID 1 is systemd (see below)
+#   test/vm/run-in-vm.sh --systemd --prepare   also build the systemd guest's root into the cache
 #
 # The guest sees the host's root filesystem read-only (virtio-9p) under a tmpfs overlay, so it can
 # write anywhere and its writes vanish with it; this repository read-write at the same path as on
@@ -19,6 +21,15 @@
 # The kernel is Debian's linux-image-amd64, fetched with `apt-get download` and unpacked with
 # `dpkg -x` into the cache (the host's /boot is never touched); the initramfs is static busybox
 # (busybox-static), the virtio/9p/overlay modules of that kernel and test/vm/guest-init.sh.
+#
+# --systemd: the guest boots Debian 12's systemd as PID 1 (cgroup v2 alone, as on a stock host)
+# from a root made with debootstrap from Debian's archive and cached in $HUSK_VM_CACHE/systemd-root
+# (read-only over 9p, under a tmpfs overlay). The host's root is at /host in it, and node is bound
+# from there; the repository is at the same path as on the host. The command runs as root from a
+# unit (husk-vm.service) once dbus, logind and the user manager of `husk` (uid 1000, lingering,
+# with cpu cpuset io memory pids delegated to user@.service) are up. The root also has podman
+# and docker.io (their units masked) for the engines' checks. It is built once (about 2
+# minutes, 590 MB); delete $HUSK_VM_CACHE/systemd-root to build it again.
 #
 # Environment:
 #   HUSK_VM_CACHE    the cache directory (default /var/cache/husk-vm; delete it to fetch a newer kernel)
@@ -44,6 +55,7 @@ timeout=600
 boot_timeout=${HUSK_VM_BOOT_TIMEOUT:-120}
 boot_attempts=3
 prepare_only=0
+systemd=0
 
 # The modules the initramfs loads, in this order (each needs the ones before it). loop is for
 # tests that want a block device (io limits on a loop device).
@@ -66,6 +78,7 @@ while [ $# -gt 0 ]; do
     --timeout=*) timeout=${1#--timeout=}; shift ;;
     --verbose | -v) verbose=1; shift ;;
     --prepare) prepare_only=1; shift ;;
+    --systemd) systemd=1; shift ;;
     --help | -h) usage 0 ;;
     --) shift; break ;;
     -*) die "unknown option $1 (see --help)" ;;
@@ -166,7 +179,61 @@ prepare_kernel() {
   exec 9>&-
 }
 
+# The Debian packages of the systemd guest's root, and what is done to it once it is unpacked.
+# Bump systemd_root_recipe when either changes: a cached root of another recipe is built again.
+systemd_root_recipe=3
+systemd_root_packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,uidmap,procps,kmod
+# Installed after, with apt in the new root: debootstrap's own resolver fails on podman's.
+systemd_root_apt_packages=(podman docker.io)
+prepare_systemd_root() {
+  mkdir -p "$cache"
+  exec 9>"$cache/lock"
+  flock 9
+  if [ "$(cat "$cache/systemd-root/etc/husk-vm-recipe" 2>/dev/null)" = "$systemd_root_recipe" ]; then
+    exec 9>&-
+    return
+  fi
+  command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
+  work=$(mktemp -d "$cache/prepare.XXXXXX")
+  local root=$work/root
+  debootstrap --variant=minbase --include="$systemd_root_packages" bookworm "$root" http://deb.debian.org/debian \
+    >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+  mount -t proc proc "$root/proc"
+  if ! chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${systemd_root_apt_packages[@]}" \
+    >>"$work/debootstrap.log" 2>&1; then
+    umount "$root/proc"
+    tail -n 20 "$work/debootstrap.log" >&2
+    die "apt-get install ${systemd_root_apt_packages[*]} in the systemd root failed"
+  fi
+  umount "$root/proc"
+  rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
+  echo husk-vm >"$root/etc/hostname"
+  : >"$root/etc/machine-id"
+  # The rootless checks' user: its manager runs from boot (linger) and gets every controller
+  # (Debian's user@.service delegates only memory and pids), as rootless Podman's docs ask.
+  chroot "$root" useradd --create-home --uid 1000 --shell /bin/sh husk
+  echo 'husk:100000:65536' >"$root/etc/subuid"
+  echo 'husk:100000:65536' >"$root/etc/subgid"
+  mkdir -p "$root/var/lib/systemd/linger" "$root/etc/systemd/system/user@.service.d"
+  : >"$root/var/lib/systemd/linger/husk"
+  printf '[Service]\nDelegate=cpu cpuset io memory pids\n' >"$root/etc/systemd/system/user@.service.d/delegate.conf"
+  # Nothing to log in on, nothing to wait for: only what the checks need starts.
+  for unit in getty@.service serial-getty@.service console-getty.service systemd-timesyncd.service \
+    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer systemd-networkd-wait-online.service \
+    systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+    docker.service docker.socket containerd.service; do
+    ln -sf /dev/null "$root/etc/systemd/system/$unit"
+  done
+  echo "$systemd_root_recipe" >"$root/etc/husk-vm-recipe"
+  rm -rf "$cache/systemd-root"
+  mv "$root" "$cache/systemd-root"
+  rm -rf "$work"
+  work=''
+  exec 9>&-
+}
+
 prepare_kernel
+[ $systemd = 0 ] || prepare_systemd_root
 [ $prepare_only = 0 ] || exit 0
 
 # ------------------------------------------------------------------------------------- the run
@@ -208,6 +275,12 @@ share() { # TAG PATH [OPTIONS]: a virtio-9p share of a host directory
   echo "-fsdev local,id=$1,path=${2//,/,,},security_model=none,multidevs=remap${3:+,$3}"
   echo "-device virtio-9p-pci,fsdev=$1,mount_tag=$1"
 }
+# --systemd: the cached root as one more share, and the initramfs hands over to its systemd.
+init_append='' sysroot_share=''
+if [ $systemd = 1 ]; then
+  init_append='husk_vm.init=systemd systemd.show_status=0 '
+  sysroot_share=$(share sysroot "$cache/systemd-root" readonly=on)
+fi
 # cryptomgr.notests: the kernel's crypto self-tests are of no use here, and one of them is where a
 # guest was seen to hang while booting under load.
 # The repository's path has no spaces (checked above), so $(share ...) splits into words safely.
@@ -215,9 +288,9 @@ share() { # TAG PATH [OPTIONS]: a virtio-9p share of a host directory
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot
   -accel "$accel" -cpu max -smp "$cpus" -m "$memory"
   -kernel "$cache/kernel/vmlinux" -initrd "$run/initramfs.cpio"
-  -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 cryptomgr.notests husk_vm.repo=$repo ${HUSK_VM_APPEND:-}"
+  -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 cryptomgr.notests husk_vm.repo=$repo $init_append${HUSK_VM_APPEND:-}"
   -serial "file:$run/console" -serial "file:$run/output"
-  $(share hostroot / readonly=on) $(share repo "$repo") $(share run "$run"))
+  $(share hostroot / readonly=on) $(share repo "$repo") $(share run "$run") $sysroot_share)
 
 # Boots the guest and waits for it to end. A guest whose command has not started after
 # $boot_timeout s hung while booting (seen under load: a soft lockup in the kernel's own start-up
