@@ -523,6 +523,24 @@ export const HOST_EXPLANATIONS: Record<string, Explanation<Fields>> = {
     say: (e) => (e.action === 'load' ? `load the device rules as a BPF program of ${str(e.instructions)} instructions`
       : e.action === 'attach' ? `attach it to the cgroup ${quote(str(e.dir))}` : `detach the previous device program from ${quote(str(e.dir))}`),
   },
+  systemdStart: {
+    phase: 'cgroup',
+    why: 'With --systemd-cgroup, systemd owns the cgroup tree: husk asks it (over D-Bus) for a transient scope unit with the container\'s limits and Delegate=yes, and systemd makes the cgroup and puts the init in it; writing the cgroup behind systemd\'s back would be undone the next time systemd reorganises its tree.',
+    man: 'systemd.scope(5), systemd.resource-control(5)',
+    say: (e) => `ask systemd to start the scope ${quote(str(e.unit))} with the container's limits`,
+  },
+  systemdSet: {
+    phase: 'cgroup',
+    why: '`update` with --systemd-cgroup changes the unit\'s properties through systemd, so that systemd keeps the new limits (it would put back the old ones otherwise), then writes the cgroup files as well.',
+    man: 'systemctl(1) set-property, systemd.resource-control(5)',
+    say: (e) => `set the properties of ${quote(str(e.unit))}`,
+  },
+  busctl: {
+    phase: 'cgroup',
+    why: 'husk talks to systemd with busctl, systemd\'s own D-Bus client: one short process per call, which marshals exactly what systemd expects.',
+    man: 'busctl(1)',
+    say: (e) => `busctl ${Array.isArray(e.args) ? (e.args as string[]).join(' ') : ''} (exit ${str(e.status)})`,
+  },
   oomScoreAdj: {
     phase: 'cgroup',
     why: 'The OOM score adjustment tells the kernel whom to kill first when memory runs out; without it the container would share husk\'s.',
