@@ -153,6 +153,7 @@ it('tells an exec\'s ExitCode, Running and Pid through GET /exec/ID/json, and li
     after = JSON.parse((await request('GET', `/v1.43/exec/${id}/json`)).body);
   }
   expect([after.Running, after.ExitCode]).toEqual([false, 3]);
+  expect(d.docker(['inspect', '--format', '{{json .ExecIDs}}', 'box']).stdout.trim()).toBe('null');
   const again = await request('POST', `/v1.43/exec/${id}/start`, JSON.stringify({ Detach: true }));
   expect(again.status).toBe(409);
   const nope = await request('GET', '/v1.43/exec/nosuchexec/json');
