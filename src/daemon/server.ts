@@ -71,6 +71,7 @@ function routes(ctx: DaemonContext): Route[] {
     ...execRoutes(ctx),
     ...volumeRoutes(ctx),
     ...networkRoutes(ctx),
+    ...(require('./systemDf') as typeof import('./systemDf')).routes(ctx),
   ];
 }
 

@@ -160,3 +160,31 @@ it('tells an exec\'s ExitCode, Running and Pid through GET /exec/ID/json, and li
   expect(nope.status).toBe(404);
   expect(JSON.parse(nope.body).message).toBe('No such exec instance: nosuchexec');
 });
+
+it('shows images, containers, volumes and build cache in docker system df (and -v)', () => {
+  expect(d.docker(['volume', 'create', 'dfvol']).status).toBe(0);
+  const user = d.docker(['run', '-d', '--name', 'dfuser', '-v', 'dfvol:/data', IMAGE, '/probe', 'write', '/data/f', 'twelve bytes', 'then', 'sleep', 'inf']);
+  expect(user.status, explain(user)).toBe(0);
+  const running = d.docker(['ps', '-q']).stdout.split('\n').filter(Boolean).length;
+  const all = d.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean).length;
+  const volumes = d.docker(['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean).length;
+  for (const cli of DOCKER_CLIS) {
+    const df = d.docker(['system', 'df', '--format', '{{.Type}} {{.TotalCount}} {{.Active}}'], { binary: cli });
+    expect(df.status, explain(df)).toBe(0);
+    expect(df.stdout.split('\n').filter(Boolean), explain(df)).toEqual([
+      'Images 1 1',
+      `Containers ${all} ${running}`,
+      `Local Volumes ${volumes} ${volumes}`,
+      'Build Cache 0 0',
+    ]);
+    const table = d.docker(['system', 'df'], { binary: cli });
+    expect(table.stdout, explain(table)).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\n/);
+    const verbose = d.docker(['system', 'df', '-v'], { binary: cli });
+    expect(verbose.status, explain(verbose)).toBe(0);
+    expect(verbose.stdout, explain(verbose)).toMatch(new RegExp(`${IMAGE.split(':')[0]}\\s+latest\\s`));
+    expect(verbose.stdout).toMatch(/dfuser/);
+    expect(verbose.stdout).toMatch(/dfvol\s+1\s+12B/);
+  }
+  expect(d.docker(['rm', '-f', 'dfuser']).status).toBe(0);
+  expect(d.docker(['volume', 'rm', 'dfvol']).status).toBe(0);
+});
