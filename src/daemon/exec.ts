@@ -60,7 +60,7 @@ function consoleSize(v: unknown, where: string): [number, number] | undefined {
 /** The process an exec runs: the container's own, with the exec's command, terminal, user,
  * working directory and added environment (Docker's rules: names resolved in the container's
  * /etc/passwd and /etc/group). */
-function execProcess(container: ContainerRecord, base: Process, rootfs: string, e: ExecRecord['config']): Process {
+function execProcess(base: Process, rootfs: string, e: ExecRecord['config']): Process {
   const p: Process = JSON.parse(JSON.stringify(base));
   p.args = e.Cmd;
   p.terminal = e.Tty;
@@ -82,7 +82,6 @@ function execProcess(container: ContainerRecord, base: Process, rootfs: string, 
     p.user = { uid: user.uid, gid: user.gid, ...(user.additionalGids ? { additionalGids: user.additionalGids } : {}) };
     if (user.home) p.env = [...(p.env ?? []).filter((kv) => !kv.startsWith('HOME=')), `HOME=${user.home}`];
   }
-  void container;
   return p;
 }
 
@@ -151,7 +150,7 @@ export function routes(ctx: DaemonContext): Route[] {
     const { startExec } = require('../runtime/exec') as typeof import('../runtime/exec');
     const started = await startExec({
       root: ctx.runtimeRoot, id: c.Id, args: e.config.Cmd, detach: !conn, keepTerminal: true,
-      process: execProcess(c, state.config.process!, state.rootfs, e.config),
+      process: execProcess(state.config.process!, state.rootfs, e.config),
     });
     e.pid = started.pid;
     e.running = true;
