@@ -15,7 +15,7 @@ import { native } from '../native';
 import type { Process } from '../spec/types';
 import { ApiError, badRequest, checkFields, conflict, intParam, notFound, type Route } from './api';
 import type { DaemonContext } from './context';
-import { findRecord, type ContainerRecord } from './records';
+import { findRecord, readRecord, writeRecord, type ContainerRecord } from './records';
 
 interface ExecRecord {
   id: string;
@@ -60,11 +60,13 @@ function consoleSize(v: unknown, where: string): [number, number] | undefined {
 /** The process an exec runs: the container's own, with the exec's command, terminal, user,
  * working directory and added environment (Docker's rules: names resolved in the container's
  * /etc/passwd and /etc/group). */
-function execProcess(container: ContainerRecord, base: Process, rootfs: string, e: ExecRecord['config']): Process {
+function execProcess(base: Process, rootfs: string, e: ExecRecord['config']): Process {
   const p: Process = JSON.parse(JSON.stringify(base));
   p.args = e.Cmd;
   p.terminal = e.Tty;
+  // The size is the terminal's before the process starts: a program reads it once, at once.
   delete p.consoleSize;
+  if (e.Tty && e.ConsoleSize) p.consoleSize = { height: e.ConsoleSize[0], width: e.ConsoleSize[1] };
   if (e.WorkingDir) p.cwd = e.WorkingDir;
   if (e.Env.length) {
     const keys = new Set(e.Env.map((kv) => kv.split('=')[0]));
@@ -80,7 +82,6 @@ function execProcess(container: ContainerRecord, base: Process, rootfs: string, 
     p.user = { uid: user.uid, gid: user.gid, ...(user.additionalGids ? { additionalGids: user.additionalGids } : {}) };
     if (user.home) p.env = [...(p.env ?? []).filter((kv) => !kv.startsWith('HOME=')), `HOME=${user.home}`];
   }
-  void container;
   return p;
 }
 
@@ -108,6 +109,23 @@ function waitChild(pid: number, nudge: Promise<unknown>): Promise<number> {
   });
 }
 
+/** dockerd's status for an exec whose program could not start: 127 when there is no such
+ * program, 126 otherwise (not executable, ...). */
+function startFailureCode(err: unknown): number {
+  return /no such file or directory|executable file not found/.test(reason(err)) ? 127 : 126;
+}
+
+/** Lists an exec in its container's ExecIDs (`docker inspect`), or takes it off when it has
+ * ended, as dockerd does. The record may be gone (the container removed meanwhile). */
+function listExec(ctx: DaemonContext, e: ExecRecord, listed: boolean): void {
+  const r = readRecord(ctx, e.containerId);
+  if (!r) return;
+  const ids = (r.ExecIDs ?? []).filter((id) => id !== e.id);
+  if (listed) ids.push(e.id);
+  r.ExecIDs = ids.length ? ids : null;
+  writeRecord(ctx, r);
+}
+
 export function routes(ctx: DaemonContext): Route[] {
   const execs = new Map<string, ExecRecord>();
 
@@ -132,7 +150,7 @@ export function routes(ctx: DaemonContext): Route[] {
     const { startExec } = require('../runtime/exec') as typeof import('../runtime/exec');
     const started = await startExec({
       root: ctx.runtimeRoot, id: c.Id, args: e.config.Cmd, detach: !conn, keepTerminal: true,
-      process: execProcess(c, state.config.process!, state.rootfs, e.config),
+      process: execProcess(state.config.process!, state.rootfs, e.config),
     });
     e.pid = started.pid;
     e.running = true;
@@ -196,6 +214,7 @@ export function routes(ctx: DaemonContext): Route[] {
     // a moment, as `docker exec` gives it.
     await Promise.race([outputDone, new Promise((r) => setTimeout(r, 2000))]);
     e.running = false;
+    listExec(ctx, e, false);
     if (e.consoleFd !== undefined) {
       try {
         fs.closeSync(e.consoleFd);
@@ -231,6 +250,7 @@ export function routes(ctx: DaemonContext): Route[] {
           },
           running: false, started: false, exitCode: null, pid: 0,
         });
+        listExec(ctx, execs.get(id)!, true);
         ctx.events.emit('container', `exec_create: ${cmd.join(' ')}`, c.Id, { name: c.Name.replace(/^\//, ''), execID: id });
         res.json({ Id: id }, 201);
       },
@@ -258,6 +278,8 @@ export function routes(ctx: DaemonContext): Route[] {
             }, 5);
             started.catch((err) => {
               clearInterval(poll);
+              e.exitCode = startFailureCode(err);
+              listExec(ctx, e, false);
               reject(err);
             });
           });
@@ -272,7 +294,8 @@ export function routes(ctx: DaemonContext): Route[] {
           await run(e, conn);
         } catch (err) {
           // The process could not start: the CLI reads this from the stream, then inspects.
-          e.exitCode = 126;
+          e.exitCode = startFailureCode(err);
+          listExec(ctx, e, false);
           const text = Buffer.from(`${reason(err)}\r\n`);
           conn.socket.end(e.config.Tty ? text : frame(2, text));
         }

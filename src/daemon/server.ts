@@ -15,6 +15,7 @@ import { routes as execRoutes } from './exec';
 import { imageViews, routes as imageRoutes } from './images';
 import { routes as networkRoutes } from './networks';
 import { prepareSpare, stopSpare } from './monitor';
+import { routes as systemDfRoutes } from './systemDf';
 import { systemRoutes } from './system';
 import { routes as volumeRoutes } from './volumes';
 
@@ -73,6 +74,7 @@ function routes(ctx: DaemonContext): Route[] {
     ...volumeRoutes(ctx),
     ...networkRoutes(ctx),
     ...connectRoutes(ctx),
+    ...systemDfRoutes(ctx),
   ];
 }
 
