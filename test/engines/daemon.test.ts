@@ -226,3 +226,22 @@ it('connects a running container to a second network and disconnects it; a creat
   ok(['network', 'rm', 'front', 'back']);
   expect(d.netns!.links().filter((l) => l.startsWith('veth'))).toEqual([]);
 });
+
+it('refuses a body too large and a host port in use, in Docker\'s shape, leaving nothing', async () => {
+  const huge = await request('POST', '/containers/create', JSON.stringify({ Image: 'x', Env: ['A='.padEnd(2 << 20, 'a')] }));
+  expect(huge.status).toBe(413);
+  expect(JSON.parse(huge.body).message).toMatch(/^request body too large/);
+  const image = 'localhost/husk-web:1';
+  if (d.docker(['image', 'inspect', image]).status !== 0) {
+    const load = d.docker(['load', '-i', busyboxImage(ws, image, { 'www/index.html': 'page\n' })]);
+    expect(load.status, explain(load)).toBe(0);
+  }
+  const first = d.docker(['run', '-d', '--name', 'port-owner', '-p', '18080:8080', image, 'httpd', '-f', '-p', '8080', '-h', '/www']);
+  expect(first.status, explain(first)).toBe(0);
+  const second = d.docker(['run', '--rm', '-p', '18080:8080', image, 'true']);
+  expect(second.status, explain(second)).toBe(125);
+  expect(second.stderr).toMatch(/18080/);
+  expect(d.docker(['ps', '-aq']).stdout.trim().split('\n')).toHaveLength(1);
+  expect(d.docker(['rm', '-f', 'port-owner']).status).toBe(0);
+  expect(d.netns!.links().filter((l) => l.startsWith('veth'))).toEqual([]);
+});
