@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Duplex } from 'stream';
 import { HuskError, reason } from '../errors';
+import { diskUsage } from '../host/diskUsage';
 import { createBundle, removeBundle } from '../image/bundle';
 import { findImage, loadFound } from '../image/images';
 import { networkOf } from '../image/run';
@@ -444,26 +445,6 @@ function summary(r: ContainerRecord) {
     NetworkSettings: { Networks: r.NetworkSettings.Networks ?? {} },
     Mounts: r.Mounts,
   };
-}
-
-/** Bytes in the files under `dir` (the container's writable layer, for `ps --size`). */
-function diskUsage(dir: string): number {
-  let total = 0;
-  const walk = (d: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else total += fs.lstatSync(p, { throwIfNoEntry: false })?.size ?? 0;
-    }
-  };
-  walk(dir);
-  return total;
 }
 
 const LIST_FILTERS = ['id', 'name', 'label', 'status', 'ancestor', 'exited', 'network', 'before', 'since', 'health', 'volume', 'expose', 'publish', 'isolation', 'is-task'];

@@ -3,34 +3,13 @@
 // common with another image, LayersSize every layer once. A container's SizeRw is its writable
 // layer (the record's GraphDriver UpperDir); a volume's UsageData is its data and the number
 // of containers that mount it. husk builds nothing, so BuildCache is always empty.
-import * as fs from 'fs';
-import * as path from 'path';
 import type { Route } from './api';
 import { statusText } from './containers';
+import { diskUsage } from '../host/diskUsage';
 import type { DaemonContext } from './context';
 import { imageViews } from './images';
 import { listRecords, type ContainerRecord } from './records';
 import { listVolumes, volumeUsers } from './volumes';
-
-/** Bytes in the files under `dir` (symbolic links counted as themselves). */
-function diskUsage(dir: string): number {
-  let total = 0;
-  const walk = (d: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else total += fs.lstatSync(p, { throwIfNoEntry: false })?.size ?? 0;
-    }
-  };
-  walk(dir);
-  return total;
-}
 
 /** A name in Docker's reference form (`repo[:tag]`), not a husk transport's (`docker-archive:/x.tar`). */
 const REFERENCE = /^[\w.-]+(?::\d+)?(?:\/[\w.-]+)*(?::\w[\w.-]{0,127})?$/;

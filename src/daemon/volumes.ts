@@ -6,6 +6,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../host/atomicWrite';
+import { diskUsage } from '../host/diskUsage';
 import { badRequest, boolParam, checkFields, conflict, filtersParam, labelsMatch, notFound, type Route } from './api';
 import type { DaemonContext } from './context';
 
@@ -109,23 +110,6 @@ export function removeVolume(ctx: DaemonContext, name: string): void {
   ctx.events.emit('volume', 'destroy', name, { driver: 'local' });
 }
 
-function sizeOf(dir: string): number {
-  let total = 0;
-  const walk = (d: string) => {
-    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else total += fs.lstatSync(p).size;
-    }
-  };
-  try {
-    walk(dir);
-  } catch {
-    // removed while we looked
-  }
-  return total;
-}
-
 /** A volume as the API shows it (without husk's own field). */
 function shown(v: Volume): Omit<Volume, 'Anonymous'> {
   const { Anonymous: _anonymous, ...rest } = v;
@@ -215,7 +199,7 @@ export function routes(ctx: DaemonContext): Route[] {
           if (filters.has('label') && !labelsMatch(v.Labels, filters.get('label')!)) continue;
           if (filters.has('label!') && filters.get('label!')!.some((w) => labelsMatch(v.Labels, [w]))) continue;
           if (volumeUsers(ctx, v.Name).length) continue;
-          const size = sizeOf(v.Mountpoint);
+          const size = diskUsage(v.Mountpoint);
           removeVolume(ctx, v.Name);
           deleted.push(v.Name);
           reclaimed += size;

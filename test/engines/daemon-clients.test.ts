@@ -31,10 +31,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  const problems = await ws?.teardown(() => {
-    const all = d?.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean) ?? [];
-    if (all.length) d.docker(['rm', '-f', '-v', ...all]);
-  });
+  // What a test that failed half-way left is removed through the daemon first.
+  const problems = await ws?.teardown(() => d?.removeAll());
   netns?.remove();
   expect(problems ?? []).toEqual([]);
 }, 180_000);

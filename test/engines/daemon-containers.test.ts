@@ -5,7 +5,6 @@
  * leave nothing behind.
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCKER_CLIS, startHuskDaemon, type HuskDaemon } from './husk-daemon';
@@ -25,26 +24,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  const problems = await ws?.teardown(() => {
-    const ids = d.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean);
-    if (ids.length) d.docker(['rm', '-f', ...ids]);
-  });
+  // What a test that failed half-way left is removed through the daemon first.
+  const problems = await ws?.teardown(() => d?.removeAll());
   expect(problems ?? []).toEqual([]);
 }, 120_000);
-
-/** One raw request on the daemon's socket. */
-function request(method: string, p: string, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method, path: p, headers: body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** The daemon's container directories: what a failed create must not leave. */
 function containerDirs(): string[] {
@@ -230,33 +213,33 @@ it('copies files in and out with docker cp, and refuses .. in the container path
   expect(escape.status, explain(escape)).not.toBe(0);
   expect(fs.existsSync(path.join(dir, 'shadow'))).toBe(false);
   // What the CLI may clean itself, the daemon refuses too.
-  const get = await request('GET', '/v1.43/containers/cpbox/archive?path=/tmp/../../etc/shadow');
+  const get = await d.request('GET', '/v1.43/containers/cpbox/archive?path=/tmp/../../etc/shadow');
   expect(get.status).toBe(400);
   expect(JSON.parse(get.body).message).toContain('".." is not allowed');
-  const put = await request('PUT', '/v1.43/containers/cpbox/archive?path=/tmp/..', '');
+  const put = await d.request('PUT', '/v1.43/containers/cpbox/archive?path=/tmp/..', '');
   expect(put.status).toBe(400);
   expect(d.docker(['rm', '-f', 'cpbox']).status).toBe(0);
 });
 
 it('refuses bad input with a 4xx and leaves nothing behind', async () => {
   const before = containerDirs();
-  const unknown = await request('POST', '/v1.43/containers/create', JSON.stringify({ Image: IMAGE, Colour: 'red' }));
+  const unknown = await d.request('POST', '/v1.43/containers/create', JSON.stringify({ Image: IMAGE, Colour: 'red' }));
   expect(unknown.status).toBe(400);
   expect(JSON.parse(unknown.body).message).toContain('"Colour"');
-  const unsupported = await request('POST', '/v1.43/containers/create', JSON.stringify({ Image: IMAGE, HostConfig: { OomScoreAdj: 500 } }));
+  const unsupported = await d.request('POST', '/v1.43/containers/create', JSON.stringify({ Image: IMAGE, HostConfig: { OomScoreAdj: 500 } }));
   expect(unsupported.status).toBe(400);
   expect(JSON.parse(unsupported.body).message).toBe('husk does not support HostConfig.OomScoreAdj yet');
   const rootBind = d.docker(['run', '--rm', '-v', '/:/host', IMAGE, '/probe', 'ls', '/host']);
   expect(rootBind.status, explain(rootBind)).toBe(125);
   expect(rootBind.stderr).toMatch(/binding the host's \/ into a container is refused/);
-  const dotdot = await request('POST', '/v1.43/containers/create', JSON.stringify({ Image: IMAGE, HostConfig: { Binds: ['/tmp/../etc:/x'] } }));
+  const dotdot = await d.request('POST', '/v1.43/containers/create', JSON.stringify({ Image: IMAGE, HostConfig: { Binds: ['/tmp/../etc:/x'] } }));
   expect(dotdot.status).toBe(400);
   const noImage = d.docker(['create', 'localhost/no-such-image:1']);
   expect(noImage.status).not.toBe(0);
-  const missing = await request('POST', '/v1.43/containers/create', JSON.stringify({ Image: 'localhost/no-such-image:1' }));
+  const missing = await d.request('POST', '/v1.43/containers/create', JSON.stringify({ Image: 'localhost/no-such-image:1' }));
   expect(missing.status).toBe(404);
   expect(JSON.parse(missing.body).message).toBe('No such image: localhost/no-such-image:1');
-  const cp = await request('GET', '/v1.43/containers/nope/archive?path=/../x');
+  const cp = await d.request('GET', '/v1.43/containers/nope/archive?path=/../x');
   expect(cp.status).toBe(404);
   expect(containerDirs()).toEqual(before);
 });

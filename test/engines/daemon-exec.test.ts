@@ -5,7 +5,6 @@
  * `docker system df`.
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCKER_CLIS, startHuskDaemon, type HuskDaemon } from './husk-daemon';
@@ -26,26 +25,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  const problems = await ws?.teardown(() => {
-    const ids = d.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean);
-    if (ids.length) d.docker(['rm', '-f', ...ids]);
-  });
+  // What a test that failed half-way left is removed through the daemon first.
+  const problems = await ws?.teardown(() => d?.removeAll());
   expect(problems ?? []).toEqual([]);
 }, 120_000);
-
-/** One raw request on the daemon's socket. */
-function request(method: string, p: string, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method, path: p, headers: body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 describe.each(DOCKER_CLIS)('%s', (cli) => {
   const docker = (args: string[], opts: { timeoutMs?: number; input?: string } = {}) => d.docker(args, { ...opts, timeoutMs: 30_000, ...opts, binary: cli });
@@ -137,28 +120,28 @@ describe.each(DOCKER_CLIS)('%s', (cli) => {
 });
 
 it('tells an exec\'s ExitCode, Running and Pid through GET /exec/ID/json, and lists it in the container\'s ExecIDs', async () => {
-  const made = await request('POST', '/v1.43/containers/box/exec', JSON.stringify({ Cmd: ['sh', '-c', 'sleep 1; exit 3'] }));
+  const made = await d.request('POST', '/v1.43/containers/box/exec', JSON.stringify({ Cmd: ['sh', '-c', 'sleep 1; exit 3'] }));
   expect(made.status, made.body).toBe(201);
   const id = JSON.parse(made.body).Id as string;
-  const before = JSON.parse((await request('GET', `/v1.43/exec/${id}/json`)).body);
+  const before = JSON.parse((await d.request('GET', `/v1.43/exec/${id}/json`)).body);
   expect([before.Running, before.ExitCode, before.Pid]).toEqual([false, null, 0]);
   expect(JSON.parse(d.docker(['inspect', '--format', '{{json .ExecIDs}}', 'box']).stdout)).toContain(id);
-  const started = await request('POST', `/v1.43/exec/${id}/start`, JSON.stringify({ Detach: true }));
+  const started = await d.request('POST', `/v1.43/exec/${id}/start`, JSON.stringify({ Detach: true }));
   expect(started.status, started.body).toBe(200);
-  const during = JSON.parse((await request('GET', `/v1.43/exec/${id}/json`)).body);
+  const during = JSON.parse((await d.request('GET', `/v1.43/exec/${id}/json`)).body);
   expect(during.Running).toBe(true);
   expect(during.Pid).toBeGreaterThan(0);
   expect(fs.existsSync(`/proc/${during.Pid}`)).toBe(true);
   let after = during;
   for (let i = 0; i < 100 && after.Running; i++) {
     await sleep(100);
-    after = JSON.parse((await request('GET', `/v1.43/exec/${id}/json`)).body);
+    after = JSON.parse((await d.request('GET', `/v1.43/exec/${id}/json`)).body);
   }
   expect([after.Running, after.ExitCode]).toEqual([false, 3]);
   expect(d.docker(['inspect', '--format', '{{json .ExecIDs}}', 'box']).stdout.trim()).toBe('null');
-  const again = await request('POST', `/v1.43/exec/${id}/start`, JSON.stringify({ Detach: true }));
+  const again = await d.request('POST', `/v1.43/exec/${id}/start`, JSON.stringify({ Detach: true }));
   expect(again.status).toBe(409);
-  const nope = await request('GET', '/v1.43/exec/nosuchexec/json');
+  const nope = await d.request('GET', '/v1.43/exec/nosuchexec/json');
   expect(nope.status).toBe(404);
   expect(JSON.parse(nope.body).message).toBe('No such exec instance: nosuchexec');
 });

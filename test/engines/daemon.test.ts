@@ -3,7 +3,6 @@
  * with the current docker CLI and Debian's 20.10 one, and the daemon's own bad input.
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DOCKER_CLIS, busyboxImage, startHuskDaemon, type HuskDaemon } from './husk-daemon';
 import { REPO, Workspace, explain, requireRoot, run } from './setup';
@@ -19,27 +18,10 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  const problems = await ws?.teardown(() => {
-    // A test that failed half-way leaves its containers: removed through the daemon first.
-    const all = d?.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean) ?? [];
-    if (all.length) d.docker(['rm', '-f', ...all]);
-  });
+  // What a test that failed half-way left is removed through the daemon first.
+  const problems = await ws?.teardown(() => d?.removeAll());
   expect(problems ?? []).toEqual([]);
 }, 120_000);
-
-/** One raw request on the socket: the status, the headers and the body. */
-function request(method: string, path: string, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method, path, headers: body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 it.each(DOCKER_CLIS)('%s negotiates an API version and prints the server\'s version and info', (cli) => {
   const version = d.docker(['version', '--format', '{{.Server.Version}} {{.Server.APIVersion}} {{.Server.Os}}/{{.Server.Arch}}'], { binary: cli });
@@ -51,36 +33,36 @@ it.each(DOCKER_CLIS)('%s negotiates an API version and prints the server\'s vers
 });
 
 it('answers /_ping with the version headers, and refuses versions it does not speak', async () => {
-  const ping = await request('GET', '/_ping');
+  const ping = await d.request('GET', '/_ping');
   expect(ping.status).toBe(200);
   expect(ping.body).toBe('OK');
   expect(ping.headers['api-version']).toBe('1.43');
   expect(ping.headers.ostype).toBe('linux');
-  const head = await request('HEAD', '/_ping');
+  const head = await d.request('HEAD', '/_ping');
   expect(head.status).toBe(200);
-  const versioned = await request('GET', '/v1.41/version');
+  const versioned = await d.request('GET', '/v1.41/version');
   expect(versioned.status).toBe(200);
   expect(JSON.parse(versioned.body).ApiVersion).toBe('1.43');
-  const tooNew = await request('GET', '/v1.99/version');
+  const tooNew = await d.request('GET', '/v1.99/version');
   expect(tooNew.status).toBe(400);
   expect(JSON.parse(tooNew.body).message).toBe('client version 1.99 is too new. Maximum supported API version is 1.43');
-  const tooOld = await request('GET', '/v1.12/version');
+  const tooOld = await d.request('GET', '/v1.12/version');
   expect(tooOld.status).toBe(400);
   expect(JSON.parse(tooOld.body).message).toMatch(/^client version 1.12 is too old/);
-  const missing = await request('GET', '/v1.43/no/such/thing');
+  const missing = await d.request('GET', '/v1.43/no/such/thing');
   expect(missing.status).toBe(404);
   expect(JSON.parse(missing.body)).toEqual({ message: 'page not found' });
-  const wrongMethod = await request('DELETE', '/version');
+  const wrongMethod = await d.request('DELETE', '/version');
   expect(wrongMethod.status).toBe(405);
 });
 
 it('streams events from --since until --until, filtered', async () => {
   const events = d.docker(['events', '--since', '0', '--until', String(Math.floor(Date.now() / 1000)), '--format', '{{json .}}']);
   expect(events.status, explain(events)).toBe(0);
-  const bad = await request('GET', '/events?since=yesterday');
+  const bad = await d.request('GET', '/events?since=yesterday');
   expect(bad.status).toBe(400);
   expect(JSON.parse(bad.body).message).toMatch(/since/);
-  const badFilter = await request('GET', `/events?until=1&filters=${encodeURIComponent('{"colour":["red"]}')}`);
+  const badFilter = await d.request('GET', `/events?until=1&filters=${encodeURIComponent('{"colour":["red"]}')}`);
   expect(badFilter.status).toBe(400);
   expect(JSON.parse(badFilter.body).message).toBe("invalid filter 'colour'");
 });
@@ -128,12 +110,12 @@ it('creates, lists, inspects, removes and prunes volumes, and refuses a name tha
   const missing = d.docker(['volume', 'rm', 'nope']);
   expect(missing.status).toBe(1);
   expect(missing.stderr).toMatch(/no such volume/);
-  const opts = await request('POST', '/volumes/create', JSON.stringify({ Name: 'x1', DriverOpts: { type: 'nfs' } }));
+  const opts = await d.request('POST', '/volumes/create', JSON.stringify({ Name: 'x1', DriverOpts: { type: 'nfs' } }));
   expect(opts.status).toBe(400);
-  const unknown = await request('POST', '/volumes/create', JSON.stringify({ Name: 'x1', Colour: 'red' }));
+  const unknown = await d.request('POST', '/volumes/create', JSON.stringify({ Name: 'x1', Colour: 'red' }));
   expect(unknown.status).toBe(400);
   expect(JSON.parse(unknown.body).message).toBe('volume create: unknown field "Colour"');
-  const malformed = await request('POST', '/volumes/create', '{"Name": ');
+  const malformed = await d.request('POST', '/volumes/create', '{"Name": ');
   expect(malformed.status).toBe(400);
   expect(JSON.parse(malformed.body).message).toMatch(/^malformed JSON in the request body/);
   expect(fs.readdirSync(`${d.dataRoot}/volumes`)).toEqual([]);
@@ -164,7 +146,7 @@ it('creates, lists, inspects and removes networks as CNI networks, and keeps the
   expect(predefined.stderr).toMatch(/bridge is a pre-defined network and cannot be removed/);
   const filtered = d.docker(['network', 'ls', '--filter', 'label=project=p1', '--format', '{{.Name}}']);
   expect(filtered.stdout.trim()).toBe('backend');
-  const unknownOption = await request('POST', '/networks/create', JSON.stringify({ Name: 'x', Options: { 'com.docker.network.bridge.enable_icc': 'false' } }));
+  const unknownOption = await d.request('POST', '/networks/create', JSON.stringify({ Name: 'x', Options: { 'com.docker.network.bridge.enable_icc': 'false' } }));
   expect(unknownOption.status).toBe(400);
   expect(fs.existsSync(`${ws.path('d', 'cni')}/x.conflist`)).toBe(false);
   const rm = d.docker(['network', 'rm', 'backend']);
@@ -228,7 +210,7 @@ it('connects a running container to a second network and disconnects it; a creat
 });
 
 it('refuses a body too large and a host port in use, in Docker\'s shape, leaving nothing', async () => {
-  const huge = await request('POST', '/containers/create', JSON.stringify({ Image: 'x', Env: ['A='.padEnd(2 << 20, 'a')] }));
+  const huge = await d.request('POST', '/containers/create', JSON.stringify({ Image: 'x', Env: ['A='.padEnd(2 << 20, 'a')] }));
   expect(huge.status).toBe(413);
   expect(JSON.parse(huge.body).message).toMatch(/^request body too large/);
   const image = 'localhost/husk-web:1';

@@ -6,6 +6,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { TestNetns } from '../lib/netns';
@@ -23,6 +24,10 @@ export interface HuskDaemon {
   store: string;
   /** Runs `docker ARGS` against this daemon (the current CLI unless `binary` is given). */
   docker(args: string[], opts?: { binary?: string; timeoutMs?: number; input?: string }): Result;
+  /** One raw request on the daemon's socket: the status, the headers and the body. */
+  request(method: string, path: string, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>;
+  /** Removes every container (`rm -f -v`): what a test that failed half-way left, before teardown. */
+  removeAll(): void;
 }
 
 /** The current docker CLI (/usr/local/bin) and Debian's 20.10 (/usr/bin), where present. */
@@ -71,12 +76,30 @@ export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], n
     return up;
   }, 30_000);
   const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: ws.mkdir('d', 'docker-config') };
-  return {
+  const d: HuskDaemon = {
     daemon, netns, socket, env, dataRoot, execRoot, store,
     docker(args, opts = {}) {
       return run([opts.binary ?? DOCKER_CLIS[0], ...args], { env, timeoutMs: opts.timeoutMs, input: opts.input });
     },
+    request(method, urlPath, body) {
+      return new Promise((resolve, reject) => {
+        const headers = body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {};
+        const req = http.request({ socketPath: socket, method, path: urlPath, headers }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    },
+    removeAll() {
+      const ids = d.docker(['ps', '-aq']).stdout.split('\n').filter(Boolean);
+      if (ids.length) d.docker(['rm', '-f', '-v', ...ids]);
+    },
   };
+  return d;
 }
 
 /**
