@@ -402,7 +402,8 @@ export async function runMonitor(configFile: string): Promise<number> {
   }
   const f = files(c.runDir);
   // In ps, which container this monitor holds (a spare's command line does not say).
-  process.title = `husk daemon-monitor ${c.id}`;
+  // The state root stays in it: a test's clean-up finds the monitors of its directories by it.
+  process.title = `husk --root ${c.runtimeRoot} daemon-monitor ${c.id}`;
   // The daemon ends containers through the runtime's kill; a hangup or a stray signal to the
   // monitor must not leave its container without a parent.
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => undefined);
