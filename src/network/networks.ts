@@ -46,6 +46,9 @@ const NAME_MAX = 255 - '.conflist'.length;
 
 const SYS_CLASS_NET = '/sys/class/net';
 
+/** host-local's default dataDir: one directory of leases per network name. */
+const HOST_LOCAL_DIR = '/var/lib/cni/networks';
+
 export type NetworkDriver = 'bridge' | 'macvlan' | 'ipvlan';
 export const DRIVERS: NetworkDriver[] = ['bridge', 'macvlan', 'ipvlan'];
 
@@ -191,6 +194,22 @@ export function removeNetwork(configDir: string, name: string): void {
     fs.unlinkSync(list.file);
   } catch (err) {
     throw new HuskError(`network "${name}": cannot remove ${list.file}: ${reason(err)}`);
+  }
+  removeLeaseDir(list);
+}
+
+/** host-local keeps a network's leases in /var/lib/cni/networks/NAME (unless the config names
+ *  another dataDir) and never removes the directory: once the network is gone and it holds no
+ *  lease (only its lock and last_reserved_ip files), it goes with it. */
+function removeLeaseDir(list: NetworkList): void {
+  const usesDefaultDir = list.plugins.some((p) => isObject(p.ipam) && p.ipam.type === 'host-local' && p.ipam.dataDir === undefined);
+  if (!usesDefaultDir) return;
+  const dir = path.join(HOST_LOCAL_DIR, list.name);
+  try {
+    if (!fs.readdirSync(dir).every((f) => f === 'lock' || f.startsWith('last_reserved_ip'))) return;
+    fs.rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // no such directory: nothing was ever leased
   }
 }
 

@@ -55,7 +55,18 @@ export async function startHuskDaemon(ws: Workspace, extraArgs: string[] = [], n
   let netns: TestNetns | undefined = where === 'host' ? undefined : where;
   if (!where) {
     const own = new TestNetns('husk-dd');
-    ws.atTeardown(() => own.remove());
+    ws.atTeardown(() => {
+      // Containers a failed test left (their monitors are gone by now) are deleted through the
+      // runtime from the namespace they were attached in, so that their poststop hooks detach
+      // them; prune releases any attachment left after that.
+      const husk = path.join(REPO, 'bin', 'husk');
+      const root = path.join(ws.dir, 'd', 'run', 'runtime');
+      const left = run([husk, '--root', root, 'list', '-q']).stdout.split('\n').filter(Boolean);
+      for (const id of left) own.run([husk, '--root', root, 'delete', '--force', id]);
+      const prune = own.run([husk, 'network', 'prune']);
+      own.remove();
+      if (prune.status !== 0 || prune.stderr.trim()) throw new Error(`husk network prune in ${own.name}: exit ${prune.status}: ${prune.stderr.trim()}`);
+    });
     netns = own;
   }
   // Short paths: a unix socket path has at most 107 bytes, and the monitors' sockets live under

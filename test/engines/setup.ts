@@ -203,7 +203,8 @@ export class Workspace {
     return w;
   }
 
-  /** What teardown does once the daemons have stopped (a network namespace a daemon ran in). */
+  /** What teardown does once the daemons have stopped and the workspace's processes are gone
+   *  (a network namespace a daemon ran in). */
   private readonly afterDaemons: (() => void)[] = [];
 
   atTeardown(fn: () => void): void {
@@ -252,13 +253,6 @@ export class Workspace {
       }
     }
     for (const daemon of [...this.daemons].reverse()) await daemon.stop();
-    for (const fn of this.afterDaemons.reverse()) {
-      try {
-        fn();
-      } catch (err) {
-        problems.push(`cleanup after the daemons failed: ${(err as Error).message}`);
-      }
-    }
     // husk's warm servers for our state roots are husk's, not leftovers (each exits by itself
     // when idle): ended here, before the search.
     await stopHuskServers((root) => root.startsWith(this.dir + '/'));
@@ -276,6 +270,15 @@ export class Workspace {
       problems.push(...mounts.map((m) => `mount left: ${m}`));
       for (const m of mounts.sort((a, b) => b.length - a.length)) {
         if (run(['umount', m]).status !== 0) run(['umount', '--lazy', m]);
+      }
+    }
+    // What the daemons' tests registered (a network namespace to prune and remove), now that
+    // no process of the workspace is left.
+    for (const fn of this.afterDaemons.reverse()) {
+      try {
+        fn();
+      } catch (err) {
+        problems.push(`cleanup after the daemons failed: ${(err as Error).message}`);
       }
     }
     // Cgroups: new empty ones are removed (engines leave their parents, such as

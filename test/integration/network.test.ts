@@ -983,6 +983,8 @@ describe.skipIf(isRunc || !BUSYBOX)('husk network', () => {
     expectStatus(husk(t, ['delete', '--force', id]), 0);
     expectStatus(husk(t, ['network', 'rm', name, ...dir]), 0);
     expect(expectStatus(husk(t, ['network', 'ls', ...dir]), 0).stdout).not.toContain(name);
+    // host-local's lease directory goes with the network, once it holds no lease.
+    expect(fs.existsSync(path.join(DEFAULT_LEASES, name))).toBe(false);
     await expectNoLeftovers(t);
     await expectNothingLeft();
   });
