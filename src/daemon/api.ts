@@ -260,13 +260,15 @@ export function checkFields(value: unknown, where: string, known: readonly strin
   return record;
 }
 
+const SERVER = `husk/${require('../../package.json').version} (linux)`;
+
 /** Headers dockerd sends on every response; the CLI reads Api-Version and Ostype from /_ping. */
 export function commonHeaders(): Record<string, string> {
   return {
     'Api-Version': API_VERSION,
     'Docker-Experimental': 'false',
     Ostype: 'linux',
-    Server: `husk/${require('../../package.json').version} (linux)`,
+    Server: SERVER,
   };
 }
 

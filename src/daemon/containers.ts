@@ -429,7 +429,8 @@ function portsOf(r: ContainerRecord): unknown[] {
   return out;
 }
 
-function summary(r: ContainerRecord) {
+/** A container as `docker ps` (and `system df`) lists it. */
+export function summary(r: ContainerRecord) {
   return {
     Id: r.Id,
     Names: [r.Name],

@@ -3,7 +3,7 @@
 // thousand), so `--since` reaches back past a daemon restart.
 import { EventEmitter } from 'events';
 import * as fs from 'fs';
-import { badRequest, filtersParam, type Route } from './api';
+import { badRequest, commonHeaders, filtersParam, type Route } from './api';
 
 export interface DockerEvent {
   Type: 'container' | 'image' | 'network' | 'volume' | 'daemon';
@@ -104,7 +104,7 @@ export function eventRoutes(bus: EventBus): Route[] {
       const until = parseEventTime(req.query.get('until'), 'until');
       const filters = filtersParam(req.query, FILTERS);
       const out = res.raw;
-      out.writeHead(200, { 'Content-Type': 'application/json', 'Api-Version': require('./api').API_VERSION });
+      out.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/json' });
       out.flushHeaders();
       const send = (e: DockerEvent) => {
         if (until !== undefined && e.timeNano > until) return;

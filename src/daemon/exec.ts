@@ -9,12 +9,15 @@ import * as fs from 'fs';
 import * as tty from 'tty';
 import type { Duplex } from 'stream';
 import { reason } from '../errors';
+import { log } from '../host/log';
 import { resolveUser } from '../image/convert';
 import { readFileInRoot } from '../host/rootfs';
 import { native } from '../native';
+import type { StartedExec } from '../runtime/exec';
 import type { Process } from '../spec/types';
 import { ApiError, badRequest, checkFields, conflict, intParam, notFound, type Route } from './api';
 import type { DaemonContext } from './context';
+import { frame } from './logs';
 import { findRecord, readRecord, writeRecord, type ContainerRecord } from './records';
 
 interface ExecRecord {
@@ -35,15 +38,6 @@ interface ExecRecord {
 // the container's id in the body ("Container"), dockerode its own options ("hijack", "stdin").
 const CREATE_FIELDS = ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Detach', 'DetachKeys', 'Tty', 'ConsoleSize', 'Env', 'Cmd', 'Privileged', 'User', 'WorkingDir', 'Container'];
 const START_FIELDS = ['Detach', 'Tty', 'ConsoleSize', 'hijack', 'stdin'];
-
-/** One frame of Docker's multiplexed stream: stream (1 stdout, 2 stderr), 3 zero bytes, the
- * payload's length (big-endian), the payload. */
-export function frame(stream: 1 | 2, data: Buffer): Buffer {
-  const header = Buffer.alloc(8);
-  header[0] = stream;
-  header.writeUInt32BE(data.length, 4);
-  return Buffer.concat([header, data]);
-}
 
 function stringList(v: unknown, where: string): string[] {
   if (v === undefined || v === null) return [];
@@ -142,19 +136,32 @@ export function routes(ctx: DaemonContext): Route[] {
     return c;
   }
 
-  /** Runs the exec; with a connection, relays it there until the process and its output end. */
-  async function run(e: ExecRecord, conn: { socket: Duplex; head: Buffer } | undefined): Promise<void> {
+  /** Starts the exec's process in its container; resolves once it runs. */
+  async function start(e: ExecRecord, attached: boolean): Promise<{ c: ContainerRecord; started: StartedExec }> {
     const c = running(e.containerId);
     const { Store } = require('../runtime/store') as typeof import('../runtime/store');
     const state = new Store(ctx.runtimeRoot).read(c.Id);
     const { startExec } = require('../runtime/exec') as typeof import('../runtime/exec');
-    const started = await startExec({
-      root: ctx.runtimeRoot, id: c.Id, args: e.config.Cmd, detach: !conn, keepTerminal: true,
-      process: execProcess(state.config.process!, state.rootfs, e.config),
-    });
+    let started: StartedExec;
+    try {
+      started = await startExec({
+        root: ctx.runtimeRoot, id: c.Id, args: e.config.Cmd, detach: !attached, keepTerminal: true,
+        process: execProcess(state.config.process!, state.rootfs, e.config),
+      });
+    } catch (err) {
+      e.exitCode = startFailureCode(err);
+      listExec(ctx, e, false);
+      throw err;
+    }
     e.pid = started.pid;
     e.running = true;
     ctx.events.emit('container', `exec_start: ${e.config.Cmd.join(' ')}`, c.Id, { name: c.Name.replace(/^\//, ''), execID: e.id });
+    return { c, started };
+  }
+
+  /** Relays the running process to the connection (or nowhere, detached) until it and its
+   *  output end, then records how it ended. */
+  async function relay(e: ExecRecord, c: ContainerRecord, started: StartedExec, conn: { socket: Duplex; head: Buffer } | undefined): Promise<void> {
     const outputs: Promise<void>[] = [];
     const socket = conn?.socket;
     const send = (stream: 1 | 2, chunk: Buffer) => {
@@ -268,21 +275,8 @@ export function routes(ctx: DaemonContext): Route[] {
         e.started = true;
         if (body.Detach) {
           // Started, then left to itself: its output goes nowhere, as with dockerd.
-          const started = run(e, undefined);
-          await new Promise<void>((resolve, reject) => {
-            const poll = setInterval(() => {
-              if (e.pid) {
-                clearInterval(poll);
-                resolve();
-              }
-            }, 5);
-            started.catch((err) => {
-              clearInterval(poll);
-              e.exitCode = startFailureCode(err);
-              listExec(ctx, e, false);
-              reject(err);
-            });
-          });
+          const { c, started } = await start(e, false);
+          relay(e, c, started, undefined).catch((err) => log.warn(`exec ${e.id}: ${reason(err)}`));
           res.empty(200);
           return;
         }
@@ -290,15 +284,16 @@ export function routes(ctx: DaemonContext): Route[] {
         const { Store } = require('../runtime/store') as typeof import('../runtime/store');
         if (!new Store(ctx.runtimeRoot).exists(e.containerId)) throw conflict(`Container ${e.containerId} is not running`);
         const conn = res.hijack(e.config.Tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream');
+        let begun;
         try {
-          await run(e, conn);
+          begun = await start(e, true);
         } catch (err) {
           // The process could not start: the CLI reads this from the stream, then inspects.
-          e.exitCode = startFailureCode(err);
-          listExec(ctx, e, false);
           const text = Buffer.from(`${reason(err)}\r\n`);
           conn.socket.end(e.config.Tty ? text : frame(2, text));
+          return;
         }
+        await relay(e, begun.c, begun.started, conn);
       },
     },
     {

@@ -23,7 +23,7 @@ import { pull } from '../image/pull';
 import { familiarName, formatReference, parseReference, type Reference } from '../image/reference';
 import { sourceName, type SourceSpec } from '../image/source';
 import type { ImageRef, ImageStore, RefsFile } from '../image/store';
-import { ApiError, badRequest, boolParam, compareVersions, conflict, filtersParam, labelsMatch, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
+import { ApiError, badRequest, boolParam, commonHeaders, compareVersions, conflict, filtersParam, labelsMatch, notFound, type ApiRequest, type ApiResponse, type Route } from './api';
 import type { DaemonContext } from './context';
 import { LoadProgress, PullProgress, errorMessage, type JsonMessage } from './imageProgress';
 
@@ -396,7 +396,7 @@ function streamHead(res: ApiResponse): (m: JsonMessage) => void {
   return (m) => {
     if (!started) {
       started = true;
-      res.raw.writeHead(200, { 'Content-Type': 'application/json', 'Api-Version': require('./api').API_VERSION, Ostype: 'linux' });
+      res.raw.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/json' });
     }
     res.raw.write(JSON.stringify(m) + '\r\n');
   };
@@ -845,7 +845,7 @@ async function save(ctx: DaemonContext, queries: string[], res: ApiResponse): Pr
   // Shared: a remove or prune waits, so no blob goes while it is being sent.
   const held = await store.lockStore('sh');
   const pack = tar.pack();
-  res.raw.writeHead(200, { 'Content-Type': 'application/x-tar', 'Api-Version': require('./api').API_VERSION });
+  res.raw.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
   // Errors come out of the entries' promises; the streams' own 'error' events must not go unheard.
   pack.on('error', () => undefined);
   pack.pipe(res.raw);

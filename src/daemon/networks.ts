@@ -18,6 +18,7 @@ import { createNetwork, removeNetwork, DEFAULT_SUBNET } from '../network/network
 import { configDirOf, DEFAULT_NETWORK } from '../network/options';
 import { ApiError, badRequest, checkFields, conflict, filtersParam, labelsMatch, notFound, type Route } from './api';
 import type { DaemonContext } from './context';
+import { readRecord } from './records';
 
 /** What the daemon keeps of a network that CNI does not. */
 interface NetworkMeta {
@@ -116,12 +117,7 @@ function endpointOf(r: AttachRecord): { mac: string; ipv4: string; ipv6: string 
 
 /** A container's name from the daemon's record (without its leading slash). */
 function containerName(ctx: DaemonContext, id: string): string | undefined {
-  try {
-    const record = JSON.parse(fs.readFileSync(path.join(ctx.containersDir, id, 'config.v2.json'), 'utf8')) as { Name?: string };
-    return record.Name?.replace(/^\//, '');
-  } catch {
-    return undefined;
-  }
+  return readRecord(ctx, id)?.Name.replace(/^\//, '');
 }
 
 function inspect(ctx: DaemonContext, name: string, lists = userNetworks(ctx)) {
@@ -306,14 +302,11 @@ const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** The names a container answers to on a network: its name, hostname and aliases. */
 function namesOf(ctx: DaemonContext, r: AttachRecord): string[] {
   const names = new Set<string>();
-  try {
-    const record = JSON.parse(fs.readFileSync(path.join(ctx.containersDir, r.containerId, 'config.v2.json'), 'utf8')) as {
-      Name?: string; Config?: { Hostname?: string }; NetworkSettings?: { Networks?: Record<string, { Aliases?: string[] | null }> };
-    };
-    if (record.Name) names.add(record.Name.replace(/^\//, ''));
-    for (const net of Object.values(record.NetworkSettings?.Networks ?? {})) for (const alias of net.Aliases ?? []) names.add(alias);
-  } catch {
-    // not one of the daemon's containers
+  // Not one of the daemon's containers: no record.
+  const record = readRecord(ctx, r.containerId);
+  if (record) {
+    names.add(record.Name.replace(/^\//, ''));
+    for (const net of Object.values(record.NetworkSettings?.Networks ?? {}) as { Aliases?: string[] | null }[]) for (const alias of net.Aliases ?? []) names.add(alias);
   }
   if (r.hostname) names.add(r.hostname);
   return [...names];

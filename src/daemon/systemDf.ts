@@ -4,7 +4,7 @@
 // layer (the record's GraphDriver UpperDir); a volume's UsageData is its data and the number
 // of containers that mount it. husk builds nothing, so BuildCache is always empty.
 import type { Route } from './api';
-import { statusText } from './containers';
+import { summary } from './containers';
 import { diskUsage } from '../host/diskUsage';
 import type { DaemonContext } from './context';
 import { imageViews } from './images';
@@ -46,23 +46,7 @@ function images(ctx: DaemonContext, containers: ContainerRecord[]) {
 
 function containerSummary(r: ContainerRecord, imageSizes: Map<string, number>) {
   const sizeRw = diskUsage(r.GraphDriver.Data.UpperDir ?? '');
-  return {
-    Id: r.Id,
-    Names: [r.Name],
-    Image: r.husk.imageName,
-    ImageID: r.Image,
-    Command: [r.Path, ...r.Args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
-    Created: Math.floor(Date.parse(r.Created) / 1000),
-    Ports: [],
-    SizeRw: sizeRw,
-    SizeRootFs: sizeRw + (imageSizes.get(r.Image) ?? 0),
-    Labels: r.Config.Labels ?? {},
-    State: r.State.Status,
-    Status: statusText(r),
-    HostConfig: { NetworkMode: r.HostConfig.NetworkMode },
-    NetworkSettings: { Networks: r.NetworkSettings.Networks ?? {} },
-    Mounts: r.Mounts,
-  };
+  return { ...summary(r), SizeRw: sizeRw, SizeRootFs: sizeRw + (imageSizes.get(r.Image) ?? 0) };
 }
 
 export function routes(ctx: DaemonContext): Route[] {

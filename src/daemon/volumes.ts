@@ -7,8 +7,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../host/atomicWrite';
 import { diskUsage } from '../host/diskUsage';
-import { badRequest, boolParam, checkFields, conflict, filtersParam, labelsMatch, notFound, type Route } from './api';
+import { badRequest, boolParam, checkFields, compareVersions, conflict, filtersParam, labelsMatch, notFound, type Route } from './api';
 import type { DaemonContext } from './context';
+import { listRecords } from './records';
 
 export interface Volume {
   Name: string;
@@ -83,22 +84,7 @@ export function ensureVolume(ctx: DaemonContext, name: string | undefined, o: { 
 
 /** The ids of the containers whose record mounts the volume. */
 export function volumeUsers(ctx: DaemonContext, name: string): string[] {
-  const users: string[] = [];
-  let ids: string[];
-  try {
-    ids = fs.readdirSync(ctx.containersDir);
-  } catch {
-    return users;
-  }
-  for (const id of ids) {
-    try {
-      const record = JSON.parse(fs.readFileSync(path.join(ctx.containersDir, id, 'config.v2.json'), 'utf8')) as { Mounts?: { Type?: string; Name?: string }[] };
-      if (record.Mounts?.some((m) => m.Type === 'volume' && m.Name === name)) users.push(id);
-    } catch {
-      // a container being made or removed
-    }
-  }
-  return users;
+  return listRecords(ctx).filter((r) => r.Mounts.some((m) => m.Type === 'volume' && m.Name === name)).map((r) => r.Id);
 }
 
 /** Removes a volume and its data; refused while a container uses it (even with force, as Docker). */
@@ -191,7 +177,7 @@ export function routes(ctx: DaemonContext): Route[] {
       handle(req, res) {
         const filters = filtersParam(req.query, PRUNE_FILTERS);
         // API 1.42 and later prune only anonymous volumes unless all=true.
-        const all = filters.get('all')?.some((v) => v === 'true' || v === '1') || require('./api').compareVersions(req.version, '1.42') < 0;
+        const all = filters.get('all')?.some((v) => v === 'true' || v === '1') || compareVersions(req.version, '1.42') < 0;
         const deleted: string[] = [];
         let reclaimed = 0;
         for (const v of listVolumes(ctx)) {
