@@ -128,6 +128,52 @@ async function startDockerd(w, address, docker, extraArgs = []) {
   return env;
 }
 
+/** Kills the processes tied to `dir` (root, cwd, exe or command line in it: shims, conmon,
+ *  monitors, containers, husk servers), unmounts what is mounted under it, removes it; returns
+ *  what had to be cleaned by force. */
+function releaseDirectory(dir) {
+  const problems = [];
+  const inside = (p) => p === dir || p.startsWith(`${dir}/`);
+  for (const pid of lib.pids()) {
+    if (pid === process.pid) continue;
+    const links = ['root', 'cwd', 'exe'].map((l) => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/${l}`);
+      } catch {
+        return '';
+      }
+    });
+    if (links.some(inside) || lib.cmdline(pid).some((a) => a.includes(dir))) {
+      problems.push(`process left: ${pid} ${lib.cmdline(pid).join(' ')}`);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => (l.split(' ')[4] || '').replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))).filter(inside);
+  for (const m of mounts.sort((a, b) => b.length - a.length)) {
+    if (spawnSync('umount', [m]).status !== 0) spawnSync('umount', ['--lazy', m]);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return problems;
+}
+
+/** Removes the system paths (path -> existed before) that did not exist before: files, and
+ *  directories only when empty. */
+function restorePaths(existed) {
+  for (const [p, was] of existed) {
+    if (was) continue;
+    try {
+      if (fs.lstatSync(p).isDirectory()) fs.rmdirSync(p);
+      else fs.unlinkSync(p);
+    } catch {
+      // absent, or not empty: left alone
+    }
+  }
+}
+
 /**
  * Runs the clean-ups, stops the daemons, kills what is still tied to the workspace, unmounts and
  * removes it, the system paths the engines made and their new empty cgroups (those whose path
@@ -151,40 +197,8 @@ async function teardown(w, cgroupPattern) {
     }
   }
   lib.sleepMs(300);
-  // Processes whose root, cwd, exe or command line is ours (shims, conmon, monitors, containers, husk servers).
-  const inside = (p) => p === w.dir || p.startsWith(`${w.dir}/`);
-  for (const pid of lib.pids()) {
-    if (pid === process.pid) continue;
-    const links = ['root', 'cwd', 'exe'].map((l) => {
-      try {
-        return fs.readlinkSync(`/proc/${pid}/${l}`);
-      } catch {
-        return '';
-      }
-    });
-    if (links.some(inside) || lib.cmdline(pid).some((a) => a.includes(w.dir))) {
-      problems.push(`process left: ${pid} ${lib.cmdline(pid).join(' ')}`);
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => (l.split(' ')[4] || '').replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))).filter(inside);
-  for (const m of mounts.sort((a, b) => b.length - a.length)) {
-    if (spawnSync('umount', [m]).status !== 0) spawnSync('umount', ['--lazy', m]);
-  }
-  fs.rmSync(w.dir, { recursive: true, force: true });
-  for (const [p, was] of w.existed) {
-    if (was) continue;
-    try {
-      if (fs.lstatSync(p).isDirectory()) fs.rmdirSync(p);
-      else fs.unlinkSync(p);
-    } catch {
-      // absent, or not empty: left alone
-    }
-  }
+  problems.push(...releaseDirectory(w.dir));
+  restorePaths(w.existed);
   for (const dir of cgroupDirs().filter((d) => !w.cgroupsBefore.has(d)).sort((a, b) => b.length - a.length)) {
     if (!cgroupPattern.test(dir)) continue;
     try {
@@ -196,4 +210,4 @@ async function teardown(w, cgroupPattern) {
   return problems;
 }
 
-module.exports = { startDaemon, workspace, startContainerd, startDockerd, teardown };
+module.exports = { startDaemon, workspace, startContainerd, startDockerd, teardown, releaseDirectory, restorePaths };

@@ -19,11 +19,11 @@
 // Environment: BENCH_NETWORK_ROUNDS (default min(BENCH_ROUNDS, 10)). Needs root, a built husk,
 // Debian's podman, conmon, runc, containernetworking-plugins, iptables, busybox-static.
 'use strict';
-const { spawnSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const lib = require('./lib');
+const { releaseDirectory, restorePaths } = require('./engineSetup');
 
 const REPO = path.resolve(process.env.HUSK_BENCH_REPO || lib.REPO);
 const HUSK = path.join(REPO, 'bin', 'husk');
@@ -224,40 +224,9 @@ async function main() {
     const pins = (fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []).filter((p) => !pinsBefore.has(p) && p !== netns);
     if (pins.length) problems.push(`network namespace pins left in /run/netns: ${pins.join(', ')}`);
     if (fs.existsSync(`/run/netns/${netns}`)) lib.sh(['ip', 'netns', 'delete', netns], { mayFail: true });
-    // Processes whose root, cwd, exe or command line is ours (conmon, containers, husk's server).
-    const inside = (p) => p === ws || p.startsWith(`${ws}/`);
-    for (const pid of lib.pids()) {
-      if (pid === process.pid) continue;
-      const linksOf = ['root', 'cwd', 'exe'].map((l) => {
-        try {
-          return fs.readlinkSync(`/proc/${pid}/${l}`);
-        } catch {
-          return '';
-        }
-      });
-      if (linksOf.some(inside) || lib.cmdline(pid).some((a) => a.includes(ws))) {
-        problems.push(`process left: ${pid} ${lib.cmdline(pid).join(' ')}`);
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    }
-    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => (l.split(' ')[4] || '').replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))).filter(inside);
-    for (const mount of mounts.sort((a, b) => b.length - a.length)) {
-      if (spawnSync('umount', [mount]).status !== 0) spawnSync('umount', ['--lazy', mount]);
-    }
-    fs.rmSync(ws, { recursive: true, force: true });
-    for (const [p, was] of existed) {
-      if (was) continue;
-      try {
-        if (fs.lstatSync(p).isDirectory()) fs.rmdirSync(p);
-        else fs.unlinkSync(p);
-      } catch {
-        // absent, or not empty: left alone
-      }
-    }
+    // Processes tied to the workspace (conmon, containers, husk's server), its mounts, itself.
+    problems.push(...releaseDirectory(ws));
+    restorePaths(existed);
     console.log(problems.length ? `  network: left behind (removed where possible): ${problems.join('; ')}` : '  network: nothing left (links, leases, rules, netns pins, processes, mounts)');
   }
 }
