@@ -59,7 +59,7 @@ class ZstdTransform extends Transform {
 export function decompressor(kind: Compression): Transform | undefined {
   switch (kind) {
     case 'gzip':
-      return zlib.createGunzip({ chunkSize: 128 * 1024, readableHighWaterMark: 4 * 1024 * 1024 } as zlib.ZlibOptions);
+      return zlib.createGunzip({ chunkSize: 1024 * 1024, readableHighWaterMark: 4 * 1024 * 1024 } as zlib.ZlibOptions);
     case 'zstd': {
       const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
       return native ? native() : new ZstdTransform();

@@ -42,6 +42,9 @@ export class RootedTree {
   /** Called for every directory resolveDir creates because an entry needed it as a parent. */
   onImplicitDir?: (rel: string) => void;
 
+  /** Says a path is a regular file still being written (it may not be on disk yet). */
+  isRegularFile?: (rel: string) => boolean;
+
   constructor(readonly root: string) {}
 
   abs(rel: string): string {
@@ -69,6 +72,7 @@ export class RootedTree {
         real.push(c);
         continue;
       }
+      if (this.isRegularFile?.(rel)) throw new PathError(`${JSON.stringify(rel)} is not a directory`);
       const abs = this.abs(rel);
       let st: fs.Stats | undefined;
       try {
@@ -105,6 +109,11 @@ export class RootedTree {
       return;
     }
     for (const d of this.dirs) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
+  }
+
+  /** A real directory this tree made or walked through (and has not removed since). */
+  knowsDir(rel: string): boolean {
+    return this.dirs.has(rel);
   }
 
   noteDir(rel: string) {

@@ -16,6 +16,10 @@
 //
 // The uncompressed stream is hashed on the way: its digest must be the diffID the image
 // config names, or the unpack fails (and the caller throws the directory away).
+//
+// In overlay mode the regular files are made on the libuv pool in batches while the next
+// entries are read (fileBatches.ts); every entry first waits for those at its own path, so the
+// result is the serial unpack's (test/unit/image-unpack.test.ts compares the two).
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { pipeline } from 'stream/promises';
@@ -24,6 +28,7 @@ import * as tar from 'tar-stream';
 import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
 import { decompressor, sniffCompression } from './compression';
+import { FileBatches } from './fileBatches';
 import * as sys from './sys';
 import { cleanName, join, PathError, RootedTree } from './tree';
 
@@ -130,6 +135,10 @@ function freeBytes(dir: string): number {
 
 const O_CREATE_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
+/** Files of an overlay layer up to this size are made on the pool (fileBatches.ts); larger
+ * ones are written here, chunk by chunk as they arrive. */
+const POOL_FILE_MAX = 1024 * 1024;
+
 class LayerWriter {
   readonly tree: RootedTree;
   /** Directories whose mode, owner and times are set at the end (children change mtimes). */
@@ -138,6 +147,13 @@ class LayerWriter {
   private readonly written = new Set<string>();
   private readonly implicit = new Set<string>();
   private budget: number;
+  /**
+   * Files being made on the pool. An entry at such a path, or at one below it, waits for them
+   * first; one that needs such a path as a directory is refused, as the path is a regular
+   * file. Directories are removed only at entries, after that wait, so none that a file is
+   * being made in goes away under it.
+   */
+  private readonly files: FileBatches;
   private warnedXattr = false;
   private warnedDevice = false;
   contentSize = 0;
@@ -146,6 +162,11 @@ class LayerWriter {
   constructor(readonly root: string, readonly o: UnpackOptions & { sameOwner: boolean }) {
     this.tree = new RootedTree(root);
     this.tree.onImplicitDir = (rel) => this.implicit.add(rel);
+    this.files = new FileBatches(
+      (file, err) => new HuskError(`${this.o.what}: entry ${JSON.stringify(file.name)}: ${reason(err)}`),
+      (file, refused) => this.warnXattr(`${this.o.what}: xattr ${refused} on ${file.path}`),
+    );
+    this.tree.isRegularFile = (rel) => this.files.has(rel);
     this.budget = freeBytes(root);
   }
 
@@ -186,11 +207,12 @@ class LayerWriter {
       stream.resume();
       if (base === OPAQUE) return this.opaque(parentParts);
       if (base.startsWith(`${WHITEOUT}${WHITEOUT}`)) return; // aufs metadata (.wh..wh.plnk ...)
-      return this.whiteout(parentParts, base.slice(WHITEOUT.length), attrs);
+      return await this.whiteout(parentParts, base.slice(WHITEOUT.length), attrs);
     }
     const parent = this.tree.resolveDir(parentParts, true)!;
     const rel = join(parent, base);
     const abs = this.tree.abs(rel);
+    await this.settle(rel);
     if (this.o.mode === 'flatten') this.written.add(rel);
     switch (h.type) {
       case 'directory':
@@ -210,7 +232,7 @@ class LayerWriter {
         return;
       case 'link':
         stream.resume();
-        return this.hardlink(rel, abs, h.linkname ?? '');
+        return await this.hardlink(rel, abs, h.linkname ?? '');
       case 'character-device':
       case 'block-device':
         stream.resume();
@@ -269,6 +291,11 @@ class LayerWriter {
     if (size > this.budget) {
       throw new PathError(`it declares ${size} bytes, more than the ${this.budget} bytes free in ${this.root}`);
     }
+    // On the pool: files of an overlay layer (a fresh directory, where every directory on disk
+    // is one the tree knows) not larger than POOL_FILE_MAX, at a path that is not a directory.
+    if (this.o.mode === 'overlay' && size <= POOL_FILE_MAX && !this.tree.knowsDir(rel)) {
+      return this.writeFileOnPool(rel, abs, h.name, size, attrs, await readContent(stream, size));
+    }
     let fd: number;
     try {
       fd = fs.openSync(abs, O_CREATE_FILE, 0o600);
@@ -296,6 +323,24 @@ class LayerWriter {
     }
   }
 
+  private async writeFileOnPool(rel: string, abs: string, name: string, size: number, attrs: Attrs, content: Buffer) {
+    this.budget -= size;
+    this.contentSize += size;
+    const chown = this.o.sameOwner && (attrs.uid !== 0 || attrs.gid !== 0);
+    await this.files.add({ rel, name, path: abs, content, ...attrs, uid: chown ? attrs.uid : -1, gid: chown ? attrs.gid : -1 });
+  }
+
+  /** Waits for the files still to be made at rel (and below it, when it is a directory), or
+   * for all of them. */
+  settle(rel: string | undefined): Promise<void> {
+    return this.files.settle(rel, rel !== undefined && this.tree.knowsDir(rel));
+  }
+
+  private warnXattr(message: string) {
+    if (!this.warnedXattr) log.warn(message);
+    this.warnedXattr = true;
+  }
+
   /** Owner, xattrs and times of a node that is not a regular file or a directory. */
   private finishNode(abs: string, attrs: Attrs, chmod = false) {
     if (this.o.sameOwner && (attrs.uid !== 0 || attrs.gid !== 0)) fs.lchownSync(abs, attrs.uid, attrs.gid);
@@ -311,13 +356,12 @@ class LayerWriter {
         sys.lsetxattr(abs, name, value);
       } catch (err) {
         // As tar: an attribute the filesystem does not take is not a reason to fail the image.
-        if (!this.warnedXattr) log.warn(`${this.o.what}: xattr ${name} on ${abs}: ${reason(err)}`);
-        this.warnedXattr = true;
+        this.warnXattr(`${this.o.what}: xattr ${name} on ${abs}: ${reason(err)}`);
       }
     }
   }
 
-  private hardlink(rel: string, abs: string, linkname: string) {
+  private async hardlink(rel: string, abs: string, linkname: string) {
     let targetParts: string[];
     try {
       targetParts = cleanName(linkname);
@@ -329,6 +373,7 @@ class LayerWriter {
     const targetRel = dir === undefined ? undefined : join(dir, targetParts[targetParts.length - 1]);
     let st: fs.Stats | undefined;
     if (targetRel !== undefined) {
+      await this.settle(targetRel);
       try {
         st = fs.lstatSync(this.tree.abs(targetRel));
       } catch {
@@ -367,12 +412,13 @@ class LayerWriter {
     }
   }
 
-  private whiteout(dirParts: string[], name: string, attrs: Attrs) {
+  private async whiteout(dirParts: string[], name: string, attrs: Attrs) {
     if (!name || name === '.' || name === '..') throw new PathError('a whiteout without a name');
     if (this.o.mode === 'overlay') {
       const dir = this.tree.resolveDir(dirParts, true)!;
       const rel = join(dir, name);
       const abs = this.tree.abs(rel);
+      await this.settle(rel);
       this.clear(rel, abs);
       sys.mknod(abs, 'char', 0, 0, 0);
       if (this.o.sameOwner && (attrs.uid !== 0 || attrs.gid !== 0)) fs.lchownSync(abs, attrs.uid, attrs.gid);
@@ -389,8 +435,9 @@ class LayerWriter {
     return [...this.implicit].filter((rel) => !this.dirAttrs.has(rel) && fs.existsSync(this.tree.abs(rel))).sort();
   }
 
-  /** Directory modes, owners, xattrs and times, deepest first. */
-  finish() {
+  /** Directory modes, owners, xattrs and times, deepest first, once every file is made. */
+  async finish() {
+    await this.settle(undefined);
     const dirs = [...this.dirAttrs.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
     for (const [rel, attrs] of dirs) {
       const abs = this.tree.abs(rel);
@@ -418,6 +465,18 @@ class HashTap extends Transform {
     this.size += chunk.length;
     cb(null, chunk);
   }
+}
+
+/** The whole content of an entry (size bytes, as its header says) in one buffer. */
+async function readContent(stream: Readable, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  if (length !== size) throw new PathError(`${length} bytes of content, but its header gives ${size}`);
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length);
 }
 
 /** The first bytes of a stream, put back so the stream still starts with them. */
@@ -482,10 +541,12 @@ export async function unpackLayerStream(input: Readable, dest: string, opts: Unp
   } catch (err) {
     input.destroy();
     await done.catch(() => undefined);
+    // Nothing may still be writing into the directory the caller is about to throw away.
+    await writer.settle(undefined).catch(() => undefined);
     if (err instanceof HuskError) throw err;
     throw new HuskError(`${opts.what}: ${compression === 'none' ? '' : `${compression} `}tar: ${reason(err)}`);
   }
-  writer.finish();
+  await writer.finish();
   const diffID = `sha256:${tap.hash.digest('hex')}`;
   if (opts.diffID && diffID !== opts.diffID) {
     throw new HuskError(`${opts.what}: the uncompressed layer's digest is ${diffID}, but the image config says ${opts.diffID}`);

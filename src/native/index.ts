@@ -34,6 +34,10 @@ export interface Native {
   pipe(): [number, number];
   openTree(path: string, recursive: boolean, usernsFd: number): number;
   // For husk's own process (native/host.cc): image layers and the overlay rootfs.
+  /** Regular files made whole on a pool thread, one after another (O_EXCL|O_NOFOLLOW): content,
+   * then owner (-1: left), mode, xattrs and times. A result per file: null, the Error of a
+   * file not made, or "NAME: why" for the first xattr the filesystem refused. */
+  createFiles(files: { path: string; content: Buffer; mode: number; uid: number; gid: number; atime: number; mtime: number; xattrs?: [string, Buffer][] }[]): Promise<(null | Error | string)[]>;
   mknod(path: string, mode: number, major: number, minor: number): void;
   lsetxattr(path: string, name: string, value: Buffer): void;
   llistxattr(path: string): string[];

@@ -203,3 +203,85 @@ describe('unpackLayer (flatten)', () => {
     await expect(apply(file, tmp())).rejects.toThrow(/Invalid tar header/);
   });
 });
+
+/** Every node under root: type, mode, size, content or link target (what a user would see). */
+function treeOf(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const p = path.join(root, r);
+      const st = fs.lstatSync(p);
+      const mode = (st.mode & 0o7777).toString(8);
+      const mtime = Math.round(st.mtimeMs);
+      if (st.isSymbolicLink()) out.push(`${r} -> ${fs.readlinkSync(p)}`);
+      else if (st.isDirectory()) {
+        out.push(`${r}/ ${mode}`);
+        walk(r);
+      } else out.push(`${r} ${mode} ${mtime} nlink=${st.nlink} ${fs.readFileSync(p, 'utf8')}`);
+    }
+  };
+  walk('');
+  return out;
+}
+
+// Overlay layers' files are made on the libuv pool in batches while the unpack reads on
+// (fileBatches.ts). Whatever the order of entries, the result must be the one of the serial
+// unpack: flatten mode into an empty directory writes every file itself, so it is the oracle.
+describe('unpackLayer (overlay): files made on the pool keep the order of the tar', () => {
+  async function both(entries: E[]): Promise<{ serial: string[] | Error; pool: string[] | Error }> {
+    const blob = await layer(entries);
+    const run = async (mode: 'flatten' | 'overlay') => {
+      const root = tmp();
+      try {
+        await unpackLayer(blob, root, { mode, what: 'layer', sameOwner: false });
+        return treeOf(root);
+      } catch (err) {
+        return err as Error;
+      }
+    };
+    return { serial: await run('flatten'), pool: await run('overlay') };
+  }
+
+  const many = (dir: string, n: number, tag = ''): E[] =>
+    Array.from({ length: n }, (_, i) => ({ name: `${dir}/f${i}`, content: `${dir}${i}${tag}`, mode: 0o600 + (i % 64), mtime: new Date(1e12 + i * 1000) }));
+
+  it('writes many files (several batches) with their content, modes and times', async () => {
+    const { serial, pool } = await both([{ name: 'a/' }, ...many('a', 150), { name: 'b/c/' }, ...many('b/c', 70)]);
+    expect(serial).toBeInstanceOf(Array);
+    expect((serial as string[]).length).toBe(223);
+    expect(pool).toEqual(serial);
+  });
+
+  it('lets a later entry at the same path win: a file twice, a symlink over a file, a file over a symlink', async () => {
+    const { serial, pool } = await both([
+      ...many('d', 40),
+      { name: 'd/f3', content: 'second' },
+      { name: 'd/f5', type: 'symlink', linkname: 'f3' },
+      { name: 'd/f7', type: 'symlink', linkname: '/nowhere' },
+      { name: 'd/f7', content: 'over the link' },
+    ]);
+    expect(pool).toEqual(serial);
+    expect(pool).toContain('d/f5 -> f3');
+    expect((pool as string[]).find((l) => l.startsWith('d/f3 '))).toMatch(/second$/);
+  });
+
+  it('links to a file still being made, and refuses a path below a file as a directory', async () => {
+    const linked = await both([...many('d', 10), { name: 'd/h', type: 'link', linkname: 'd/f9' }]);
+    expect(linked.pool).toEqual(linked.serial);
+    expect((linked.pool as string[]).find((l) => l.startsWith('d/h '))).toMatch(/nlink=2 d9$/);
+    const below = await both([...many('d', 10), { name: 'd/f4/x', content: 'x' }]);
+    expect(below.serial).toBeInstanceOf(Error);
+    expect((below.pool as Error).message).toBe((below.serial as Error).message);
+    expect((below.pool as Error).message).toContain('"d/f4" is not a directory');
+  });
+
+  it('replaces a directory of files being made by a file or by a symlink that later entries follow', async () => {
+    const byFile = await both([...many('d', 50), { name: 'd', content: 'now a file' }, ...many('e', 5)]);
+    expect(byFile.pool).toEqual(byFile.serial);
+    expect(byFile.pool).toContain(`d 644 ${1e12} nlink=1 now a file`);
+    const byLink = await both([{ name: 'real/' }, ...many('d', 50), { name: 'd', type: 'symlink', linkname: '/real' }, { name: 'd/through', content: 'inside' }]);
+    expect(byLink.pool).toEqual(byLink.serial);
+    expect((byLink.pool as string[]).find((l) => l.startsWith('real/through'))).toMatch(/inside$/);
+  });
+});
