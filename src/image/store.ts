@@ -39,24 +39,34 @@ function writeAt(fd: number, data: Buffer, offset: number, length: number, posit
 }
 
 /**
- * The chunks of a download, gathered: HTTP hands out 16-64 KiB at a time, and each chunk
- * cost a hash update, a write(2) and a trip through the decompressor. Whatever has arrived
- * is taken at once (up to 1 MiB), so nothing received waits for more to come: a download
- * that stalls has all it got on disk.
+ * The chunks of a download, gathered into runs of up to `most` bytes: HTTP hands out 16-64 KiB
+ * at a time, and each chunk would cost a hash update, a write(2) and a trip through the
+ * decompressor, each trip to the libuv pool and back. A run waits for more only while more
+ * keeps coming (a chunk within `pause` ms): a download that stalls has all it got on disk.
  */
-async function* gathered(stream: Readable, most = 1024 * 1024): AsyncGenerator<Buffer> {
+async function* gathered(stream: Readable, most = 1024 * 1024, pause = 20): AsyncGenerator<Buffer> {
   const iterator = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  for (;;) {
-    const first = await iterator.next();
+  let next: Promise<IteratorResult<Buffer>> | undefined;
+  let ended = false;
+  while (!ended) {
+    const first = await (next ?? iterator.next());
+    next = undefined;
     if (first.done) return;
     const chunks: Buffer[] = [first.value];
     let size = first.value.length;
-    // Chunks already buffered are read without waiting (read() returns null when none is).
     while (size < most) {
-      const more = stream.read() as Buffer | null;
-      if (more === null) break;
-      chunks.push(more);
-      size += more.length;
+      next = iterator.next();
+      let timer: NodeJS.Timeout | undefined;
+      const more = await Promise.race([next, new Promise<'pause'>((resolve) => (timer = setTimeout(resolve, pause, 'pause')))]);
+      clearTimeout(timer);
+      if (more === 'pause') break;
+      next = undefined;
+      if (more.done) {
+        ended = true;
+        break;
+      }
+      chunks.push(more.value);
+      size += more.value.length;
     }
     yield chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
   }
