@@ -16,12 +16,14 @@ export function verbOf(argv: string[]): string | undefined {
   return undefined;
 }
 
-/** `image` (pulls with progress on a terminal, reads stdin as a stream), `demo`, `daemon` and
- * `daemon-monitor` (a container's parent for its whole life) are long calls that gain nothing
- * from a warm process: they run in one of their own. */
+/** `image` (pulls, loads from stdin), `demo`, `daemon` and `daemon-monitor` (a container's
+ * parent for its whole life) are long calls that gain little from a warm process: they run in
+ * one of their own. `image run` is the exception: with the image stored it is as short as
+ * `run`, which it becomes (a pull it needs first runs in the server too). */
 export function callNeedsOwnProcess(argv: string[]): boolean {
   const verb = verbOf(argv);
-  return verb === 'image' || verb === 'demo' || verb === 'daemon' || verb === 'daemon-monitor';
+  if (verb === 'image') return argv[argv.indexOf(verb) + 1] !== 'run';
+  return verb === 'demo' || verb === 'daemon' || verb === 'daemon-monitor';
 }
 
 const NAMESPACES = ['pid', 'mnt', 'user', 'cgroup', 'net', 'uts', 'ipc', 'time'];

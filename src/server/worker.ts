@@ -7,6 +7,7 @@
 // without holding up any other: the other workers serve them.
 import * as fs from 'fs';
 import * as path from 'path';
+import * as tty from 'tty';
 import { parentPort, workerData } from 'worker_threads';
 import { reason } from '../errors';
 import { beginCall, call } from '../host/call';
@@ -118,6 +119,10 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     native.threadUmask(c.umask);
     setEnvironment(c.env);
     beginCall({ stdin: msg.fds[0], stdout: msg.fds[1], stderr: msg.fds[2], pid: c.pid, hasTty: (c.flags & CALL_HAS_TTY) !== 0, door: conn.fd });
+    // What a call asks of its streams is its caller's: a pull's progress draws bars on a
+    // terminal, lines elsewhere.
+    process.stdout.isTTY = tty.isatty(call.stdout);
+    process.stderr.isTTY = tty.isatty(call.stderr);
     // `events` runs until its container stops: should its caller go away first, the call
     // ends with it, as it did when husk was one process (the worker exits; the server makes
     // another). Other verbs are short, and a create must finish to roll itself back.
