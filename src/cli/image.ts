@@ -46,6 +46,45 @@ function containerOptions(cmd: Command): Command {
     .option('--insecure-registry <host>', 'allow plain HTTP to this registry; repeatable', collect, []);
 }
 
+/** `image run`'s options (the command itself, and imageRunNeedsPull's parse of it). */
+function runOptions(cmd: Command): Command {
+  return containerOptions(storeOption(cmd))
+    .option('--name <id>', 'the container id (default: random)')
+    .option('--rm', 'remove the container and its writable layer when it exits', false)
+    .option('-d, --detach', 'print the container id and return once it has started', false)
+    .option('--console-socket <path>', 'with -d -t: unix socket that receives the terminal\'s pty master')
+    .passThroughOptions();
+}
+
+/**
+ * Whether `husk image run ARGS` (the words after `run`) would pull first: its image is not in
+ * the store (or --pull always). The warm server runs such a call in a process of its own,
+ * where the caller's Ctrl-C stops the pull. A command line that does not parse says false:
+ * the call itself reports it. `env` is the caller's (HUSK_STORE).
+ */
+export function imageRunNeedsPull(args: string[], env: Record<string, string | undefined>): boolean {
+  let parsed: { image: string; opts: { store?: string; pull?: string; platform?: string } } | undefined;
+  const probe = runOptions(new Command('run').arguments('<image> [command...]'))
+    .exitOverride()
+    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined })
+    .action((image: string, _command: string[], opts: { store?: string; pull?: string; platform?: string }) => {
+      parsed = { image, opts };
+    });
+  try {
+    probe.parse(args, { from: 'user' });
+  } catch {
+    return false;
+  }
+  if (!parsed) return false;
+  const { ImageStore, storeDir } = require('../image/store') as typeof import('../image/store');
+  const { storedImage } = require('../image/run') as typeof import('../image/run');
+  try {
+    return !storedImage(new ImageStore(storeDir(parsed.opts.store || env.HUSK_STORE)), parsed.image, parsed.opts);
+  } catch {
+    return false;
+  }
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('   ').trimEnd()).join('\n') + '\n';
@@ -163,12 +202,7 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
       removeBundle(store(opts), dir, opts.force);
     }));
 
-  containerOptions(storeOption(cmd.command('run <image> [command...]').description('pull if needed, make a container and run it (like docker run)')))
-    .option('--name <id>', 'the container id (default: random)')
-    .option('--rm', 'remove the container and its writable layer when it exits', false)
-    .option('-d, --detach', 'print the container id and return once it has started', false)
-    .option('--console-socket <path>', 'with -d -t: unix socket that receives the terminal\'s pty master')
-    .passThroughOptions()
+  runOptions(cmd.command('run <image> [command...]').description('pull if needed, make a container and run it (like docker run)'))
     .action(action('image run', async (text: string, command: string[], opts: any) => {
       const { imageRun } = require('../image/run') as typeof import('../image/run');
       const { storeDir } = require('../image/store') as typeof import('../image/store');

@@ -57,15 +57,23 @@ export interface ImageRunOptions extends ResourceFlags, NetworkFlags {
   globalArgs?: string[];
 }
 
-/** The image from the store, pulled first when missing (or always, with --pull always). */
-export async function findOrPull(store: ImageStore, text: string, o: { pull?: string; platform?: string; quiet?: boolean; insecureRegistry?: string[] }): Promise<LoadedImage> {
+/** The image from the store, unless it is missing or --pull always says to pull it anyway. */
+export function storedImage(store: ImageStore, text: string, o: { pull?: string; platform?: string }): LoadedImage | undefined {
   const policy = o.pull ?? 'missing';
   if (!['missing', 'always', 'never'].includes(policy)) throw new HuskError(`--pull ${JSON.stringify(policy)}: expected missing, always or never`);
+  if (policy === 'always' || !store.exists()) return undefined;
   const platform = o.platform ? parsePlatform(o.platform) : undefined;
-  if (policy !== 'always' && store.exists()) {
-    const found = findImage(store, text);
-    if (found && (!platform || found.ref.platform === formatPlatform(platform))) return loadImage(store, found.names[0], found.ref);
-  }
+  const found = findImage(store, text);
+  if (found && (!platform || found.ref.platform === formatPlatform(platform))) return loadImage(store, found.names[0], found.ref);
+  return undefined;
+}
+
+/** The image from the store, pulled first when missing (or always, with --pull always). */
+export async function findOrPull(store: ImageStore, text: string, o: { pull?: string; platform?: string; quiet?: boolean; insecureRegistry?: string[] }): Promise<LoadedImage> {
+  const stored = storedImage(store, text, o);
+  if (stored) return stored;
+  const policy = o.pull ?? 'missing';
+  const platform = o.platform ? parsePlatform(o.platform) : undefined;
   if (policy === 'never') throw new HuskError(`no image ${JSON.stringify(text)} in the store ${store.dir} (and --pull never)`);
   const source = parseSource(text);
   const progress = createProgress(o.quiet ? 'quiet' : 'auto');

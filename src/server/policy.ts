@@ -7,22 +7,35 @@ import * as fs from 'fs';
 /** Global flags that take a value (runc's), to find the verb after them. */
 const GLOBAL_WITH_VALUE = new Set(['--root', '--log', '--log-format', '--rootless', '--criu']);
 
-export function verbOf(argv: string[]): string | undefined {
+/** Where the verb is in argv (after the global flags), or -1. */
+function verbIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i];
-    if (!word.startsWith('-')) return word;
+    if (!word.startsWith('-')) return i;
     if (GLOBAL_WITH_VALUE.has(word)) i++;
   }
-  return undefined;
+  return -1;
+}
+
+export function verbOf(argv: string[]): string | undefined {
+  const i = verbIndex(argv);
+  return i < 0 ? undefined : argv[i];
 }
 
 /** `image` (pulls, loads from stdin), `demo`, `daemon` and `daemon-monitor` (a container's
  * parent for its whole life) are long calls that gain little from a warm process: they run in
- * one of their own. `image run` is the exception: with the image stored it is as short as
- * `run`, which it becomes (a pull it needs first runs in the server too). */
-export function callNeedsOwnProcess(argv: string[]): boolean {
-  const verb = verbOf(argv);
-  if (verb === 'image') return argv[argv.indexOf(verb) + 1] !== 'run';
+ * one of their own. `image run` with its image stored is the exception: it is as short as the
+ * `run` it becomes. One that must pull first runs in its own process, where the caller's
+ * Ctrl-C stops the pull (the door holds a run's signals for its container). `env` is the
+ * caller's environment. */
+export function callNeedsOwnProcess(argv: string[], env: Record<string, string | undefined> = {}): boolean {
+  const i = verbIndex(argv);
+  const verb = i < 0 ? undefined : argv[i];
+  if (verb === 'image') {
+    if (argv[i + 1] !== 'run') return true;
+    const { imageRunNeedsPull } = require('../cli/image') as typeof import('../cli/image');
+    return imageRunNeedsPull(argv.slice(i + 2), env);
+  }
   return verb === 'demo' || verb === 'daemon' || verb === 'daemon-monitor';
 }
 

@@ -60,13 +60,20 @@ for (const [stream, which] of [[process.stdout, 'stdout'], [process.stderr, 'std
   }) as typeof stream.write;
 }
 
+/** KEY=VALUE words as an object. */
+function environmentOf(env: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of env) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
 /** The caller's environment, in place of the last call's. */
 function setEnvironment(env: string[]) {
   for (const key of Object.keys(process.env)) delete process.env[key];
-  for (const kv of env) {
-    const eq = kv.indexOf('=');
-    if (eq > 0) process.env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  Object.assign(process.env, environmentOf(env));
 }
 
 function closeAll(fds: number[]) {
@@ -87,12 +94,14 @@ function refusal(c: DoorCall, peerPid: number): string | undefined {
   if (c.version !== FRONT_DOOR_VERSION) return `front door version ${c.version}, server ${FRONT_DOOR_VERSION}`;
   if (c.home !== HOME) return `the door belongs to ${c.home}, the server to ${HOME}`;
   if (!sameWorld(c.pid, peerPid)) return 'the caller lives in other namespaces or another root';
-  if (callNeedsOwnProcess(c.argv)) return 'the verb runs in a process of its own';
   try {
     native.threadChdir(c.cwd);
+    cwd = c.cwd;
   } catch (err) {
     return `cannot enter the caller's cwd: ${reason(err)}`;
   }
+  // (In the caller's cwd: an image run's --store may be a relative path.)
+  if (callNeedsOwnProcess(c.argv, environmentOf(c.env))) return 'the verb runs in a process of its own';
   return undefined;
 }
 
@@ -119,8 +128,7 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     native.threadUmask(c.umask);
     setEnvironment(c.env);
     beginCall({ stdin: msg.fds[0], stdout: msg.fds[1], stderr: msg.fds[2], pid: c.pid, hasTty: (c.flags & CALL_HAS_TTY) !== 0, door: conn.fd });
-    // What a call asks of its streams is its caller's: a pull's progress draws bars on a
-    // terminal, lines elsewhere.
+    // Whether a call's streams are terminals is its caller's answer, not the worker's.
     process.stdout.isTTY = tty.isatty(call.stdout);
     process.stderr.isTTY = tty.isatty(call.stderr);
     // `events` runs until its container stops: should its caller go away first, the call
