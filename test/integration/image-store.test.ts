@@ -7,7 +7,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, expectStatus, isRunc, rt, rtSpawn, tempDir, waitFor } from './harness';
+import { cleanup, expectStatus, isRunc, rt, rtSpawn, stateRoot, tempDir, waitFor } from './harness';
 import { buildImage, probeLayer, pushLayout, startRegistry, writeLayout, type BuiltImage, type Entry, type Registry } from './image-fixtures';
 
 afterEach(cleanup);
@@ -128,6 +128,29 @@ describe.skipIf(isRunc)('interrupted and concurrent pulls', () => {
       expect(fs.readdirSync(path.join(store, 'tmp'))).toEqual([]);
       const inspect = JSON.parse(rt(['image', 'inspect', '--store', store, `${proxy.host}/tests/big:1`]).stdout);
       expect(fs.readFileSync(path.join(inspect.layers[1].path, 'big', 'random')).equals(bigFiles[1].content as Buffer)).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('an image run that must pull first stops at Ctrl-C, and leaves no container', async () => {
+    const proxy = await startProxy(registry);
+    try {
+      const store = tempDir('store-');
+      // A call first, so that a warm server is up (unless HUSK_SERVER=0): the run must still not
+      // be served there, where the door would hold the SIGINT for a container that never comes.
+      expectStatus(rt(['list']), 0);
+      if (process.env.HUSK_SERVER !== '0') await waitFor('the warm server', () => fs.existsSync(path.join(stateRoot(), '~server.sock')));
+      proxy.stall(bigLayer(), 1024 * 1024);
+      const run = rtSpawn(['image', 'run', '--rm', '-q', '--store', store, `${proxy.host}/tests/big:1`], { detached: true });
+      await waitFor('the download to stall', () => proxy.stalled);
+      // Ctrl-C on a terminal: SIGINT to the foreground process group.
+      process.kill(-run.child.pid!, 'SIGINT');
+      const ended = await Promise.race([run.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 15_000))]);
+      expect(ended, 'image run still pulling 15 s after SIGINT').toBeDefined();
+      expect(ended!.status !== 0 || ended!.signal !== null).toBe(true);
+      expect(rt(['list', '-q']).stdout.trim()).toBe('');
+      expect(fs.existsSync(path.join(store, 'containers')) ? fs.readdirSync(path.join(store, 'containers')) : []).toEqual([]);
     } finally {
       await proxy.close();
     }
