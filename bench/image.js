@@ -2,11 +2,21 @@
 // npm run bench (second part): husk's image side against the tools people compare it with,
 // in one run, as ratios.
 //  - unpack: one large layer (a Debian 12 minbase made with debootstrap, tarred and gzipped)
-//    unpacked by husk (the overlay unpack of `husk image pull`, called directly), by
-//    `umoci unpack` (the whole image -> bundle) and by plain `tar -xzf` (GNU tar with gzip).
+//    unpacked by husk (the overlay unpack of `husk image pull`, called directly, and the whole
+//    `husk image pull oci:LAYOUT` from a local OCI layout: the same command as a pull, without
+//    the network), by `umoci unpack` (the whole image -> bundle) and by `tar -xzf` (GNU tar
+//    with gzip).
 //  - pull: the same image pulled from Debian's docker-registry on 127.0.0.1 by `husk image pull`
 //    (download, verify and unpack) and copied by `skopeo copy` to an OCI layout (download and
 //    verify only: skopeo does not unpack).
+//  - run: `husk image run --rm IMAGE true` against `podman run --rm` of the same layer.
+//  - five layers at once against the same five pulled one after another; the peak memory of a
+//    pull of a 1 GiB layer.
+// The tools take turns within each round, so that what drifts on the machine meets them all.
+// Every timed run writes into a new directory after a `sync` (not timed), and nothing is
+// removed until the end: this VM's root filesystem (ext4 without a journal) skips recently
+// freed inodes when it allocates, so creating files just after removing thousands costs
+// several times more (ext4's recently_deleted()), and would punish whoever came next.
 // The debootstrap rootfs, its layer and the OCI layout are cached in /var/cache/husk-bench, so
 // reruns take seconds. Needs root, a built husk (dist/), and Debian's debootstrap, umoci,
 // skopeo and docker-registry.
@@ -22,7 +32,7 @@ const lib = require('./lib');
 const REPO = path.join(__dirname, '..');
 const HUSK = path.join(REPO, 'bin', 'husk');
 const CACHE = process.env.HUSK_BENCH_CACHE || '/var/cache/husk-bench';
-const ROUNDS = Number(process.env.BENCH_IMAGE_ROUNDS || 3);
+const ROUNDS = Number(process.env.BENCH_IMAGE_ROUNDS || 5);
 const MIRROR = process.env.HUSK_BENCH_MIRROR || 'http://deb.debian.org/debian';
 // Every husk call gets a --root of the bench's own: with the front door, a call in the default
 // /run/husk would start (or be served by) a warm server there, which may be another checkout's.
@@ -169,17 +179,26 @@ function layerBlob(layout) {
   return path.join(layout, 'blobs', 'sha256', manifest.layers[0].digest.slice(7));
 }
 
-async function timeIt(label, rounds, setup, fn, teardown) {
-  const samples = [];
+/**
+ * Times each step once a round, the steps taking turns, for `rounds` rounds. A step is
+ * { label, setup?, run(ctx, round) }: setup (not timed) makes its context, then `sync`, then run
+ * is timed. Returns { label: { label, median, min } }.
+ */
+async function timeRounds(rounds, steps) {
+  const samples = Object.fromEntries(steps.map((st) => [st.label, []]));
   for (let i = 0; i < rounds; i++) {
-    const ctx = setup ? setup(i) : undefined;
-    const t0 = process.hrtime.bigint();
-    await fn(ctx, i);
-    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    if (teardown) teardown(ctx);
+    for (const step of steps) {
+      const ctx = step.setup ? step.setup(i) : undefined;
+      spawnSync('sync');
+      const t0 = process.hrtime.bigint();
+      await step.run(ctx, i);
+      samples[step.label].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
   }
-  samples.sort((a, b) => a - b);
-  return { label, median: samples[Math.floor(samples.length / 2)], min: samples[0] };
+  return Object.fromEntries(Object.entries(samples).map(([label, list]) => {
+    list.sort((a, b) => a - b);
+    return [label, { label, median: list[Math.floor(list.length / 2)], min: list[0] }];
+  }));
 }
 
 function spawnAsync(cmd, args, opts = {}) {
@@ -223,6 +242,27 @@ function row(name, r, base) {
   return `  ${name.padEnd(46)} ${(r.median / 1000).toFixed(2).padStart(7)} s   (min ${(r.min / 1000).toFixed(2)} s)${base ? `   ${(r.median / base.median).toFixed(2)}x` : ''}`;
 }
 
+/**
+ * `podman run --rm` arguments that run here, or why none does. Podman's default rlimits are
+ * above this VM's hard limits (whose bounding set lacks CAP_SYS_RESOURCE), so the bench's own
+ * limits are passed; its default runtime (crun) refuses this host's hybrid cgroup layout, so
+ * runc is tried next.
+ */
+function podmanRunArgs(image) {
+  const limits = fs.readFileSync('/proc/self/limits', 'utf8');
+  const soft = (name) => Number((new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(limits) || [])[1]);
+  const ulimits = ['--ulimit', `nofile=${soft('Max open files')}:${soft('Max open files')}`, '--ulimit', `nproc=${Math.min(32768, soft('Max processes'))}:${Math.min(32768, soft('Max processes'))}`];
+  let failure;
+  for (const runtime of [undefined, 'runc']) {
+    const args = ['run', '--rm', '--net', 'none', ...(runtime ? ['--runtime', runtime] : []), ...ulimits, image, 'true'];
+    // The first run also warms Podman (it sets up its state).
+    const res = spawnSync('podman', args, { encoding: 'utf8' });
+    if (res.status === 0) return { args, note: runtime ? ` (--runtime ${runtime})` : '' };
+    failure = (res.stderr || '').trim().split('\n').pop();
+  }
+  return { failure };
+}
+
 async function main() {
   if (process.getuid() !== 0) throw new Error('bench: run as root');
   for (const tool of ['umoci', 'skopeo', 'docker-registry', 'tar']) {
@@ -240,32 +280,45 @@ async function main() {
   };
   const remove = (dir) => fs.rmSync(dir, { recursive: true, force: true });
   let registry;
+  const ratio = (a, b) => a.median / b.median;
+  const tarArgs = ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-xzf', blob, '-C'];
   try {
     const size = fs.statSync(blob).size;
     console.log(`image benchmark: Debian 12 minbase, one layer of ${(size / 1e6).toFixed(1)} MB gzip; ${ROUNDS} rounds, medians`);
-    const tarX = await timeIt('tar -xzf', ROUNDS, fresh('tar'), (dir) => spawnAsync('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-xzf', blob, '-C', dir]), remove);
-    const husk = await timeIt('husk unpack (overlay layer)', ROUNDS, fresh('husk'), (dir) => unpackLayer(blob, dir, { mode: 'overlay', what: 'bench layer' }), remove);
-    const umoci = await timeIt('umoci unpack', ROUNDS, () => path.join(work, `umoci-${crypto.randomBytes(4).toString('hex')}`), (dir) => spawnAsync('umoci', ['unpack', '--image', `${layout}:minbase`, dir]), remove);
-    console.log('unpack');
-    console.log(row('tar -xzf (GNU tar + gzip)', tarX));
-    console.log(row('umoci unpack', umoci));
-    console.log(row('husk (unpack into a layer directory)', husk));
-    console.log(`  ratios: husk / tar -x = ${(husk.median / tarX.median).toFixed(2)}x, husk / umoci = ${(husk.median / umoci.median).toFixed(2)}x`);
-
     registry = await startRegistry(work);
     run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:minbase`, `docker://${registry.host}/bench/minbase:1`]);
     const ref = `${registry.host}/bench/minbase:1`;
-    const skopeo = await timeIt('skopeo copy', ROUNDS, fresh('skopeo'), (dir) => spawnAsync('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${dir}:x`]), remove);
-    const skopeoUmoci = await timeIt('skopeo copy + umoci unpack', ROUNDS, fresh('skopeo-umoci'), async (dir) => {
-      await spawnAsync('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${dir}/layout:x`]);
-      await spawnAsync('umoci', ['unpack', '--image', `${dir}/layout:x`, `${dir}/bundle`]);
-    }, remove);
-    const pull = await timeIt('husk image pull', ROUNDS, fresh('store'), (dir) => spawnAsync(HUSK, huskArgs('image', 'pull', '--store', dir, '-q', ref)), remove);
+
+    const t = await timeRounds(ROUNDS, [
+      { label: 'tar', setup: fresh('tar'), run: (dir) => spawnAsync('tar', [...tarArgs, dir]) },
+      { label: 'husk', setup: fresh('husk'), run: (dir) => unpackLayer(blob, dir, { mode: 'overlay', what: 'bench layer' }) },
+      { label: 'huskLayout', setup: fresh('layout-store'), run: (dir) => spawnAsync(HUSK, huskArgs('image', 'pull', '--store', dir, '-q', `oci:${layout}:minbase`)) },
+      { label: 'umoci', setup: () => path.join(work, `umoci-${crypto.randomBytes(4).toString('hex')}`), run: (dir) => spawnAsync('umoci', ['unpack', '--image', `${layout}:minbase`, dir]) },
+      { label: 'skopeo', setup: fresh('skopeo'), run: (dir) => spawnAsync('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${dir}:x`]) },
+      {
+        label: 'skopeoUmoci',
+        setup: fresh('skopeo-umoci'),
+        run: async (dir) => {
+          await spawnAsync('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${dir}/layout:x`]);
+          await spawnAsync('umoci', ['unpack', '--image', `${dir}/layout:x`, `${dir}/bundle`]);
+        },
+      },
+      { label: 'pull', setup: fresh('store'), run: (dir) => spawnAsync(HUSK, huskArgs('image', 'pull', '--store', dir, '-q', ref)) },
+    ]);
+    console.log('unpack');
+    console.log(row('tar -xzf (GNU tar + gzip)', t.tar));
+    console.log(row('umoci unpack', t.umoci));
+    console.log(row('husk (unpack into a layer directory)', t.husk));
+    console.log(row('husk image pull oci:LAYOUT (the command, no network)', t.huskLayout));
+    console.log(`  ratios: husk / tar -x = ${ratio(t.husk, t.tar).toFixed(2)}x, husk / umoci = ${ratio(t.husk, t.umoci).toFixed(2)}x`);
+    lib.record({ figure: 'unpack one layer: husk / tar -xzf', path: 'unpackLayer vs GNU tar', husk: t.husk.median / 1000, runc: t.tar.median / 1000, unit: 's', rounds: ROUNDS, target: '<= 1.0x tar', met: ratio(t.husk, t.tar) <= 1.0 });
     console.log('pull from docker-registry on 127.0.0.1');
-    console.log(row('skopeo copy (download + verify)', skopeo));
-    console.log(row('skopeo copy + umoci unpack', skopeoUmoci));
-    console.log(row('husk image pull (download + verify + unpack)', pull));
-    console.log(`  ratios: husk pull / skopeo copy = ${(pull.median / skopeo.median).toFixed(2)}x (skopeo does not unpack), husk pull / (skopeo copy + umoci unpack) = ${(pull.median / skopeoUmoci.median).toFixed(2)}x, husk pull / husk unpack = ${(pull.median / husk.median).toFixed(2)}x`);
+    console.log(row('skopeo copy (download + verify)', t.skopeo));
+    console.log(row('skopeo copy + umoci unpack', t.skopeoUmoci));
+    console.log(row('husk image pull (download + verify + unpack)', t.pull));
+    console.log(`  ratios: husk pull / skopeo copy = ${ratio(t.pull, t.skopeo).toFixed(2)}x (skopeo does not unpack), husk pull / (skopeo copy + umoci unpack) = ${ratio(t.pull, t.skopeoUmoci).toFixed(2)}x, husk pull / husk pull oci:LAYOUT = ${ratio(t.pull, t.huskLayout).toFixed(2)}x, husk pull / husk unpack = ${ratio(t.pull, t.husk).toFixed(2)}x`);
+    lib.record({ figure: 'pull: husk / the same command from a local layout', path: 'image pull REF vs oci:LAYOUT', husk: t.pull.median / 1000, runc: t.huskLayout.median / 1000, unit: 's', rounds: ROUNDS, target: '<= 1.1x', met: ratio(t.pull, t.huskLayout) <= 1.1 });
+    lib.record({ figure: 'pull: husk / skopeo copy + umoci unpack', path: 'image pull vs skopeo+umoci', husk: t.pull.median / 1000, runc: t.skopeoUmoci.median / 1000, unit: 's', rounds: ROUNDS, target: '<= 0.5x', met: ratio(t.pull, t.skopeoUmoci) <= 0.5 });
 
     // Run with the image already stored: `husk image run --rm IMAGE true` (bundle, overlay
     // mount, container, removal) against `podman run --rm` of the same layer (`podman import`
@@ -274,28 +327,24 @@ async function main() {
       const store = fresh('run-store')();
       await spawnAsync(HUSK, huskArgs('image', 'pull', '--store', store, '-q', ref));
       run('podman', ['import', '--quiet', blob, 'localhost/husk-bench-minbase:1']);
-      // --ulimit host: podman's default RLIMIT_NOFILE (1048576) is above this VM's hard limit.
-      const podmanArgs = ['run', '--rm', '--net', 'none', '--ulimit', 'host', 'localhost/husk-bench-minbase:1', 'true'];
-      // Warm (podman's first run sets up its state), and find out whether podman runs here at all.
-      const warm = spawnSync('podman', podmanArgs, { encoding: 'utf8' });
-      const podmanFails = warm.status === 0 ? undefined : (warm.stderr || '').trim().split('\n').pop();
+      const podman = podmanRunArgs('localhost/husk-bench-minbase:1');
       const bundle = path.join(store, 'bench-bundle');
-      // A --root of the bench's own: /run/husk's warm server may be another checkout's husk.
-      const stateRoot = path.join(store, 'state');
       run(HUSK, huskArgs('image', 'bundle', '--store', store, ref, bundle, 'true'));
       try {
-        const imageRun = await timeIt('husk image run', ROUNDS, null, () => spawnAsync(HUSK, huskArgs('image', 'run', '--rm', '--net', 'none', '--store', store, ref, 'true')));
-        const podmanRun = podmanFails ? undefined : await timeIt('podman run', ROUNDS, null, () => spawnAsync('podman', podmanArgs));
-        const bundleRun = await timeIt('husk run', ROUNDS, null, (_ctx, i) => spawnAsync(HUSK, huskArgs('run', '-b', bundle, `husk-bench-${process.pid}-${i}`)));
+        const r = await timeRounds(ROUNDS, [
+          { label: 'imageRun', run: () => spawnAsync(HUSK, huskArgs('image', 'run', '--rm', '--net', 'none', '--store', store, ref, 'true')) },
+          ...(podman.args ? [{ label: 'podman', run: () => spawnAsync('podman', podman.args) }] : []),
+          { label: 'bundleRun', run: (_ctx, i) => spawnAsync(HUSK, huskArgs('run', '-b', bundle, `husk-bench-${process.pid}-${i}`)) },
+        ]);
         console.log('run an image already stored: `IMAGE true`, from the call to the exit');
-        console.log(podmanRun ? row('podman run --rm', podmanRun) : `  podman run --rm: does not run here: ${podmanFails}`);
-        console.log(row('husk run (a bundle made beforehand)', bundleRun));
-        console.log(row('husk image run --rm', imageRun));
-        console.log(`  ratios: ${podmanRun ? `husk image run / podman run = ${(imageRun.median / podmanRun.median).toFixed(2)}x, ` : ''}husk image run / husk run = ${(imageRun.median / bundleRun.median).toFixed(2)}x`);
+        console.log(r.podman ? row(`podman run --rm${podman.note}`, r.podman) : `  podman run --rm: does not run here: ${podman.failure}`);
+        console.log(row('husk run (a bundle made beforehand)', r.bundleRun));
+        console.log(row('husk image run --rm', r.imageRun));
+        console.log(`  ratios: ${r.podman ? `husk image run / podman run = ${ratio(r.imageRun, r.podman).toFixed(2)}x, ` : ''}husk image run / husk run = ${ratio(r.imageRun, r.bundleRun).toFixed(2)}x`);
+        if (r.podman) lib.record({ figure: 'image run --rm true: husk / podman run --rm', path: `default (door)${podman.note}`, husk: r.imageRun.median, runc: r.podman.median, unit: 'ms', rounds: ROUNDS, target: '<= 1.0x podman', met: ratio(r.imageRun, r.podman) <= 1.0 });
       } finally {
         spawnSync(HUSK, huskArgs('image', 'unbundle', bundle));
         spawnSync('podman', ['rmi', '-f', 'localhost/husk-bench-minbase:1']);
-        remove(store);
       }
     }
 
@@ -304,27 +353,31 @@ async function main() {
     const five = fiveLayers();
     run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${five.layout}:five`, `docker://${registry.host}/bench/five:1`]);
     five.singles.forEach((single, i) => run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${single}:single-${i}`, `docker://${registry.host}/bench/single-${i}:1`]));
-    const fivePull = await timeIt('five layers', ROUNDS, fresh('store'), (dir) => spawnAsync(HUSK, huskArgs('image', 'pull', '--store', dir, '-q', `${registry.host}/bench/five:1`)), remove);
-    const singlesPull = await timeIt('five single layers', ROUNDS, fresh('stores'), async (dir) => {
-      for (let i = 0; i < 5; i++) await spawnAsync(HUSK, huskArgs('image', 'pull', '--store', path.join(dir, String(i)), '-q', `${registry.host}/bench/single-${i}:1`));
-    }, remove);
+    const f = await timeRounds(ROUNDS, [
+      { label: 'five', setup: fresh('store'), run: (dir) => spawnAsync(HUSK, huskArgs('image', 'pull', '--store', dir, '-q', `${registry.host}/bench/five:1`)) },
+      {
+        label: 'singles',
+        setup: fresh('stores'),
+        run: async (dir) => {
+          for (let i = 0; i < 5; i++) await spawnAsync(HUSK, huskArgs('image', 'pull', '--store', path.join(dir, String(i)), '-q', `${registry.host}/bench/single-${i}:1`));
+        },
+      },
+    ]);
     console.log('five layers of 12 MiB (random data), pulled by husk');
-    console.log(row('one image of five layers', fivePull));
-    console.log(row('five one-layer images, one after another', singlesPull));
-    console.log(`  ratio: five layers / sum of the layers alone = ${(fivePull.median / singlesPull.median).toFixed(2)}x`);
+    console.log(row('one image of five layers', f.five));
+    console.log(row('five one-layer images, one after another', f.singles));
+    console.log(`  ratio: five layers / sum of the layers alone = ${ratio(f.five, f.singles).toFixed(2)}x`);
+    lib.record({ figure: 'pull five layers at once / one after another', path: 'image pull', husk: f.five.median / 1000, runc: f.singles.median / 1000, unit: 's', rounds: ROUNDS, target: '-', met: undefined });
 
     // Memory: a 1 GiB layer (random data) must stream, not sit in buffers.
     if (process.env.BENCH_IMAGE_BIG !== '0') {
       const big = randomLayer('big', 1024);
       run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${big}:big`, `docker://${registry.host}/bench/big:1`]);
       const store = fresh('big-store')();
-      try {
-        const { ms, rssMB } = await pullPeak(`${registry.host}/bench/big:1`, store);
-        console.log('memory: husk image pull of a 1 GiB layer (set BENCH_IMAGE_BIG=0 to skip)');
-        console.log(`  ${'peak RSS (VmHWM)'.padEnd(46)} ${rssMB.toFixed(0).padStart(7)} MB   in ${(ms / 1000).toFixed(2)} s (goal: under 150 MB)`);
-      } finally {
-        remove(store);
-      }
+      const { ms, rssMB } = await pullPeak(`${registry.host}/bench/big:1`, store);
+      console.log('memory: husk image pull of a 1 GiB layer (set BENCH_IMAGE_BIG=0 to skip)');
+      console.log(`  ${'peak RSS (VmHWM)'.padEnd(46)} ${rssMB.toFixed(0).padStart(7)} MB   in ${(ms / 1000).toFixed(2)} s (goal: under 150 MB)`);
+      lib.record({ figure: 'pull of a 1 GiB layer: peak RSS', path: 'image pull', husk: rssMB, unit: 'MB', rounds: 1, target: '< 150 MB', met: rssMB < 150 });
     }
   } finally {
     if (registry) await registry.stop();
