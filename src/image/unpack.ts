@@ -467,16 +467,25 @@ class HashTap extends Transform {
   }
 }
 
-/** The whole content of an entry (size bytes, as its header says) in one buffer. */
-async function readContent(stream: Readable, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    length += chunk.length;
-  }
-  if (length !== size) throw new PathError(`${length} bytes of content, but its header gives ${size}`);
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length);
+/**
+ * The whole content of an entry (size bytes, as its header says) in one buffer. (With events:
+ * an async iterator for each of a layer's thousands of small entries costs more than the rest
+ * of reading them.)
+ */
+function readContent(stream: Readable, size: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    stream.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+    });
+    stream.on('error', reject);
+    stream.on('end', () => {
+      if (length !== size) reject(new PathError(`${length} bytes of content, but its header gives ${size}`));
+      else resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length));
+    });
+  });
 }
 
 /** The first bytes of a stream, put back so the stream still starts with them. */
