@@ -11,8 +11,8 @@ import * as fs from 'fs';
 import { native } from '../native';
 
 /** Files in a batch, bytes in a batch, and batches on the pool at once. */
-const BATCH_FILES = Number(process.env.HB_FILES || 32);
-const BATCH_BYTES = Number(process.env.HB_BYTES || 2 * 1024 * 1024);
+const BATCH_FILES = 32;
+const BATCH_BYTES = 2 * 1024 * 1024;
 const IN_FLIGHT = 2;
 
 export interface PoolFile {
