@@ -242,7 +242,7 @@ function cgroupsUnderPod(uid: string): string[] {
 }
 
 /** RunPodSandbox with `rt` as the runtime handler: the fields a kubelet fills for a pod. */
-async function runPod(rt: RuntimeName, name: string): Promise<Pod> {
+async function runPod(rt: RuntimeName, name: string, handler: string = rt): Promise<Pod> {
   const uid = crypto.randomUUID();
   podUids.push(uid);
   const logDir = ws.mkdir('logs', `default_${name}_${uid}`);
@@ -258,7 +258,7 @@ async function runPod(rt: RuntimeName, name: string): Promise<Pod> {
       security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
     },
   };
-  const id = await cri.runPodSandbox(config, rt);
+  const id = await cri.runPodSandbox(config, handler);
   const pod: Pod = { id, uid, rt, config, logDir, cgroupParent };
   podsOf.set(rt, [...(podsOf.get(rt) ?? []), pod]);
   return pod;
@@ -643,6 +643,36 @@ scenario(
       stubborn: { state: 'CONTAINER_EXITED', exit: 137, reason: 'Error', log: ['ready', 'TERM ignored'] },
     });
     sameAsHusk(rt, 'stop', seen);
+  },
+  removePods,
+);
+
+scenario(
+  "failures: an unknown handler is refused; a command that does not exist fails StartContainer with the runtime's message; nothing is left",
+  async (rt, w) => {
+    const unknown = await runPod(rt, 'unknown', 'no-such-handler').then(() => 'started', (e: Error) => e.message);
+    expect(unknown).toMatch(/no runtime for "no-such-handler"|runtime handler|not found/i);
+    const pod = await runPod(rt, 'failing');
+    const config: ContainerConfig = {
+      metadata: { name: 'missing', attempt: 0 }, image: { image: IMAGE }, command: ['/no/such/command'], log_path: 'missing/0.log',
+      linux: { security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
+    };
+    const id = await cri.createContainer(pod.id, config, pod.config);
+    const started = await cri.startContainer(id).then(() => 'started', (e: Error) => e.message);
+    // containerd shows the last error of the runtime's JSON log.
+    expect(started).toMatch(/exec: "\/no\/such\/command": .*no such file or directory/i);
+    const failed = await cri.containerStatus(id);
+    expect(failed.status.state).not.toBe('CONTAINER_RUNNING');
+    // The failed start left no container process and no cgroup of it; the pod still runs.
+    expect(runtimeState(w, id)).toBeNull();
+    expect(cgroupsUnderPod(pod.uid).some((d) => d.endsWith(id))).toBe(false);
+    expect((await cri.podSandboxStatus(pod.id)).status.state).toBe('SANDBOX_READY');
+    const { pid, netns: pin } = await sandboxInfo(pod);
+    await cri.removeContainer(id);
+    await cri.stopPodSandbox(pod.id);
+    await cri.removePodSandbox(pod.id);
+    await expectPodGone(pod, [id], [pid], pin);
+    sameAsHusk(rt, 'failures', { state: failed.status.state, exit: failed.status.exit_code, reason: failed.status.reason });
   },
   removePods,
 );
