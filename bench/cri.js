@@ -38,7 +38,10 @@ function criClient(socket) {
   const runtime = new api.RuntimeService(`unix:${socket}`, grpc.credentials.createInsecure());
   const images = new api.ImageService(`unix:${socket}`, grpc.credentials.createInsecure());
   const call = (stub, method, request, timeoutMs = 60_000) => new Promise((resolve, reject) => {
-    stub[method](request, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(new Error(`CRI ${method}: ${err.details || err.message}`)) : resolve(res)));
+    stub[method](request, { deadline: Date.now() + timeoutMs }, (err, res) => {
+      if (err) reject(new Error(`CRI ${method}: ${err.details || err.message}`));
+      else resolve(res);
+    });
   });
   return {
     call: (method, request, timeoutMs) => call(runtime, method, request, timeoutMs),
@@ -53,19 +56,22 @@ function criClient(socket) {
 /** The kubelet's calls for a pod of one container; returns the ms they took, and the pod. */
 async function startPod(cri, handler, i) {
   const uid = crypto.randomUUID();
+  const namespaces = { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } };
   const config = {
     metadata: { name: `bench-${handler}-${i}`, uid, namespace: 'default', attempt: 0 },
     hostname: `bench-${handler}`,
     linux: {
       cgroup_parent: `/kubepods/besteffort/pod${uid}`,
-      security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
+      security_context: namespaces,
     },
   };
   const t0 = lib.nowMs();
   const { pod_sandbox_id: pod } = await cri.call('RunPodSandbox', { config, runtime_handler: handler });
   const { container_id: id } = await cri.call('CreateContainer', {
     pod_sandbox_id: pod,
-    config: { metadata: { name: 'main', attempt: 0 }, image: { image: IMAGE }, linux: { security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } } },
+    config: {
+      metadata: { name: 'main', attempt: 0 }, image: { image: IMAGE }, linux: { security_context: namespaces },
+    },
     sandbox_config: config,
   });
   await cri.call('StartContainer', { container_id: id });
@@ -90,13 +96,16 @@ async function main() {
   const runc = lib.which('runc');
   if (!runc) throw new Error('runc is not installed (apt-get install runc)');
   for (const plugin of ['bridge', 'host-local', 'loopback']) {
-    if (!fs.existsSync(`/usr/lib/cni/${plugin}`)) throw new Error(`/usr/lib/cni/${plugin} is missing (apt-get install containernetworking-plugins)`);
+    if (!fs.existsSync(`/usr/lib/cni/${plugin}`)) {
+      throw new Error(`/usr/lib/cni/${plugin} is missing (apt-get install containernetworking-plugins)`);
+    }
   }
   const w = workspace('/tmp/husk-bench-cri-');
   const ws = w.dir;
   const netns = `husk-bench-cri-${crypto.randomBytes(4).toString('hex')}`;
   const pinsBefore = new Set(fs.existsSync('/var/run/netns') ? fs.readdirSync('/var/run/netns') : []);
-  console.log(`\ncri: pod start (RunPodSandbox + CreateContainer + StartContainer) through containerd's CRI with husk (bin/husk) and runc as the handler (${ROUNDS} pods each, interleaved, median ms; one untimed pod first)`);
+  console.log('\ncri: pod start (RunPodSandbox + CreateContainer + StartContainer) through containerd\'s CRI with husk '
+    + `(bin/husk) and runc as the handler (${ROUNDS} pods each, interleaved, median ms; one untimed pod first)`);
   let cri;
   try {
     lib.sh(['ip', 'netns', 'add', netns]);
@@ -114,7 +123,10 @@ async function main() {
       netns: `/run/netns/${netns}`,
       cri: {
         sandboxImage: IMAGE, cniConfDir,
-        runtimes: { husk: { binary: HUSK, root: w.mk('cri-state-husk') }, runc: { binary: runc, root: w.mk('cri-state-runc') } },
+        runtimes: {
+          husk: { binary: HUSK, root: w.mk('cri-state-husk') },
+          runc: { binary: runc, root: w.mk('cri-state-runc') },
+        },
       },
     });
     lib.sh([...ctrArgs, 'images', 'import', tarball]);
@@ -142,8 +154,14 @@ async function main() {
     const husk = lib.median(samples.husk);
     const runcMs = lib.median(samples.runc);
     const ratio = husk / runcMs;
-    console.log(`  ${'CRI pod start'.padEnd(34)} husk ${husk.toFixed(0).padStart(5)} ms   runc ${runcMs.toFixed(0).padStart(5)} ms   ${ratio.toFixed(2)}x   (min husk ${Math.min(...samples.husk).toFixed(0)}, runc ${Math.min(...samples.runc).toFixed(0)})`);
-    lib.record({ figure: 'CRI pod start (run sandbox, create, start)', path: 'default (door, server)', husk, runc: runcMs, unit: 'ms', rounds: ROUNDS, target: `<= ${TARGET}x runc`, met: ratio <= TARGET });
+    const ms = (v) => v.toFixed(0).padStart(5);
+    const mins = `min husk ${Math.min(...samples.husk).toFixed(0)}, runc ${Math.min(...samples.runc).toFixed(0)}`;
+    const figures = `husk ${ms(husk)} ms   runc ${ms(runcMs)} ms   ${ratio.toFixed(2)}x`;
+    console.log(`  ${'CRI pod start'.padEnd(34)} ${figures}   (${mins})`);
+    lib.record({
+      figure: 'CRI pod start (run sandbox, create, start)', path: 'default (door, server)', husk, runc: runcMs,
+      unit: 'ms', rounds: ROUNDS, target: `<= ${TARGET}x runc`, met: ratio <= TARGET,
+    });
   } finally {
     if (cri) {
       // Pods a failure left: removed through the CRI before containerd stops.
@@ -155,7 +173,8 @@ async function main() {
       cri.close();
     }
     const problems = await teardown(w, /\/kubepods(\/|$)/);
-    const pins = (fs.existsSync('/var/run/netns') ? fs.readdirSync('/var/run/netns') : []).filter((p) => !pinsBefore.has(p) && p.startsWith('cni-'));
+    const pinsNow = fs.existsSync('/var/run/netns') ? fs.readdirSync('/var/run/netns') : [];
+    const pins = pinsNow.filter((p) => !pinsBefore.has(p) && p.startsWith('cni-'));
     for (const pin of pins) {
       problems.push(`network namespace pin left: ${pin}`);
       lib.sh(['ip', 'netns', 'delete', pin], { mayFail: true });

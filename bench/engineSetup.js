@@ -93,20 +93,23 @@ function workspace(prefix) {
 /** The CRI plugin's part of containerd's configuration (see startContainerd's `cri`). */
 function criConfig(cri) {
   const j = JSON.stringify;
+  const section = (name) => `[plugins."io.containerd.grpc.v1.cri"${name ? `.${name}` : ''}]`;
   const lines = [
-    '[plugins."io.containerd.grpc.v1.cri"]', `  sandbox_image = ${j(cri.sandboxImage)}`,
+    section(''), `  sandbox_image = ${j(cri.sandboxImage)}`,
     // Loading containerd's AppArmor profile would change the host's policy; lowering an OOM score
     // needs CAP_SYS_RESOURCE, which root lacks on this machine.
     '  disable_apparmor = true', '  restrict_oom_score_adj = true',
     '  stream_server_address = "127.0.0.1"', '  stream_server_port = "10010"',
-    '[plugins."io.containerd.grpc.v1.cri".containerd]', '  snapshotter = "overlayfs"', `  default_runtime_name = ${j(Object.keys(cri.runtimes)[0])}`,
+    section('containerd'), '  snapshotter = "overlayfs"', `  default_runtime_name = ${j(Object.keys(cri.runtimes)[0])}`,
   ];
   for (const [name, r] of Object.entries(cri.runtimes)) {
-    lines.push(`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${name}]`, '  runtime_type = "io.containerd.runc.v2"',
-      `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${name}.options]`, `  BinaryName = ${j(r.binary)}`, `  Root = ${j(r.root)}`,
-      '  SystemdCgroup = false');
+    lines.push(
+      section(`containerd.runtimes.${name}`), '  runtime_type = "io.containerd.runc.v2"',
+      section(`containerd.runtimes.${name}.options`), `  BinaryName = ${j(r.binary)}`, `  Root = ${j(r.root)}`,
+      '  SystemdCgroup = false',
+    );
   }
-  lines.push('[plugins."io.containerd.grpc.v1.cri".cni]', '  bin_dir = "/usr/lib/cni"', `  conf_dir = ${j(cri.cniConfDir)}`, '  max_conf_num = 1');
+  lines.push(section('cni'), '  bin_dir = "/usr/lib/cni"', `  conf_dir = ${j(cri.cniConfDir)}`, '  max_conf_num = 1');
   return lines;
 }
 

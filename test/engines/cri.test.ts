@@ -27,9 +27,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { TestNetns } from '../lib/netns';
-import { CriClient, openStream, type ContainerConfig, type LinuxContainerResources, type PodSandboxConfig } from './cri/client';
 import {
-  IMAGE, RUNTIMES, Workspace, buildImage, comparableReport, explain, jsonLine, mountsUnder, need, printTimings, reportDifferences,
+  CriClient, openStream, type ContainerConfig, type LinuxContainerResources, type PodSandboxConfig,
+} from './cri/client';
+import {
+  IMAGE, RUNTIMES, Workspace, buildImage, comparableReport, explain, jsonLine, mountsUnder, need, printTimings,
+  reportDifferences,
   requireRoot, run, scenarios, sleep, ENGINE_WAIT_MS, type Daemon, type RuntimeName, type Wrapper,
 } from './setup';
 
@@ -51,7 +54,9 @@ let ctrBinary: string;
 let pinsBefore: Set<string>;
 
 /** waitFor for checks that make CRI calls: polls an async check until it gives a truthy value. */
-async function waitAsync<T>(what: string, check: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
+type Maybe<T> = T | undefined | null | false;
+
+async function waitAsync<T>(what: string, check: () => Promise<Maybe<T>> | Maybe<T>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let delay = 20;
   for (;;) {
@@ -142,7 +147,9 @@ beforeAll(async () => {
   need('containerd-shim-runc-v2');
   need('nsenter');
   for (const dir of ['bridge', 'host-local', 'loopback']) {
-    if (!fs.existsSync(`/usr/lib/cni/${dir}`)) throw new Error(`/usr/lib/cni/${dir} is missing: apt-get install containernetworking-plugins`);
+    if (!fs.existsSync(`/usr/lib/cni/${dir}`)) {
+      throw new Error(`/usr/lib/cni/${dir} is missing: apt-get install containernetworking-plugins`);
+    }
   }
   pinsBefore = new Set(netnsPins());
   for (const rt of RUNTIMES) ws.wrapper(rt);
@@ -198,7 +205,10 @@ afterAll(async () => {
       run(['ip', 'netns', 'delete', pin]);
     }
     for (const uid of podUids) for (const dir of podCgroupDirs(uid)) problems.push(`pod cgroup left: ${dir}`);
-    if (problems.length) throw new Error(`CRI test left things behind:\n  ${problems.join('\n  ')}\ncontainerd's log:\n${containerd?.logTail()}`);
+    if (problems.length) {
+      const log = containerd?.logTail();
+      throw new Error(`CRI test left things behind:\n  ${problems.join('\n  ')}\ncontainerd's log:\n${log}`);
+    }
   }
 }, 600_000);
 
@@ -238,7 +248,8 @@ function podCgroupDirs(uid: string): string[] {
 
 /** The cgroups under a pod's parent (the sandbox's and the containers'), from every hierarchy. */
 function cgroupsUnderPod(uid: string): string[] {
-  return podCgroupDirs(uid).flatMap((dir) => fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name)));
+  return podCgroupDirs(uid).flatMap((dir) =>
+    fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name)));
 }
 
 /** RunPodSandbox with `rt` as the runtime handler: the fields a kubelet fills for a pod. */
@@ -265,7 +276,9 @@ async function runPod(rt: RuntimeName, name: string, handler: string = rt): Prom
 }
 
 /** CreateContainer and StartContainer of the probe image in the pod. */
-async function startContainer(pod: Pod, name: string, command: string[], opts: { resources?: LinuxContainerResources } = {}): Promise<string> {
+async function startContainer(
+  pod: Pod, name: string, command: string[], opts: { resources?: LinuxContainerResources } = {},
+): Promise<string> {
   const config: ContainerConfig = {
     metadata: { name, attempt: 0 },
     image: { image: IMAGE },
@@ -300,7 +313,8 @@ async function sandboxInfo(pod: Pod): Promise<{ pid: number; netns: string }> {
 /** The container's log as the CRI writes it (`<time> stdout F <line>`): the lines' text. */
 function logLines(pod: Pod, name: string): string[] {
   try {
-    return fs.readFileSync(path.join(pod.logDir, name, '0.log'), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' '));
+    const text = fs.readFileSync(path.join(pod.logDir, name, '0.log'), 'utf8');
+    return text.split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' '));
   } catch {
     return [];
   }
@@ -356,7 +370,8 @@ async function expectPodGone(pod: Pod, ids: string[], pids: number[], netnsPin: 
     expect(runtimeState(w, id), `${pod.rt} state ${id}`).toBeNull();
   }
   expect(cgroupsUnderPod(pod.uid)).toEqual([]);
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => [pod.id, ...ids].some((id) => l.includes(id)));
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+    .filter((l) => [pod.id, ...ids].some((id) => l.includes(id)));
   expect(mounts).toEqual([]);
   if (netnsPin) expect(fs.existsSync(netnsPin), netnsPin).toBe(false);
   await waitAsync('the pod\'s processes to be gone', () => pids.every((p) => !alive(p)), ENGINE_WAIT_MS);
@@ -405,7 +420,8 @@ async function execOk(id: string, cmd: string[]): Promise<string> {
 // ------------------------------------------------------------------------------ scenarios
 
 scenario(
-  'RunPodSandbox with the handler: the pause container runs through it, in the kubepods parent, with the CRI annotations; stop and remove leave nothing',
+  'RunPodSandbox with the handler: its runtime runs the pause container in the kubepods parent, with the CRI '
+    + 'annotations; stop and remove leave nothing',
   async (rt, w) => {
     const pod = await runPod(rt, 'bare');
     const { status } = await cri.podSandboxStatus(pod.id);
@@ -444,7 +460,8 @@ scenario(
     expect(fs.existsSync(pin), pin).toBe(false);
     await cri.removePodSandbox(pod.id);
     await expectPodGone(pod, [], [pid], pin);
-    expect(w.calls().filter((c) => c.id === pod.id).map((c) => c.verb)).toEqual(expect.arrayContaining(['create', 'start', 'delete']));
+    const verbs = w.calls().filter((c) => c.id === pod.id).map((c) => c.verb);
+    expect(verbs).toEqual(expect.arrayContaining(['create', 'start', 'delete']));
   },
   removePods,
 );
@@ -457,14 +474,18 @@ scenario(
     const probe = await startContainer(pod, 'probe', ['/probe', 'signals', '0']);
     const { pid: pausePid } = await sandboxInfo(pod);
     const ns = async (id: string) => {
-      const out = await execOk(id, ['/probe', 'readlink', '/proc/self/ns/net', 'then', 'readlink', '/proc/self/ns/ipc', 'then',
-        'readlink', '/proc/self/ns/uts', 'then', 'readlink', '/proc/self/ns/pid', 'then', 'hostname']);
+      const out = await execOk(id, [
+        '/probe', 'readlink', '/proc/self/ns/net', 'then', 'readlink', '/proc/self/ns/ipc', 'then',
+        'readlink', '/proc/self/ns/uts', 'then', 'readlink', '/proc/self/ns/pid', 'then', 'hostname',
+      ]);
       const [net, ipc, uts, pid, hostname] = out.trim().split('\n');
       return { net, ipc, uts, pid, hostname };
     };
     const a = await ns(web);
     const b = await ns(probe);
-    const pause = Object.fromEntries(['net', 'ipc', 'uts', 'pid'].map((n) => [n, fs.readlinkSync(`/proc/${pausePid}/ns/${n}`)]));
+    const pause = Object.fromEntries(
+      ['net', 'ipc', 'uts', 'pid'].map((n) => [n, fs.readlinkSync(`/proc/${pausePid}/ns/${n}`)]),
+    );
     expect(a.net).toBe(pause.net);
     expect(b.net).toBe(pause.net);
     expect(a.ipc).toBe(pause.ipc);
@@ -485,23 +506,30 @@ scenario(
     }, ENGINE_WAIT_MS);
     expect(fetched).toContain('root:x:0:0:root:/root:/bin/sh');
     const report = jsonLine(await execOk(probe, ['/probe', 'report']));
-    expect((report.interfaces ?? []).map((i: { name: string }) => i.name)).toEqual(expect.arrayContaining(['lo', 'eth0']));
+    const interfaces = (report.interfaces ?? []).map((i: { name: string }) => i.name);
+    expect(interfaces).toEqual(expect.arrayContaining(['lo', 'eth0']));
     // The pod's hostname names the handler.
     const comparable = { ...comparableReport(report), hostname: String(report.hostname).replace(rt, '<handler>') };
     if (rt === 'husk') seenWithHusk.set('report', comparable);
-    else if (seenWithHusk.has('report')) expect(reportDifferences(seenWithHusk.get('report') as Record<string, unknown>, comparable)).toEqual([]);
+    else if (seenWithHusk.has('report')) {
+      expect(reportDifferences(seenWithHusk.get('report') as Record<string, unknown>, comparable)).toEqual([]);
+    }
   },
   removePods,
 );
 
 scenario(
-  'ExecSync (output, stderr, exit code) and Exec streamed with a terminal: the program sees a terminal, its output comes back, stdin works',
+  'ExecSync (output, stderr, exit code); Exec streamed with a terminal: the program sees a terminal, its output '
+    + 'comes back, stdin works',
   async (rt) => {
     const pod = await runPod(rt, 'exec');
     const id = await startContainer(pod, 'main', ['/probe', 'signals', '0']);
-    const sync = await cri.execSync(id, ['/probe', 'echo', 'to stdout', 'then', 'stderr', 'to stderr', 'then', 'exit', '3']);
+    const sync = await cri.execSync(id, [
+      '/probe', 'echo', 'to stdout', 'then', 'stderr', 'to stderr', 'then', 'exit', '3',
+    ]);
     expect(sync).toEqual({ stdout: 'to stdout\n', stderr: 'to stderr\n', exit_code: 3 });
-    const missing = await cri.execSync(id, ['/no/such/command']).then((r) => `exit ${r.exit_code}`, (e: Error) => e.message);
+    const missing = await cri.execSync(id, ['/no/such/command'])
+      .then((r) => `exit ${r.exit_code}`, (e: Error) => e.message);
     expect(missing).toMatch(/no such file|not found|exit 1[23]\d/i);
 
     const url = await cri.exec(id, ['/bin/sh'], { tty: true, stdin: true });
@@ -564,7 +592,8 @@ scenario(
     const pid = await containerPid(id);
     const cgroups = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
     expect(cgroups).toMatch(new RegExp(`^\\d+:memory:${pod.cgroupParent}/${id}$`, 'm'));
-    const v1 = (controller: string, file: string) => fs.readFileSync(path.join('/sys/fs/cgroup', controller, pod.cgroupParent, id, file), 'utf8').trim();
+    const v1 = (controller: string, file: string) =>
+      fs.readFileSync(path.join('/sys/fs/cgroup', controller, pod.cgroupParent, id, file), 'utf8').trim();
     const limits = () => ({
       quota: v1('cpu', 'cpu.cfs_quota_us'), period: v1('cpu', 'cpu.cfs_period_us'), shares: v1('cpu', 'cpu.shares'),
       memory: v1('memory', 'memory.limit_in_bytes'),
@@ -572,7 +601,9 @@ scenario(
     const before = limits();
     expect(before).toEqual({ quota: '50000', period: '100000', shares: '512', memory: String(64 * MiB) });
 
-    await cri.updateContainerResources(id, { cpu_period: 100_000, cpu_quota: 20_000, cpu_shares: 256, memory_limit_in_bytes: 96 * MiB });
+    await cri.updateContainerResources(id, {
+      cpu_period: 100_000, cpu_quota: 20_000, cpu_shares: 256, memory_limit_in_bytes: 96 * MiB,
+    });
     const after = limits();
     expect(after).toEqual({ quota: '20000', period: '100000', shares: '256', memory: String(96 * MiB) });
     const update = w.calls().find((c) => c.verb === 'update' && c.id === id);
@@ -589,7 +620,9 @@ scenario(
   'a readiness-style ExecSync loop fails until the container is ready, then succeeds',
   async (rt) => {
     const pod = await runPod(rt, 'ready');
-    const id = await startContainer(pod, 'slow', ['/bin/sh', '-c', 'sleep 2 && exec /probe touch /tmp/ready then signals 0']);
+    const id = await startContainer(pod, 'slow', [
+      '/bin/sh', '-c', 'sleep 2 && exec /probe touch /tmp/ready then signals 0',
+    ]);
     const results: number[] = [];
     const started = Date.now();
     let failure = '';
@@ -620,7 +653,9 @@ scenario(
       '/bin/sh', '-c', 'trap "echo TERM ignored" TERM; echo ready; while true; do sleep 0.2; done',
     ]);
     const polite = await startContainer(pod, 'polite', ['/probe', 'signals', '0']);
-    await waitAsync('both containers to print ready', () => logLines(pod, 'stubborn').includes('ready') && logLines(pod, 'polite').includes('ready'), ENGINE_WAIT_MS);
+    const printed = (name: string, line: string) => logLines(pod, name).includes(line);
+    const bothReady = () => printed('stubborn', 'ready') && printed('polite', 'ready');
+    await waitAsync('both containers to print ready', bothReady, ENGINE_WAIT_MS);
 
     let t0 = Date.now();
     await cri.stopContainer(polite, 10);
@@ -633,7 +668,8 @@ scenario(
     expect(politeMs, 'a container that ends on SIGTERM is not waited for').toBeLessThan(8_000);
     expect(stubbornMs, 'the grace period is waited for').toBeGreaterThanOrEqual(2_000);
     expect(stubbornMs).toBeLessThan(15_000);
-    await waitAsync('the last output in the logs', () => logLines(pod, 'polite').includes('signal TERM') && logLines(pod, 'stubborn').includes('TERM ignored'), ENGINE_WAIT_MS);
+    const lastLines = () => printed('polite', 'signal TERM') && printed('stubborn', 'TERM ignored');
+    await waitAsync('the last output in the logs', lastLines, ENGINE_WAIT_MS);
     const seen = {
       polite: { state: p.state, exit: p.exit_code, reason: p.reason, log: logLines(pod, 'polite') },
       stubborn: { state: s.state, exit: s.exit_code, reason: s.reason, log: logLines(pod, 'stubborn') },
@@ -648,13 +684,15 @@ scenario(
 );
 
 scenario(
-  "failures: an unknown handler is refused; a command that does not exist fails StartContainer with the runtime's message; nothing is left",
+  'failures: an unknown handler is refused; a command that does not exist fails StartContainer with the '
+    + "runtime's message; nothing is left",
   async (rt, w) => {
     const unknown = await runPod(rt, 'unknown', 'no-such-handler').then(() => 'started', (e: Error) => e.message);
     expect(unknown).toMatch(/no runtime for "no-such-handler"|runtime handler|not found/i);
     const pod = await runPod(rt, 'failing');
     const config: ContainerConfig = {
-      metadata: { name: 'missing', attempt: 0 }, image: { image: IMAGE }, command: ['/no/such/command'], log_path: 'missing/0.log',
+      metadata: { name: 'missing', attempt: 0 }, image: { image: IMAGE }, command: ['/no/such/command'],
+      log_path: 'missing/0.log',
       linux: { security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
     };
     const id = await cri.createContainer(pod.id, config, pod.config);
@@ -672,7 +710,8 @@ scenario(
     await cri.stopPodSandbox(pod.id);
     await cri.removePodSandbox(pod.id);
     await expectPodGone(pod, [id], [pid], pin);
-    sameAsHusk(rt, 'failures', { state: failed.status.state, exit: failed.status.exit_code, reason: failed.status.reason });
+    const { state, exit_code: exit, reason } = failed.status;
+    sameAsHusk(rt, 'failures', { state, exit, reason });
   },
   removePods,
 );
@@ -704,7 +743,8 @@ scenario(
     await expectPodGone(pod, [first, second], [firstPid, secondPid, pausePid], pin);
     // Every container the runtime created was deleted through it.
     const created = w.calls().filter((c) => c.verb === 'create').map((c) => c.id).sort();
-    const deleted = [...new Set(w.calls().filter((c) => c.verb === 'delete' && c.status === 0).map((c) => c.id))].sort();
+    const deletes = w.calls().filter((c) => c.verb === 'delete' && c.status === 0);
+    const deleted = [...new Set(deletes.map((c) => c.id))].sort();
     expect(created).toEqual([pod.id, first, second].sort());
     expect(deleted).toEqual(created);
     expect(mountsUnder(ws.path('state'))).toEqual([]);

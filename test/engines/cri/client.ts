@@ -111,7 +111,10 @@ export interface ExecSyncResult {
 
 // -------------------------------------------------------------------------------- client
 
-type Service = grpc.Client & Record<string, grpc.handleUnaryCall<unknown, unknown> | unknown>;
+type Service = grpc.Client & Record<string, unknown>;
+type ServiceName = 'runtime' | 'image';
+type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
+type UnaryMethod<T> = (req: object, meta: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<T>) => void;
 
 /** A CRI failure: the call, and the gRPC status and message containerd returned. */
 export class CriError extends Error {
@@ -120,13 +123,28 @@ export class CriError extends Error {
   }
 }
 
+/** containerd's verbose info: JSON documents by name ("info": pid, OCI spec, netns...). */
+type Info = Record<string, any>;
+
+interface PodSandboxItem {
+  id: string;
+  state: string;
+  runtime_handler: string;
+}
+
+interface ContainerItem {
+  id: string;
+  pod_sandbox_id: string;
+  state: ContainerState;
+}
+
 export class CriClient {
   private readonly runtime: Service;
   private readonly images: Service;
 
   constructor(readonly socket: string) {
-    const definition = protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true });
-    const loaded = grpc.loadPackageDefinition(definition) as any;
+    const options = { keepCase: true, longs: Number, enums: String, defaults: true };
+    const loaded = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, options)) as any;
     const api = loaded.runtime.v1;
     // containerd's socket is a unix socket; grpc-js takes unix:<absolute path>.
     this.runtime = new api.RuntimeService(`unix:${socket}`, grpc.credentials.createInsecure());
@@ -139,14 +157,14 @@ export class CriClient {
   }
 
   /** One unary call with a deadline; rejects with a CriError naming the method. */
-  call<T>(method: string, request: object, timeoutMs = CALL_DEADLINE_MS, service: 'runtime' | 'image' = 'runtime'): Promise<T> {
+  call<T>(method: string, request: object, timeoutMs = CALL_DEADLINE_MS, service: ServiceName = 'runtime'): Promise<T> {
     const stub = service === 'runtime' ? this.runtime : this.images;
-    const fn = stub[method] as ((req: object, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: T) => void) => void) | undefined;
-    if (typeof fn !== 'function') return Promise.reject(new CriError(method, undefined, 'no such method in runtime-v1.proto'));
+    const fn = stub[method] as UnaryMethod<T> | undefined;
+    if (typeof fn !== 'function') return Promise.reject(new CriError(method, undefined, 'not in runtime-v1.proto'));
     return new Promise((resolve, reject) => {
       fn.call(stub, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) reject(new CriError(method, err.code, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
-        else resolve(res);
+        if (!err) return resolve(res);
+        reject(new CriError(method, err.code, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
       });
     });
   }
@@ -162,22 +180,25 @@ export class CriClient {
   }
 
   async imageStatus(image: string): Promise<{ id: string; repo_tags: string[]; size: number } | null> {
-    const res = await this.call<{ image: { id: string; repo_tags: string[]; size: number } | null }>('ImageStatus', { image: { image } }, 10_000, 'image');
-    return res.image;
+    type Res = { image: { id: string; repo_tags: string[]; size: number } | null };
+    return (await this.call<Res>('ImageStatus', { image: { image } }, 10_000, 'image')).image;
   }
 
   async runPodSandbox(config: PodSandboxConfig, handler: string): Promise<string> {
-    return (await this.call<{ pod_sandbox_id: string }>('RunPodSandbox', { config, runtime_handler: handler })).pod_sandbox_id;
+    const res = await this.call<{ pod_sandbox_id: string }>('RunPodSandbox', { config, runtime_handler: handler });
+    return res.pod_sandbox_id;
   }
 
   /** The sandbox's status, and with verbose containerd's info JSON (pid, OCI spec, netns). */
-  async podSandboxStatus(id: string, verbose = false): Promise<{ status: PodSandboxStatus; info: Record<string, any> }> {
-    const res = await this.call<{ status: PodSandboxStatus; info: Record<string, string> }>('PodSandboxStatus', { pod_sandbox_id: id, verbose });
+  async podSandboxStatus(id: string, verbose = false): Promise<{ status: PodSandboxStatus; info: Info }> {
+    type Res = { status: PodSandboxStatus; info: Record<string, string> };
+    const res = await this.call<Res>('PodSandboxStatus', { pod_sandbox_id: id, verbose });
     return { status: res.status, info: parseInfo(res.info) };
   }
 
-  async listPodSandbox(labels: Record<string, string> = {}): Promise<{ id: string; state: string; runtime_handler: string }[]> {
-    return (await this.call<{ items: { id: string; state: string; runtime_handler: string }[] }>('ListPodSandbox', { filter: { label_selector: labels } })).items;
+  async listPodSandbox(labels: Record<string, string> = {}): Promise<PodSandboxItem[]> {
+    const filter = { label_selector: labels };
+    return (await this.call<{ items: PodSandboxItem[] }>('ListPodSandbox', { filter })).items;
   }
 
   stopPodSandbox(id: string): Promise<unknown> {
@@ -189,8 +210,8 @@ export class CriClient {
   }
 
   async createContainer(podId: string, config: ContainerConfig, sandboxConfig: PodSandboxConfig): Promise<string> {
-    const res = await this.call<{ container_id: string }>('CreateContainer', { pod_sandbox_id: podId, config, sandbox_config: sandboxConfig });
-    return res.container_id;
+    const request = { pod_sandbox_id: podId, config, sandbox_config: sandboxConfig };
+    return (await this.call<{ container_id: string }>('CreateContainer', request)).container_id;
   }
 
   startContainer(id: string): Promise<unknown> {
@@ -199,20 +220,22 @@ export class CriClient {
 
   /** Stop with a grace period in seconds; the deadline allows for it. */
   stopContainer(id: string, graceSeconds: number): Promise<unknown> {
-    return this.call('StopContainer', { container_id: id, timeout: graceSeconds }, CALL_DEADLINE_MS + graceSeconds * 1000);
+    const request = { container_id: id, timeout: graceSeconds };
+    return this.call('StopContainer', request, CALL_DEADLINE_MS + graceSeconds * 1000);
   }
 
   removeContainer(id: string): Promise<unknown> {
     return this.call('RemoveContainer', { container_id: id });
   }
 
-  async listContainers(podId?: string): Promise<{ id: string; pod_sandbox_id: string; state: ContainerState }[]> {
-    const res = await this.call<{ containers: { id: string; pod_sandbox_id: string; state: ContainerState }[] }>('ListContainers', { filter: podId ? { pod_sandbox_id: podId } : {} });
-    return res.containers;
+  async listContainers(podId?: string): Promise<ContainerItem[]> {
+    const filter = podId ? { pod_sandbox_id: podId } : {};
+    return (await this.call<{ containers: ContainerItem[] }>('ListContainers', { filter })).containers;
   }
 
-  async containerStatus(id: string, verbose = false): Promise<{ status: ContainerStatus; info: Record<string, any> }> {
-    const res = await this.call<{ status: ContainerStatus; info: Record<string, string> }>('ContainerStatus', { container_id: id, verbose });
+  async containerStatus(id: string, verbose = false): Promise<{ status: ContainerStatus; info: Info }> {
+    type Res = { status: ContainerStatus; info: Record<string, string> };
+    const res = await this.call<Res>('ContainerStatus', { container_id: id, verbose });
     return { status: res.status, info: parseInfo(res.info) };
   }
 
@@ -222,24 +245,22 @@ export class CriClient {
 
   /** ExecSync with a timeout in seconds for the command (the call's deadline a little later). */
   async execSync(id: string, cmd: string[], timeoutSeconds = 20): Promise<ExecSyncResult> {
-    const res = await this.call<{ stdout: Buffer; stderr: Buffer; exit_code: number }>(
-      'ExecSync', { container_id: id, cmd, timeout: timeoutSeconds }, timeoutSeconds * 1000 + 10_000,
-    );
+    type Res = { stdout: Buffer; stderr: Buffer; exit_code: number };
+    const request = { container_id: id, cmd, timeout: timeoutSeconds };
+    const res = await this.call<Res>('ExecSync', request, timeoutSeconds * 1000 + 10_000);
     return { stdout: res.stdout.toString('utf8'), stderr: res.stderr.toString('utf8'), exit_code: res.exit_code };
   }
 
-  /** Exec: the streaming URL for the command (see openStream). */
+  /** Exec: the streaming URL for the command (see openStream). With a terminal, stderr is stdout. */
   async exec(id: string, cmd: string[], opts: { tty: boolean; stdin: boolean }): Promise<string> {
-    const res = await this.call<{ url: string }>('Exec', {
-      container_id: id, cmd, tty: opts.tty, stdin: opts.stdin, stdout: true, stderr: !opts.tty,
-    });
-    return res.url;
+    const request = { container_id: id, cmd, tty: opts.tty, stdin: opts.stdin, stdout: true, stderr: !opts.tty };
+    return (await this.call<{ url: string }>('Exec', request)).url;
   }
 }
 
 /** containerd's verbose "info" values are JSON documents; parsed, or kept as text. */
-function parseInfo(info: Record<string, string> | undefined): Record<string, any> {
-  const out: Record<string, any> = {};
+function parseInfo(info: Record<string, string> | undefined): Info {
+  const out: Info = {};
   for (const [k, v] of Object.entries(info ?? {})) {
     try {
       out[k] = JSON.parse(v);
@@ -303,9 +324,8 @@ function tcpPipe(host: string, port: number): Pipe {
 }
 
 function relayPipe(netns: string, host: string, port: number): Pipe {
-  const child: ChildProcess = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', RELAY, host, String(port)], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const argv = [`--net=${netns}`, '--', process.execPath, '-e', RELAY, host, String(port)];
+  const child: ChildProcess = spawn('nsenter', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   child.stdin!.on('error', () => undefined);
@@ -354,7 +374,8 @@ export class StreamSession {
   async done(timeoutMs = 30_000): Promise<StreamResult> {
     await this.until(() => this.closed !== null, 'the stream to end', timeoutMs);
     this.pipe.end();
-    return { stdout: this.stdout, stderr: this.stderr, exitCode: exitCodeOf(this.status), status: this.status, protocol: this.protocol };
+    const { stdout, stderr, status, protocol } = this;
+    return { stdout, stderr, exitCode: exitCodeOf(status), status, protocol };
   }
 
   /** Ends the connection from this side. */
@@ -389,7 +410,8 @@ export class StreamSession {
   private until(test: () => boolean, what: string, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stdout so far: ${JSON.stringify(this.stdout)}, stderr: ${JSON.stringify(this.stderr)}, closed: ${this.closed}`));
+        const detail = `${this.sofar()}, closed: ${this.closed}`;
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${detail}`));
       }, timeoutMs);
       const check = () => {
         if (test()) {
@@ -397,13 +419,17 @@ export class StreamSession {
           resolve();
         } else if (this.closed !== null && what !== 'the stream to end') {
           clearTimeout(timer);
-          reject(new Error(`the stream ended (${this.closed}) before ${what}; stdout: ${JSON.stringify(this.stdout)}, stderr: ${JSON.stringify(this.stderr)}`));
+          reject(new Error(`the stream ended (${this.closed}) before ${what}; ${this.sofar()}`));
         } else {
           this.waiters.push(check);
         }
       };
       check();
     });
+  }
+
+  private sofar(): string {
+    return `stdout so far: ${JSON.stringify(this.stdout)}, stderr: ${JSON.stringify(this.stderr)}`;
   }
 
   private send(payload: Buffer): void {
@@ -519,15 +545,20 @@ export function openStream(url: string, opts: StreamOptions = {}): Promise<Strea
       if (end < 0) return;
       const head = buffer.subarray(0, end).toString('latin1').split('\r\n');
       buffer = buffer.subarray(end + 4);
-      const headers = new Map(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      const headers = new Map(head.slice(1).map((l) => {
+        const colon = l.indexOf(':');
+        return [l.slice(0, colon).trim().toLowerCase(), l.slice(colon + 1).trim()];
+      }));
       clearTimeout(timer);
+      const protocol = headers.get('sec-websocket-protocol');
       const problem =
         !/^HTTP\/1\.1 101\b/.test(head[0]) ? `the server answered ${head[0]}` :
         headers.get('sec-websocket-accept') !== expectedAccept ? 'a wrong Sec-WebSocket-Accept' :
-        headers.get('sec-websocket-protocol') !== STREAM_PROTOCOL ? `protocol ${headers.get('sec-websocket-protocol')}` : '';
+        protocol !== STREAM_PROTOCOL ? `protocol ${protocol}` : '';
       if (problem) {
         pipe.end();
-        reject(new Error(`WebSocket upgrade to ${url} failed: ${problem}\n${head.join('\n')}\n${buffer.toString('utf8')}`));
+        const answer = `${head.join('\n')}\n${buffer.toString('utf8')}`;
+        reject(new Error(`WebSocket upgrade to ${url} failed: ${problem}\n${answer}`));
         return;
       }
       session = new StreamSession(pipe, STREAM_PROTOCOL);
