@@ -104,6 +104,8 @@ async function main() {
   const ws = w.dir;
   const netns = `husk-bench-cri-${crypto.randomBytes(4).toString('hex')}`;
   const pinsBefore = new Set(fs.existsSync('/var/run/netns') ? fs.readdirSync('/var/run/netns') : []);
+  // libcni's cache, whatever the configuration: removed afterwards if new and empty (restorePaths).
+  for (const dir of ['/var/lib/cni/results', '/var/lib/cni']) w.existed.set(dir, fs.existsSync(dir));
   console.log('\ncri: pod start (RunPodSandbox + CreateContainer + StartContainer) through containerd\'s CRI with husk '
     + `(bin/husk) and runc as the handler (${ROUNDS} pods each, interleaved, median ms; one untimed pod first)`);
   let cri;

@@ -44,6 +44,10 @@ const PAUSE_IMAGE = 'localhost/husk-pause:latest';
 const SUBNET_PREFIX = '10.231.77.';
 const STREAM_PORT = 10010;
 const NETNS_DIR = '/var/run/netns';
+/** Where libcni (in containerd) caches each attachment's result, whatever the configuration:
+ *  removed afterwards when the test made them and they are empty (the entries go with DEL). */
+const CNI_CACHE_DIRS = ['/var/lib/cni/results', '/var/lib/cni'];
+const cniCacheExisted = new Map<string, boolean>();
 
 let ws: Workspace;
 let netns: TestNetns;
@@ -152,6 +156,7 @@ beforeAll(async () => {
     }
   }
   pinsBefore = new Set(netnsPins());
+  for (const dir of CNI_CACHE_DIRS) cniCacheExisted.set(dir, fs.existsSync(dir));
   for (const rt of RUNTIMES) ws.wrapper(rt);
   netns = new TestNetns('husk-cri');
   ws.atTeardown(() => netns.remove());
@@ -205,6 +210,14 @@ afterAll(async () => {
       run(['ip', 'netns', 'delete', pin]);
     }
     for (const uid of podUids) for (const dir of podCgroupDirs(uid)) problems.push(`pod cgroup left: ${dir}`);
+    for (const dir of CNI_CACHE_DIRS) {
+      if (cniCacheExisted.get(dir) !== false) continue;
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        if (fs.existsSync(dir)) problems.push(`${dir} left, with ${fs.readdirSync(dir).join(', ')}`);
+      }
+    }
     if (problems.length) {
       const log = containerd?.logTail();
       throw new Error(`CRI test left things behind:\n  ${problems.join('\n  ')}\ncontainerd's log:\n${log}`);
