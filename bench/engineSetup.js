@@ -90,8 +90,36 @@ function workspace(prefix) {
   };
 }
 
-/** containerd of our own (root, state and sockets in the workspace, CRI off); its address. */
-async function startContainerd(w, namespace) {
+/** The CRI plugin's part of containerd's configuration (see startContainerd's `cri`). */
+function criConfig(cri) {
+  const j = JSON.stringify;
+  const section = (name) => `[plugins."io.containerd.grpc.v1.cri"${name ? `.${name}` : ''}]`;
+  const lines = [
+    section(''), `  sandbox_image = ${j(cri.sandboxImage)}`,
+    // Loading containerd's AppArmor profile would change the host's policy; lowering an OOM score
+    // needs CAP_SYS_RESOURCE, which root lacks on this machine.
+    '  disable_apparmor = true', '  restrict_oom_score_adj = true',
+    '  stream_server_address = "127.0.0.1"', '  stream_server_port = "10010"',
+    section('containerd'), '  snapshotter = "overlayfs"', `  default_runtime_name = ${j(Object.keys(cri.runtimes)[0])}`,
+  ];
+  for (const [name, r] of Object.entries(cri.runtimes)) {
+    lines.push(
+      section(`containerd.runtimes.${name}`), '  runtime_type = "io.containerd.runc.v2"',
+      section(`containerd.runtimes.${name}.options`), `  BinaryName = ${j(r.binary)}`, `  Root = ${j(r.root)}`,
+      '  SystemdCgroup = false',
+    );
+  }
+  lines.push(section('cni'), '  bin_dir = "/usr/lib/cni"', `  conf_dir = ${j(cri.cniConfDir)}`, '  max_conf_num = 1');
+  return lines;
+}
+
+/**
+ * containerd of our own (root, state and sockets in the workspace); its address. The CRI plugin
+ * is off unless `opts.cri` configures it ({ sandboxImage, runtimes: { name: { binary, root } },
+ * cniConfDir }); `opts.netns` (a /run/netns path) runs containerd in that network namespace,
+ * where the CNI bridge and the streaming server then live.
+ */
+async function startContainerd(w, namespace, opts = {}) {
   const containerd = lib.need('containerd');
   lib.need('ctr');
   lib.need('containerd-shim-runc-v2');
@@ -99,12 +127,15 @@ async function startContainerd(w, namespace) {
   const q = (d) => JSON.stringify(w.mk(d));
   const config = path.join(w.dir, 'containerd.toml');
   fs.writeFileSync(config, [
-    'version = 2', `root = ${q('containerd-root')}`, `state = ${q('containerd-state')}`, 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    'version = 2', `root = ${q('containerd-root')}`, `state = ${q('containerd-state')}`,
+    ...(opts.cri ? [] : ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']),
     '[grpc]', `  address = ${JSON.stringify(address)}`, '[ttrpc]', `  address = ${JSON.stringify(`${address}.ttrpc`)}`,
     '[debug]', `  address = ${JSON.stringify(path.join(w.dir, 'containerd-debug.sock'))}`, '[metrics]', '  address = ""',
-    '[plugins."io.containerd.internal.v1.opt"]', `  path = ${q('containerd-opt')}`, '',
+    '[plugins."io.containerd.internal.v1.opt"]', `  path = ${q('containerd-opt')}`,
+    ...(opts.cri ? criConfig(opts.cri) : []), '',
   ].join('\n'));
-  const d = startDaemon(w.dir, 'containerd', [containerd, '--config', config]);
+  const argv = [containerd, '--config', config];
+  const d = startDaemon(w.dir, 'containerd', opts.netns ? [lib.need('nsenter'), `--net=${opts.netns}`, '--', ...argv] : argv);
   w.daemons.push(d);
   const ctrArgs = [lib.need('ctr'), '--address', address, '--namespace', namespace];
   await d.ready(() => fs.existsSync(address) && lib.sh([...ctrArgs, 'version'], { mayFail: true, timeoutMs: 10_000 }).status === 0);

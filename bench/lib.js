@@ -228,8 +228,9 @@ function sh(argv, opts = {}) {
 }
 
 /** A docker-archive (what `docker save` writes, and all the engines load) of one layer:
- * /bin/busybox (static) with its `true` and `sh`, named `tag`; `createdBy` goes into its history. */
-function busyboxImage(dir, tag, createdBy) {
+ * /bin/busybox (static) with its `true` and `sh`, named `tag`; `createdBy` goes into its history;
+ * `cmd` is its default command. */
+function busyboxImage(dir, tag, createdBy, cmd = ['true']) {
   const busybox = need('busybox');
   if (fs.readFileSync(busybox).subarray(0, 4096).includes('ld-linux')) throw new Error(`${busybox} is dynamically linked (apt-get install busybox-static)`);
   const rootfs = path.join(dir, 'rootfs');
@@ -251,7 +252,7 @@ function busyboxImage(dir, tag, createdBy) {
     architecture: 'amd64',
     os: 'linux',
     created,
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['true'], WorkingDir: '/' },
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: cmd, WorkingDir: '/' },
     rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
     history: [{ created, created_by: createdBy }],
   });

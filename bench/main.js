@@ -18,7 +18,7 @@ const os = require('os');
 const path = require('path');
 const lib = require('./lib');
 
-const PARTS = (process.env.BENCH_PARTS || 'run,engines,image,network,daemon').split(',').map((p) => p.trim()).filter(Boolean);
+const PARTS = (process.env.BENCH_PARTS || 'run,engines,image,network,daemon,cri').split(',').map((p) => p.trim()).filter(Boolean);
 
 /** The Debian packages the parts use, by the program they provide. */
 const PROGRAMS = {

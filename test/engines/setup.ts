@@ -620,15 +620,18 @@ export const IMAGE = 'localhost/husk-probe:latest';
  * Builds the test image as a docker-archive tarball (what `docker save` writes; Podman,
  * containerd and Docker all load it): one layer with /probe (the static probe), /bin/busybox
  * (busybox-static) and a few of its applets, /etc/passwd and /etc/group. Cmd is
- * `/probe sleep inf`. Returns the tarball's path.
+ * `/probe sleep inf`. Returns the tarball's path. `tag` and `cmd` make another image of the same
+ * files (the CRI tests' sandbox image: `/probe signals 0`, which waits like a pause container and
+ * ends on SIGTERM or SIGINT).
  */
-export function buildImage(ws: Workspace): string {
+export function buildImage(ws: Workspace, opts: { tag?: string; cmd?: string[] } = {}): string {
+  const tag = opts.tag ?? IMAGE;
   const probe = probePath();
   const busybox = need('busybox');
   if (fs.readFileSync(busybox).subarray(0, 4096).includes('ld-linux')) {
     throw new Error(`${busybox} is dynamically linked; install busybox-static`);
   }
-  const work = ws.mkdir('image');
+  const work = ws.mkdir(tag === IMAGE ? 'image' : `image-${crypto.createHash('sha256').update(tag).digest('hex').slice(0, 8)}`);
   const rootfs = path.join(work, 'rootfs');
   for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'var/tmp']) fs.mkdirSync(path.join(rootfs, d), { recursive: true, mode: 0o755 });
   fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
@@ -659,7 +662,7 @@ export function buildImage(ws: Workspace): string {
     created,
     config: {
       Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
-      Cmd: ['/probe', 'sleep', 'inf'],
+      Cmd: opts.cmd ?? ['/probe', 'sleep', 'inf'],
       WorkingDir: '/',
     },
     rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
@@ -669,7 +672,7 @@ export function buildImage(ws: Workspace): string {
   fs.writeFileSync(path.join(archive, `${configId}.json`), config);
   fs.writeFileSync(
     path.join(archive, 'manifest.json'),
-    JSON.stringify([{ Config: `${configId}.json`, RepoTags: [IMAGE], Layers: [`${diffId}/layer.tar`] }]),
+    JSON.stringify([{ Config: `${configId}.json`, RepoTags: [tag], Layers: [`${diffId}/layer.tar`] }]),
   );
   const tarball = path.join(work, 'husk-probe.tar');
   tar(['-C', archive, '-cf', tarball, '.']);
