@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 // npm run bench: the runtime figures (run.js), the engines (engines.js), the image side
 // (image.js), the cost of a CNI bridge network against Podman's (network.js) and the docker
-// client against husk daemon and against dockerd (daemon.js), each in a
-// process of its own, then one summary table of every figure with a target: husk's path,
-// husk, runc, crun, the ratio to runc, the target and whether it is met.
+// client against husk daemon and against dockerd (daemon.js) and a pod's start through
+// containerd's CRI with husk and with runc as the handler (cri.js), each in a process of its
+// own, then one summary table of every figure with a target: husk's path, husk, runc (or the
+// tool husk is compared with), crun, the ratio, the target and whether it is met.
 // A part that fails is named and the others still run; the exit status says whether all ran.
 //
 // Environment: BENCH_ROUNDS (timed rounds of each runtime figure, default 15),
 // BENCH_ENGINE_ROUNDS (default min(BENCH_ROUNDS, 10)), BENCH_PARALLEL (50) and
-// BENCH_PARALLEL_ROUNDS (3), BENCH_IMAGE_ROUNDS (3), BENCH_IMAGE_BIG=0 (skip the 1 GiB pull),
-// BENCH_NETWORK_ROUNDS (default min(BENCH_ROUNDS, 10)), BENCH_PARTS (default
-// "run,engines,image,network,daemon").
+// BENCH_PARALLEL_ROUNDS (3), BENCH_IMAGE_ROUNDS (5), BENCH_IMAGE_BIG=0 (skip the 1 GiB pull),
+// BENCH_NETWORK_ROUNDS and BENCH_CRI_ROUNDS (default min(BENCH_ROUNDS, 10)), BENCH_PARTS (default
+// "run,engines,image,network,daemon,cri").
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
