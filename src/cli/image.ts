@@ -118,7 +118,8 @@ export async function image(args: string[], g: GlobalOptions, action: Action): P
       const source = parseSource(text);
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       const progress = createProgress(opts.quiet ? 'quiet' : 'auto');
-      const pulled = await pull(store(opts), source, { platform, progress, insecure: opts.insecureRegistry });
+      const { call } = require('../host/call') as typeof import('../host/call');
+      const pulled = await pull(store(opts), source, { platform, progress, insecure: opts.insecureRegistry, signal: call.gone });
       if (!opts.quiet) process.stderr.write(`Digest: ${pulled.ref.digest}\nPlatform: ${pulled.ref.platform}\n`);
       process.stdout.write(`${pulled.names[0]}\n`);
     }));

@@ -17,6 +17,9 @@ export interface Call {
   hasTty?: boolean;
   /** The front door's socket: the door clones the container's processes and waits for them. */
   door?: number;
+  /** Aborted once the caller has gone (the warm server watches its door's socket): a long call
+   * that is not the caller's container stops (a pull). */
+  gone?: AbortSignal;
 }
 
 function doorFromEnvironment(): number | undefined {

@@ -28,6 +28,7 @@ import type { ImageRef, ImageStore } from './store';
 import { unpackLayer, unpackLayerStream, type UnpackResult } from './unpack';
 
 export interface PullOptions extends RegistryOptions {
+  /** (RegistryOptions.signal) also stops a download from any other source. */
   platform?: Platform;
   progress?: Progress;
   /** How many layers are fetched at once (default 3). */
@@ -59,7 +60,7 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T, i: number
 }
 
 /** Downloads a layer blob into the store while unpacking the same bytes into `dir`. */
-async function downloadAndUnpack(store: ImageStore, source: OpenedSource, desc: Descriptor, diffID: string, dir: string, what: string, progress: Progress): Promise<UnpackResult> {
+async function downloadAndUnpack(store: ImageStore, source: OpenedSource, desc: Descriptor, diffID: string, dir: string, what: string, progress: Progress, signal?: AbortSignal): Promise<UnpackResult> {
   const tee = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
   // The unpack destroys its input when it fails; late writes must not turn into an 'error'.
   tee.on('error', () => undefined);
@@ -72,6 +73,7 @@ async function downloadAndUnpack(store: ImageStore, source: OpenedSource, desc: 
   let blob: string;
   try {
     blob = await store.ingestBlob(desc, (offset) => source.blob(desc, offset), what, {
+      signal,
       onBytes: (n) => progress.update(desc.digest, n),
       async onChunk(chunk) {
         // Once the unpack has failed, the rest is only downloaded to check the digest: a
@@ -153,14 +155,14 @@ export async function pull(store: ImageStore, spec: SourceSpec, opts: PullOption
         progress.update(desc.digest, 0, 'downloading');
         if (store.hasBlob(desc.digest, desc.size) || store.hasPartial(desc.digest)) {
           // In the store already, or a download to resume: fetch, then unpack the file.
-          const blob = await store.ingestBlob(desc, (offset) => source.blob(desc, offset), what, { onBytes: (n) => progress.update(desc.digest, n) });
+          const blob = await store.ingestBlob(desc, (offset) => source.blob(desc, offset), what, { signal: opts.signal, onBytes: (n) => progress.update(desc.digest, n) });
           progress.update(desc.digest, desc.size, 'downloaded');
           progress.update(desc.digest, 0, 'unpacking');
           await store.ensureLayer(diffID, async (dir) => meta(await unpackLayer(blob, dir, { mode: 'overlay', what, diffID, onProgress: (n) => progress.update(desc.digest, n) })));
         } else {
           // A fresh download is unpacked as it arrives; the layer is committed only once the
           // blob's digest and the layer's diffID both checked out.
-          await store.ensureLayer(diffID, async (dir) => meta(await downloadAndUnpack(store, source, desc, diffID, dir, what, progress)));
+          await store.ensureLayer(diffID, async (dir) => meta(await downloadAndUnpack(store, source, desc, diffID, dir, what, progress, opts.signal)));
         }
         progress.update(desc.digest, desc.size, 'done');
       } catch (err) {

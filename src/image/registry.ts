@@ -23,6 +23,8 @@ export interface RegistryOptions {
   credentials?: Credentials | null;
   /** A user agent for requests. */
   userAgent?: string;
+  /** Stops every request (and a body being read) when aborted. */
+  signal?: AbortSignal;
 }
 
 export function insecureRegistries(extra: string[] = []): string[] {
@@ -88,7 +90,7 @@ export class RegistryClient {
     if (this.authorization) headers.set('authorization', this.authorization);
     headers.set('user-agent', this.opts.userAgent ?? 'husk');
     trace('husk', `${init.method ?? 'GET'} ${url}`, { kind: 'registryRequest', method: init.method ?? 'GET', url });
-    return fetch(url, { ...init, headers, redirect: 'follow' });
+    return fetch(url, { ...init, headers, redirect: 'follow', signal: this.opts.signal });
   }
 
   /** Picks https://, or http:// when TLS fails and plain HTTP is allowed for this registry. */

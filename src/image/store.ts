@@ -269,6 +269,8 @@ export class ImageStore {
       onBytes?: (n: number, resumedFrom: number) => void;
       /** Every byte of a download that starts from 0, in order, as it arrives (to unpack while downloading). */
       onChunk?: (chunk: Buffer) => void | Promise<void>;
+      /** Stops the download when aborted (what is on disk stays, for the next pull to resume). */
+      signal?: AbortSignal;
     } = {},
   ): Promise<string> {
     const final = this.blobPath(desc.digest);
@@ -299,6 +301,7 @@ export class ImageStore {
       const onChunk = offset === 0 ? hooks.onChunk : undefined;
       try {
         for await (const run of gathered(stream)) {
+          hooks.signal?.throwIfAborted();
           counter.update(run);
           if (onChunk) await onChunk(run);
           // Written by the threadpool: the main thread meanwhile unpacks what it was handed.

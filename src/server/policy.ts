@@ -22,16 +22,17 @@ export function verbOf(argv: string[]): string | undefined {
   return i < 0 ? undefined : argv[i];
 }
 
-/** `image` (pulls, loads from stdin), `demo`, `daemon` and `daemon-monitor` (a container's
- * parent for its whole life) are long calls that gain little from a warm process: they run in
- * one of their own. `image run` with its image stored is the exception: it is as short as the
- * `run` it becomes. One that must pull first runs in its own process, where the caller's
- * Ctrl-C stops the pull (the door holds a run's signals for its container). `env` is the
- * caller's environment. */
+/** `image` verbs (loads from stdin, prunes), `demo`, `daemon` and `daemon-monitor` (a
+ * container's parent for its whole life) run in a process of their own. Two image verbs are
+ * served: `image pull` (the server stops it when its caller goes, see worker.ts) and
+ * `image run` with its image stored, as short as the `run` it becomes. An image run that must
+ * pull first runs in its own process: the door holds a run's signals for its container, so the
+ * caller's Ctrl-C would not reach a pull in the server. `env` is the caller's environment. */
 export function callNeedsOwnProcess(argv: string[], env: Record<string, string | undefined> = {}): boolean {
   const i = verbIndex(argv);
   const verb = i < 0 ? undefined : argv[i];
   if (verb === 'image') {
+    if (argv[i + 1] === 'pull') return false;
     if (argv[i + 1] !== 'run') return true;
     const { imageRunNeedsPull } = require('../cli/image') as typeof import('../cli/image');
     return imageRunNeedsPull(argv.slice(i + 2), env);

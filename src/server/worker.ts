@@ -127,16 +127,21 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     cwd = c.cwd;
     native.threadUmask(c.umask);
     setEnvironment(c.env);
-    beginCall({ stdin: msg.fds[0], stdout: msg.fds[1], stderr: msg.fds[2], pid: c.pid, hasTty: (c.flags & CALL_HAS_TTY) !== 0, door: conn.fd });
+    const callerGone = new AbortController();
+    beginCall({ stdin: msg.fds[0], stdout: msg.fds[1], stderr: msg.fds[2], pid: c.pid, hasTty: (c.flags & CALL_HAS_TTY) !== 0, door: conn.fd, gone: callerGone.signal });
     // Whether a call's streams are terminals is its caller's answer, not the worker's.
     process.stdout.isTTY = tty.isatty(call.stdout);
     process.stderr.isTTY = tty.isatty(call.stderr);
     // `events` runs until its container stops: should its caller go away first, the call
     // ends with it, as it did when husk was one process (the worker exits; the server makes
-    // another). Other verbs are short, and a create must finish to roll itself back.
-    const watch = verbOf(c.argv) === 'events'
+    // another). An image pull is told (call.gone), and stops when it has let go of the store's
+    // locks. Other verbs are short, and a create must finish to roll itself back.
+    const verb = verbOf(c.argv);
+    const watch = verb === 'events'
       ? setInterval(() => native.peerGone(conn.fd) && process.exit(1), 1000)
-      : undefined;
+      : verb === 'image'
+        ? setInterval(() => native.peerGone(conn.fd) && callerGone.abort(new Error('the caller has gone')), 500)
+        : undefined;
     let code: number;
     try {
       code = await main(c.argv);

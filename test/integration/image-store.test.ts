@@ -156,6 +156,32 @@ describe.skipIf(isRunc)('interrupted and concurrent pulls', () => {
     }
   });
 
+  it('a pull stops at Ctrl-C with a warm server up (which runs it): its locks are let go, and the next pull resumes', async () => {
+    const proxy = await startProxy(registry);
+    try {
+      const store = tempDir('store-');
+      expectStatus(rt(['list']), 0);
+      if (process.env.HUSK_SERVER !== '0') await waitFor('the warm server', () => fs.existsSync(path.join(stateRoot(), '~server.sock')));
+      const digest = bigLayer();
+      proxy.stall(digest, 1024 * 1024);
+      const first = rtSpawn(['image', 'pull', '--store', store, `${proxy.host}/tests/big:1`], { detached: true });
+      await waitFor('the download to stall', () => proxy.stalled);
+      process.kill(-first.child.pid!, 'SIGINT');
+      // The call's stdout and stderr close only once whoever ran it (the door's node child, or
+      // the server's worker) has stopped.
+      const ended = await Promise.race([first.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 15_000))]);
+      expect(ended, 'image pull still running 15 s after SIGINT').toBeDefined();
+      proxy.stall(undefined);
+      const second = rtSpawn(['image', 'pull', '--store', store, '-q', `${proxy.host}/tests/big:1`]);
+      const done = await Promise.race([second.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 30_000))]);
+      expect(done, 'the next pull waited for a lock the stopped one still held').toBeDefined();
+      expect(done!.status).toBe(0);
+      expect(proxy.gets.filter((g) => g.digest === digest).at(-1)!.range).toMatch(/^bytes=[1-9][0-9]*-$/);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('never uses a layer whose unpack was killed: the next pull redoes it', async () => {
     const store = tempDir('store-');
     const src = `oci:${layoutDir}:big`;
