@@ -43,6 +43,14 @@ interface Proxy {
   gets: { digest: string; range?: string }[];
   /** Stop sending this blob after `bytes` bytes (the connection stays open, as a stalled network). */
   stall(digest: string | undefined, bytes?: number): void;
+  /** Answer blob GETs with a redirect to another host name (localhost) of this proxy, as
+   * registries on object storage do; the requests that reach it, with their headers. */
+  redirect(on: boolean): void;
+  storageGets: http.IncomingHttpHeaders[];
+  /** Answer 401 (a Basic challenge) to API requests without an Authorization header. */
+  requireAuth(on: boolean): void;
+  /** The Authorization headers of the blob GETs that came to the API. */
+  blobAuthorizations: (string | undefined)[];
   stalled: boolean;
   close(): Promise<void>;
 }
@@ -51,6 +59,8 @@ interface Proxy {
 async function startProxy(target: Registry): Promise<Proxy> {
   let stallDigest: string | undefined;
   let stallBytes = 0;
+  let redirecting = false;
+  let authRequired = false;
   const sockets = new Set<net.Socket>();
   const proxy: Proxy = {
     host: '',
@@ -60,6 +70,14 @@ async function startProxy(target: Registry): Promise<Proxy> {
       stallDigest = digest;
       stallBytes = bytes;
     },
+    redirect(on) {
+      redirecting = on;
+    },
+    storageGets: [],
+    requireAuth(on) {
+      authRequired = on;
+    },
+    blobAuthorizations: [],
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -67,6 +85,19 @@ async function startProxy(target: Registry): Promise<Proxy> {
       }),
   };
   const server = http.createServer((req, res) => {
+    if (req.url?.startsWith('/storage/')) {
+      proxy.storageGets.push(req.headers);
+      req.url = req.url.slice('/storage'.length);
+    } else if (authRequired && !req.headers.authorization) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="proxy"', 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    } else if (redirecting && req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) {
+      proxy.blobAuthorizations.push(req.headers.authorization);
+      res.writeHead(307, { location: `http://localhost:${(server.address() as net.AddressInfo).port}/storage${req.url}` });
+      res.end();
+      return;
+    }
     const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
     if (m && req.method === 'GET') proxy.gets.push({ digest: m[1], range: req.headers.range });
     const upstream = http.request({ host: '127.0.0.1', port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host } }, (up) => {
@@ -177,6 +208,30 @@ describe.skipIf(isRunc)('interrupted and concurrent pulls', () => {
       expect(done, 'the next pull waited for a lock the stopped one still held').toBeDefined();
       expect(done!.status).toBe(0);
       expect(proxy.gets.filter((g) => g.digest === digest).at(-1)!.range).toMatch(/^bytes=[1-9][0-9]*-$/);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('follows blob GETs redirected to another host (object storage), without the registry\'s Authorization', async () => {
+    const proxy = await startProxy(registry);
+    try {
+      proxy.redirect(true);
+      proxy.requireAuth(true);
+      const config = tempDir('docker-config-');
+      fs.writeFileSync(path.join(config, 'config.json'), JSON.stringify({ auths: { [proxy.host]: { auth: Buffer.from('tester:secret').toString('base64') } } }));
+      const store = tempDir('store-');
+      // (Not rt: the proxy runs in this process, whose loop a synchronous call would block.)
+      const pull = rtSpawn(['image', 'pull', '--store', store, '-q', `${proxy.host}/tests/big:1`], { env: { DOCKER_CONFIG: config } });
+      expect((await pull.exited).status).toBe(0);
+      // The config and three layers: asked of the registry with its credentials, fetched from
+      // "storage" without them.
+      const basic = `Basic ${Buffer.from('tester:secret').toString('base64')}`;
+      expect(proxy.blobAuthorizations).toEqual([basic, basic, basic, basic]);
+      expect(proxy.storageGets.length).toBe(4);
+      expect(proxy.storageGets.every((h) => h.host?.startsWith('localhost:') && h.authorization === undefined)).toBe(true);
+      const inspect = JSON.parse(rt(['image', 'inspect', '--store', store, `${proxy.host}/tests/big:1`]).stdout);
+      expect(fs.readFileSync(path.join(inspect.layers[1].path, 'big', 'random')).equals(bigFiles[1].content as Buffer)).toBe(true);
     } finally {
       await proxy.close();
     }
