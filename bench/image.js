@@ -13,10 +13,12 @@
 //  - five layers at once against the same five pulled one after another; the peak memory of a
 //    pull of a 1 GiB layer.
 // The tools take turns within each round, so that what drifts on the machine meets them all.
-// Every timed run writes into a new directory after a `sync` (not timed), and nothing is
-// removed until the end: this VM's root filesystem (ext4 without a journal) skips recently
-// freed inodes when it allocates, so creating files just after removing thousands costs
-// several times more (ext4's recently_deleted()), and would punish whoever came next.
+// Every timed run writes into a new directory after a `sync` (not timed), on a fresh ext4 of
+// the bench's own (a sparse file in the cache, loop-mounted, removed at the end), where
+// nothing is removed until the end: this VM's root filesystem (ext4 without a journal) skips
+// recently freed inodes when it allocates, so files created in the minutes after thousands
+// were removed (the last bench's, the last round's) cost several times more (ext4's
+// recently_deleted()); the figures moved by half from one run to the next.
 // The debootstrap rootfs, its layer and the OCI layout are cached in /var/cache/husk-bench, so
 // reruns take seconds. Needs root, a built husk (dist/), and Debian's debootstrap, umoci,
 // skopeo and docker-registry.
@@ -127,6 +129,24 @@ function writeLayout(layout, layers, tag) {
   fs.rmSync(layout, { recursive: true, force: true });
   fs.renameSync(tmpLayout, layout);
   return layout;
+}
+
+/** A fresh ext4 (24 GiB sparse file in CACHE, loop-mounted) to work in; release() removes it. */
+function scratchFilesystem() {
+  const image = path.join(CACHE, `scratch-${process.pid}.img`);
+  const dir = path.join(CACHE, `run-${process.pid}`);
+  fs.mkdirSync(dir);
+  run('truncate', ['-s', '24G', image]);
+  run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
+  run('mount', ['-o', 'loop', image, dir]);
+  return {
+    dir,
+    release() {
+      if (spawnSync('umount', [dir]).status !== 0) spawnSync('umount', ['-l', dir]);
+      fs.rmSync(image, { force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A layer holding one file of `mb` MiB of random bytes (incompressible), cached. */
@@ -272,7 +292,8 @@ async function main() {
   fs.mkdirSync(STATE_ROOT, { recursive: true });
   const layout = prepare();
   const blob = layerBlob(layout);
-  const work = fs.mkdtempSync(path.join(CACHE, 'run-'));
+  const scratch = scratchFilesystem();
+  const work = scratch.dir;
   const fresh = (name) => () => {
     const dir = path.join(work, `${name}-${crypto.randomBytes(4).toString('hex')}`);
     fs.mkdirSync(dir);
@@ -383,7 +404,7 @@ async function main() {
     if (registry) await registry.stop();
     lib.stopServer(STATE_ROOT);
     remove(STATE_ROOT);
-    remove(work);
+    scratch.release();
   }
 }
 

@@ -15,7 +15,18 @@ const BATCH_FILES = 32;
 const BATCH_BYTES = 2 * 1024 * 1024;
 const IN_FLIGHT = 2;
 
-export interface PoolFile {
+/** A node's attributes from its tar header: mode bits, owner, times (seconds), xattrs. */
+export interface Attrs {
+  mode: number;
+  uid: number;
+  gid: number;
+  atime: number;
+  mtime: number;
+  xattrs?: [string, Buffer][];
+}
+
+/** A file to make (uid and gid -1: left as created, root's). */
+export interface PoolFile extends Attrs {
   /** Its path relative to the layer's root (the key the unpack settles by). */
   rel: string;
   /** Its name in the tar, for messages. */
@@ -23,13 +34,6 @@ export interface PoolFile {
   /** Its absolute path: every directory on the way is a real one the unpack made. */
   path: string;
   content: Buffer;
-  mode: number;
-  /** -1: left as created (root's). */
-  uid: number;
-  gid: number;
-  atime: number;
-  mtime: number;
-  xattrs?: [string, Buffer][];
 }
 
 interface Batch {

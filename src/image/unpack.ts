@@ -28,7 +28,7 @@ import * as tar from 'tar-stream';
 import { HuskError, reason } from '../errors';
 import { log } from '../host/log';
 import { decompressor, sniffCompression } from './compression';
-import { FileBatches } from './fileBatches';
+import { FileBatches, type Attrs } from './fileBatches';
 import * as sys from './sys';
 import { cleanName, join, PathError, RootedTree } from './tree';
 
@@ -66,14 +66,6 @@ const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
-interface Attrs {
-  mode: number;
-  uid: number;
-  gid: number;
-  atime: number;
-  mtime: number;
-  xattrs?: [string, Buffer][];
-}
 
 // tar-stream decodes PAX values as UTF-8 text, which would corrupt binary xattr values
 // (security.capability is binary). Its header decoder is replaced once by one that keeps

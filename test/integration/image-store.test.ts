@@ -127,6 +127,18 @@ async function startProxy(target: Registry): Promise<Proxy> {
   return proxy;
 }
 
+/** A call first, so that a warm server is up (unless HUSK_SERVER=0) for the next to find. */
+async function warmServerUp() {
+  expectStatus(rt(['list']), 0);
+  if (process.env.HUSK_SERVER !== '0') await waitFor('the warm server', () => fs.existsSync(path.join(stateRoot(), '~server.sock')));
+}
+
+/** Its exit, or undefined when it still runs after ms. (Its stdout and stderr close only once
+ * whoever ran the call, the door's node child or the server's worker, has stopped.) */
+function exitWithin(running: { exited: Promise<{ status: number | null; signal: NodeJS.Signals | null }> }, ms: number) {
+  return Promise.race([running.exited, new Promise<undefined>((resolve) => setTimeout(resolve, ms))]);
+}
+
 function listJson(store: string) {
   return JSON.parse(rt(['image', 'list', '--store', store, '--format', 'json']).stdout);
 }
@@ -168,16 +180,15 @@ describe.skipIf(isRunc)('interrupted and concurrent pulls', () => {
     const proxy = await startProxy(registry);
     try {
       const store = tempDir('store-');
-      // A call first, so that a warm server is up (unless HUSK_SERVER=0): the run must still not
-      // be served there, where the door would hold the SIGINT for a container that never comes.
-      expectStatus(rt(['list']), 0);
-      if (process.env.HUSK_SERVER !== '0') await waitFor('the warm server', () => fs.existsSync(path.join(stateRoot(), '~server.sock')));
+      // The run must still not be served by the warm server, where the door would hold the
+      // SIGINT for a container that never comes.
+      await warmServerUp();
       proxy.stall(bigLayer(), 1024 * 1024);
       const run = rtSpawn(['image', 'run', '--rm', '-q', '--store', store, `${proxy.host}/tests/big:1`], { detached: true });
       await waitFor('the download to stall', () => proxy.stalled);
       // Ctrl-C on a terminal: SIGINT to the foreground process group.
       process.kill(-run.child.pid!, 'SIGINT');
-      const ended = await Promise.race([run.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 15_000))]);
+      const ended = await exitWithin(run, 15_000);
       expect(ended, 'image run still pulling 15 s after SIGINT').toBeDefined();
       expect(ended!.status !== 0 || ended!.signal !== null).toBe(true);
       expect(rt(['list', '-q']).stdout.trim()).toBe('');
@@ -191,20 +202,17 @@ describe.skipIf(isRunc)('interrupted and concurrent pulls', () => {
     const proxy = await startProxy(registry);
     try {
       const store = tempDir('store-');
-      expectStatus(rt(['list']), 0);
-      if (process.env.HUSK_SERVER !== '0') await waitFor('the warm server', () => fs.existsSync(path.join(stateRoot(), '~server.sock')));
+      await warmServerUp();
       const digest = bigLayer();
       proxy.stall(digest, 1024 * 1024);
       const first = rtSpawn(['image', 'pull', '--store', store, `${proxy.host}/tests/big:1`], { detached: true });
       await waitFor('the download to stall', () => proxy.stalled);
       process.kill(-first.child.pid!, 'SIGINT');
-      // The call's stdout and stderr close only once whoever ran it (the door's node child, or
-      // the server's worker) has stopped.
-      const ended = await Promise.race([first.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 15_000))]);
+      const ended = await exitWithin(first, 15_000);
       expect(ended, 'image pull still running 15 s after SIGINT').toBeDefined();
       proxy.stall(undefined);
       const second = rtSpawn(['image', 'pull', '--store', store, '-q', `${proxy.host}/tests/big:1`]);
-      const done = await Promise.race([second.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 30_000))]);
+      const done = await exitWithin(second, 30_000);
       expect(done, 'the next pull waited for a lock the stopped one still held').toBeDefined();
       expect(done!.status).toBe(0);
       expect(proxy.gets.filter((g) => g.digest === digest).at(-1)!.range).toMatch(/^bytes=[1-9][0-9]*-$/);
