@@ -1,5 +1,7 @@
 // Pull progress on stderr: in a terminal, one line per layer redrawn in place (phase, a bar,
 // bytes and speed); otherwise one plain line per finished step; nothing with --quiet.
+import * as tty from 'tty';
+import { call } from '../host/call';
 
 export type Phase = 'waiting' | 'downloading' | 'downloaded' | 'unpacking' | 'done' | 'exists' | 'failed';
 
@@ -33,8 +35,14 @@ export interface Progress {
   end(): void;
 }
 
+/** Whether the stream is a terminal: for husk's own stderr, the caller's (a warm server's worker
+ * writes a call's stderr to the fd its door sent). */
+function isTerminal(stream: NodeJS.WriteStream): boolean {
+  return stream === process.stderr ? tty.isatty(call.stderr) : Boolean(stream.isTTY);
+}
+
 export function createProgress(mode: 'auto' | 'quiet' | 'plain' | 'tty', stream: NodeJS.WriteStream = process.stderr): Progress {
-  const resolved = mode === 'auto' ? (stream.isTTY ? 'tty' : 'plain') : mode;
+  const resolved = mode === 'auto' ? (isTerminal(stream) ? 'tty' : 'plain') : mode;
   if (resolved === 'quiet') return { item() {}, update() {}, line() {}, end() {} };
   return resolved === 'tty' ? new TtyProgress(stream) : new PlainProgress(stream);
 }

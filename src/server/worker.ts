@@ -7,7 +7,6 @@
 // without holding up any other: the other workers serve them.
 import * as fs from 'fs';
 import * as path from 'path';
-import * as tty from 'tty';
 import { parentPort, workerData } from 'worker_threads';
 import { reason } from '../errors';
 import { beginCall, call } from '../host/call';
@@ -129,9 +128,6 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     setEnvironment(c.env);
     const callerGone = new AbortController();
     beginCall({ stdin: msg.fds[0], stdout: msg.fds[1], stderr: msg.fds[2], pid: c.pid, hasTty: (c.flags & CALL_HAS_TTY) !== 0, door: conn.fd, gone: callerGone.signal });
-    // Whether a call's streams are terminals is its caller's answer, not the worker's.
-    process.stdout.isTTY = tty.isatty(call.stdout);
-    process.stderr.isTTY = tty.isatty(call.stderr);
     // `events` runs until its container stops: should its caller go away first, the call
     // ends with it, as it did when husk was one process (the worker exits; the server makes
     // another). An image pull is told (call.gone), and stops when it has let go of the store's
