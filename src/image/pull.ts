@@ -27,8 +27,8 @@ import { openSource, type OpenedSource } from './sources';
 import type { ImageRef, ImageStore } from './store';
 import { unpackLayer, unpackLayerStream, type UnpackResult } from './unpack';
 
+/** The options of a pull; `signal` (RegistryOptions) stops a download from any source. */
 export interface PullOptions extends RegistryOptions {
-  /** (RegistryOptions.signal) also stops a download from any other source. */
   platform?: Platform;
   progress?: Progress;
   /** How many layers are fetched at once (default 3). */

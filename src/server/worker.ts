@@ -70,9 +70,9 @@ function environmentOf(env: string[]): Record<string, string> {
 }
 
 /** The caller's environment, in place of the last call's. */
-function setEnvironment(env: string[]) {
+function setEnvironment(env: Record<string, string>) {
   for (const key of Object.keys(process.env)) delete process.env[key];
-  Object.assign(process.env, environmentOf(env));
+  Object.assign(process.env, env);
 }
 
 function closeAll(fds: number[]) {
@@ -89,7 +89,7 @@ function closeAll(fds: number[]) {
 /** The husk installation this server runs from: a door of another one is not ours to serve. */
 const HOME = fs.realpathSync(path.join(__dirname, '..', '..'));
 
-function refusal(c: DoorCall, peerPid: number): string | undefined {
+function refusal(c: DoorCall, env: Record<string, string>, peerPid: number): string | undefined {
   if (c.version !== FRONT_DOOR_VERSION) return `front door version ${c.version}, server ${FRONT_DOOR_VERSION}`;
   if (c.home !== HOME) return `the door belongs to ${c.home}, the server to ${HOME}`;
   if (!sameWorld(c.pid, peerPid)) return 'the caller lives in other namespaces or another root';
@@ -100,7 +100,7 @@ function refusal(c: DoorCall, peerPid: number): string | undefined {
     return `cannot enter the caller's cwd: ${reason(err)}`;
   }
   // (In the caller's cwd: an image run's --store may be a relative path.)
-  if (callNeedsOwnProcess(c.argv, environmentOf(c.env))) return 'the verb runs in a process of its own';
+  if (callNeedsOwnProcess(c.argv, env)) return 'the verb runs in a process of its own';
   return undefined;
 }
 
@@ -115,7 +115,8 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     parentPort!.postMessage({ holding: msg.fds });
     if (msg.type !== DoorMsg.Call || msg.fds.length !== 3) return;
     const c = parseCall(msg.body);
-    const why = refusal(c, conn.pid);
+    const env = environmentOf(c.env);
+    const why = refusal(c, env, conn.pid);
     if (why) {
       parentPort!.postMessage({ log: `call of pid ${c.pid} runs in a process of its own: ${why}` });
       native.doorSend(conn.fd, DoorMsg.Fallback, Buffer.alloc(0), []);
@@ -123,9 +124,9 @@ async function serve(conn: { fd: number; uid: number; pid: number }): Promise<vo
     }
     native.doorSend(conn.fd, DoorMsg.Accepted, Buffer.alloc(0), []);
     parentPort!.postMessage({ caller: c.pid });
-    cwd = c.cwd;
+    // (refusal() entered the caller's cwd.)
     native.threadUmask(c.umask);
-    setEnvironment(c.env);
+    setEnvironment(env);
     const callerGone = new AbortController();
     beginCall({ stdin: msg.fds[0], stdout: msg.fds[1], stderr: msg.fds[2], pid: c.pid, hasTty: (c.flags & CALL_HAS_TTY) !== 0, door: conn.fd, gone: callerGone.signal });
     // `events` runs until its container stops: should its caller go away first, the call
