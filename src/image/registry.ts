@@ -84,6 +84,26 @@ function get(url: string, headers: Record<string, string>, registryHost: string,
   });
 }
 
+/** A registry's answer, from node:http or from fetch. */
+interface Answer {
+  status: number;
+  statusText: string;
+  body?: Readable;
+}
+
+function fromFetch(res: Response): Answer {
+  return { status: res.status, statusText: res.statusText, body: res.body ? Readable.fromWeb(res.body as import('stream/web').ReadableStream<Uint8Array>) : undefined };
+}
+
+/** The text of an answer's body (an error's), at most 64 KiB of it. */
+function textOf(body: Readable | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    if (!body) return resolve('');
+    let text = '';
+    body.setEncoding('utf8').on('data', (c: string) => (text = (text + c).slice(0, 64 * 1024))).on('end', () => resolve(text)).on('error', () => resolve(text));
+  });
+}
+
 /** The error for a registry's answer that is not a success: its status and its errors body. */
 function failureOf(status: number, statusText: string, body: string, what: string): HuskError {
   const detail = describeErrors(body);
@@ -271,41 +291,31 @@ export class RegistryClient {
     const headers: Record<string, string> = {};
     if (offset > 0) headers.range = `bytes=${offset}-`;
     const path = `/v2/${this.repository}/blobs/${digest}`;
-    if (this.base) {
-      const url = this.base + path;
-      trace('husk', `GET ${url}`, { kind: 'registryRequest', method: 'GET', url });
-      const auth: Record<string, string> = this.authorization ? { authorization: this.authorization } : {};
-      let res: http.IncomingMessage;
-      try {
-        res = await get(url, { ...headers, ...auth, 'user-agent': this.opts.userAgent ?? 'husk' }, this.host, this.opts.signal);
-      } catch (err) {
-        throw new HuskError(`registry ${this.registry}: ${reason(err)}`);
-      }
-      const status = res.statusCode ?? 0;
-      if (status !== 401) {
-        if (status === 416 && offset > 0) {
-          res.resume();
-          return this.getBlob(digest, 0, what);
-        }
-        if (status < 200 || status > 299) {
-          const body = await new Promise<string>((resolve) => {
-            let text = '';
-            res.setEncoding('utf8').on('data', (c: string) => (text = (text + c).slice(0, 64 * 1024))).on('end', () => resolve(text)).on('error', () => resolve(text));
-          });
-          throw failureOf(status, res.statusMessage ?? '', body, what);
-        }
-        return { stream: res, offset: status === 206 ? offset : 0 };
-      }
-      res.resume();
-    }
-    const res = await this.request(path, { headers }, what);
-    if (res.status === 416 && offset > 0) {
-      await res.arrayBuffer().catch(() => undefined);
+    const answer = (this.base && (await this.getOverHttp(this.base + path, headers))) || fromFetch(await this.request(path, { headers }, what));
+    if (answer.status === 416 && offset > 0) {
+      answer.body?.resume();
       return this.getBlob(digest, 0, what);
     }
-    if (!res.ok) throw await this.failure(res, what);
-    if (!res.body) throw new HuskError(`${what}: the registry sent no body`);
-    const stream = Readable.fromWeb(res.body as import('stream/web').ReadableStream<Uint8Array>);
-    return { stream, offset: res.status === 206 ? offset : 0 };
+    if (answer.status < 200 || answer.status > 299) throw failureOf(answer.status, answer.statusText, await textOf(answer.body), what);
+    if (!answer.body) throw new HuskError(`${what}: the registry sent no body`);
+    return { stream: answer.body, offset: answer.status === 206 ? offset : 0 };
+  }
+
+  /** A GET through node:http(s) with what the client holds (its token); undefined when the
+   * registry answers 401, for fetch's path and its challenge. */
+  private async getOverHttp(url: string, headers: Record<string, string>): Promise<Answer | undefined> {
+    trace('husk', `GET ${url}`, { kind: 'registryRequest', method: 'GET', url });
+    const auth: Record<string, string> = this.authorization ? { authorization: this.authorization } : {};
+    let res: http.IncomingMessage;
+    try {
+      res = await get(url, { ...headers, ...auth, 'user-agent': this.opts.userAgent ?? 'husk' }, this.host, this.opts.signal);
+    } catch (err) {
+      throw new HuskError(`registry ${this.registry}: ${reason(err)}`);
+    }
+    if (res.statusCode === 401) {
+      res.resume();
+      return undefined;
+    }
+    return { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', body: res };
   }
 }
